@@ -1,0 +1,160 @@
+"""Engine, sessions and schema upgrades.
+
+* SQLite: WAL, foreign keys, a busy timeout; write transactions start with ``BEGIN IMMEDIATE``
+  (a deferred transaction that later needs the write lock fails with "database is locked").
+* PostgreSQL: services lock the ticket row (``SELECT ... FOR UPDATE``) before changing it.
+* ``upgrade_schema`` runs the Alembic migrations under a lock, so several app servers starting at
+  once do not race (an advisory lock on PostgreSQL, a file lock beside the SQLite file).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session
+
+from lib.config import ROOT, get_settings
+
+MIGRATIONS_DIR = ROOT / "migrations"
+_WRITE_OPTION = "helpdesk_write"
+_ADVISORY_LOCK_ID = 727_274_001
+
+
+def make_engine(url: str | None = None, **kwargs: object) -> Engine:
+    url = url or get_settings().database_url
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            **kwargs,  # type: ignore[arg-type]
+        )
+        _configure_sqlite(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    return create_engine(url, **kwargs)  # type: ignore[arg-type]
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        # Let SQLAlchemy's "begin" event below issue BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        write = conn.get_execution_options().get(_WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def is_sqlite(bind: Engine | Session) -> bool:
+    engine = bind.get_bind() if isinstance(bind, Session) else bind
+    return engine.dialect.name == "sqlite"
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """A write transaction: commit on success, roll back on error. Services never commit themselves."""
+    with Session(bind=engine.execution_options(**{_WRITE_OPTION: True}), expire_on_commit=False) as session:
+        with session.begin():
+            yield session
+
+
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    """A read-only unit of work (rolled back at the end)."""
+    with Session(bind=engine, expire_on_commit=False) as session:
+        try:
+            yield session
+        finally:
+            session.rollback()
+
+
+# --- schema ------------------------------------------------------------------------------------
+
+_upgrade_guard = threading.Lock()
+
+
+def _alembic_config(connection: object):  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _sqlite_lock_path(engine: Engine) -> Path | None:
+    database = engine.url.database or ""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).with_name(Path(database).name + ".migrate.lock")
+
+
+def upgrade_schema(engine: Engine) -> bool:
+    """Create or upgrade the schema to the newest migration, then seed reference data.
+
+    Returns True when anything was migrated. Safe to call from many processes at once.
+    """
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    with _upgrade_guard:
+        head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+        with engine.connect() as conn:  # cheap check first: nothing to do, no lock taken
+            current = MigrationContext.configure(conn).get_current_revision()
+            conn.rollback()
+        if current == head:
+            return False
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as conn:
+                conn.exec_driver_sql(f"SELECT pg_advisory_lock({_ADVISORY_LOCK_ID})")
+                conn.commit()
+                try:
+                    command.upgrade(_alembic_config(conn), "head")
+                    conn.commit()
+                finally:
+                    conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_ADVISORY_LOCK_ID})")
+                    conn.commit()
+        else:
+            lock_path = _sqlite_lock_path(engine)
+            lock_file = lock_path.open("w") if lock_path else None
+            try:
+                if lock_file:
+                    fcntl.flock(lock_file, fcntl.LOCK_EX)
+                with engine.connect() as conn:
+                    command.upgrade(_alembic_config(conn), "head")
+                    conn.commit()
+            finally:
+                if lock_file:
+                    lock_file.close()
+        return True
+
+
+def schema_ready(engine: Engine) -> bool:
+    from lib.models import Category
+
+    try:
+        with read_session(engine) as s:
+            s.execute(select(Category.id).limit(1))
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not ready"
+        return False

@@ -1,0 +1,369 @@
+"""Read side: the queue (filters, sort, paging, counts), a ticket with its timeline, lookups.
+
+Everything here returns small plain rows built in SQL; nothing loads a whole table.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from lib.models import Attachment, Category, Device, Requester, Ticket, TicketEvent, User
+from lib.workflow import OPEN_STATUSES, Channel, Priority, Status
+
+
+class QueueView(enum.StrEnum):
+    MY_OPEN = "My open tickets"
+    UNASSIGNED = "Unassigned"
+    ALL_OPEN = "All open"
+    AT_RISK = "Breaching or at risk"
+    AWAITING = "Resolved, awaiting confirmation"
+    RECENTLY_CLOSED = "Recently closed"
+    ALL = "All tickets"
+
+
+class Sort(enum.StrEnum):
+    PRIORITY = "Priority, then oldest"
+    NEWEST = "Newest first"
+    OLDEST = "Oldest first"
+    UPDATED = "Recently updated"
+    DUE = "Due soonest"
+
+
+RECENTLY_CLOSED_DAYS = 30
+
+
+@dataclass
+class QueueFilter:
+    view: QueueView = QueueView.ALL_OPEN
+    me: int | None = None
+    statuses: list[Status] = field(default_factory=list)
+    priorities: list[Priority] = field(default_factory=list)
+    category_ids: list[int] = field(default_factory=list)
+    assignee_ids: list[int] = field(default_factory=list)
+    include_unassigned: bool = False
+    channels: list[Channel] = field(default_factory=list)
+    text: str = ""
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    now: datetime | None = None
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    id: int
+    summary: str
+    status: Status
+    priority: Priority
+    category: str
+    channel: Channel
+    assignee: str | None
+    assignee_id: int | None
+    requester: str | None
+    created_at: datetime
+    updated_at: datetime
+    acknowledged_at: datetime | None
+    first_response_at: datetime | None
+    response_due_at: datetime | None
+    response_risk_at: datetime | None
+    resolution_due_at: datetime | None
+    resolution_risk_at: datetime | None
+    resolution_breached_at: datetime | None
+    closed_at: datetime | None
+    version: int
+    has_policy: bool
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    rows: list[QueueRow]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+
+_REF = re.compile(r"^\s*(?:[a-z]{1,5}-)?0*(\d{1,9})\s*$", re.IGNORECASE)
+
+
+def parse_ref(text: str) -> int | None:
+    """'HD-000123', 'hd-123', '123' -> 123."""
+    m = _REF.match(text or "")
+    return int(m.group(1)) if m else None
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _where(f: QueueFilter, now: datetime) -> list:
+    conds: list = []
+    if f.view is QueueView.MY_OPEN:
+        conds += [Ticket.assignee_id == (f.me if f.me is not None else -1), Ticket.is_open.is_(True)]
+    elif f.view is QueueView.UNASSIGNED:
+        conds += [Ticket.is_open.is_(True), Ticket.assignee_id.is_(None)]
+    elif f.view is QueueView.ALL_OPEN:
+        conds.append(Ticket.is_open.is_(True))
+    elif f.view is QueueView.AT_RISK:
+        conds += [
+            Ticket.is_open.is_(True),
+            or_(
+                Ticket.resolution_risk_at <= now,
+                and_(Ticket.response_risk_at <= now, Ticket.acknowledged_at.is_(None),
+                     Ticket.first_response_at.is_(None)),
+            ),
+            Ticket.status.in_([Status.NEW.value, Status.ASSIGNED.value, Status.IN_PROGRESS.value,
+                               Status.WAITING_USER.value, Status.WAITING_VENDOR.value]),
+        ]
+    elif f.view is QueueView.AWAITING:
+        conds.append(Ticket.status.in_([Status.RESOLVED.value, Status.AWAITING_CONFIRMATION.value]))
+    elif f.view is QueueView.RECENTLY_CLOSED:
+        conds += [Ticket.closed_at >= now - timedelta(days=RECENTLY_CLOSED_DAYS)]
+    if f.statuses:
+        conds.append(Ticket.status.in_([Status(s).value for s in f.statuses]))
+    if f.priorities:
+        conds.append(Ticket.priority.in_([int(p) for p in f.priorities]))
+    if f.category_ids:
+        conds.append(Ticket.category_id.in_(f.category_ids))
+    if f.assignee_ids or f.include_unassigned:
+        parts = []
+        if f.assignee_ids:
+            parts.append(Ticket.assignee_id.in_(f.assignee_ids))
+        if f.include_unassigned:
+            parts.append(Ticket.assignee_id.is_(None))
+        conds.append(or_(*parts))
+    if f.channels:
+        conds.append(Ticket.channel.in_([Channel(c).value for c in f.channels]))
+    if f.created_from is not None:
+        conds.append(Ticket.created_at >= f.created_from)
+    if f.created_to is not None:
+        conds.append(Ticket.created_at < f.created_to)
+    text = (f.text or "").strip()
+    if text:
+        ref = parse_ref(text)
+        like = f"%{_escape_like(text.lower())}%"
+        requester_match = select(Requester.id).where(
+            or_(func.lower(Requester.name).like(like, escape="\\"), Requester.email.like(like, escape="\\"))
+        )
+        options = [
+            func.lower(Ticket.summary).like(like, escape="\\"),
+            func.lower(Ticket.description).like(like, escape="\\"),
+            Ticket.requester_id.in_(requester_match),
+        ]
+        if ref is not None:
+            options.insert(0, Ticket.id == ref)
+        conds.append(or_(*options))
+    return conds
+
+
+def _order(sort: Sort, view: QueueView) -> list:
+    if view is QueueView.RECENTLY_CLOSED and sort is Sort.PRIORITY:
+        return [Ticket.closed_at.desc(), Ticket.id.desc()]
+    return {
+        Sort.PRIORITY: [Ticket.priority.desc(), Ticket.created_at.asc(), Ticket.id.asc()],
+        Sort.NEWEST: [Ticket.created_at.desc(), Ticket.id.desc()],
+        Sort.OLDEST: [Ticket.created_at.asc(), Ticket.id.asc()],
+        Sort.UPDATED: [Ticket.updated_at.desc(), Ticket.id.desc()],
+        Sort.DUE: [Ticket.resolution_due_at.is_(None), Ticket.resolution_due_at.asc(), Ticket.id.asc()],
+    }[sort]
+
+
+def _queue_select() -> Select:
+    assignee = aliased(User)
+    return (
+        select(
+            Ticket.id, Ticket.summary, Ticket.status, Ticket.priority, Category.name.label("category"),
+            Ticket.channel, assignee.name.label("assignee"), Ticket.assignee_id,
+            Requester.name.label("requester"), Ticket.created_at, Ticket.updated_at, Ticket.acknowledged_at,
+            Ticket.first_response_at, Ticket.response_due_at, Ticket.response_risk_at, Ticket.resolution_due_at,
+            Ticket.resolution_risk_at, Ticket.resolution_breached_at, Ticket.closed_at, Ticket.version,
+            Ticket.sla_policy.is_not(None).label("has_policy"),
+        )
+        .join(Category, Category.id == Ticket.category_id)
+        .outerjoin(assignee, assignee.id == Ticket.assignee_id)
+        .outerjoin(Requester, Requester.id == Ticket.requester_id)
+    )
+
+
+def list_queue(session: Session, f: QueueFilter, *, sort: Sort = Sort.PRIORITY, page: int = 0,
+               page_size: int = 50, with_total: bool = True) -> QueuePage:
+    """One page of the queue and the total matching. Default: open tickets, highest priority, oldest first."""
+    now = f.now or datetime.now().astimezone()
+    conds = _where(f, now)
+    page = max(0, int(page))
+    page_size = max(1, min(int(page_size), 500))
+    # Page over ids first (index-only), then join the display columns for just those rows.
+    ids_stmt = select(Ticket.id).where(*conds).order_by(*_order(sort, f.view)).offset(page * page_size).limit(page_size)
+    ids = list(session.scalars(ids_stmt))
+    rows: list[QueueRow] = []
+    if ids:
+        found = {r.id: r for r in session.execute(_queue_select().where(Ticket.id.in_(ids)))}
+        for tid in ids:
+            r = found[tid]
+            rows.append(QueueRow(
+                id=r.id, summary=r.summary, status=Status(r.status), priority=Priority(r.priority),
+                category=r.category, channel=Channel(r.channel), assignee=r.assignee, assignee_id=r.assignee_id,
+                requester=r.requester, created_at=r.created_at, updated_at=r.updated_at,
+                acknowledged_at=r.acknowledged_at, first_response_at=r.first_response_at,
+                response_due_at=r.response_due_at, response_risk_at=r.response_risk_at,
+                resolution_due_at=r.resolution_due_at, resolution_risk_at=r.resolution_risk_at,
+                resolution_breached_at=r.resolution_breached_at, closed_at=r.closed_at, version=r.version,
+                has_policy=bool(r.has_policy),
+            ))
+    total = len(rows)
+    if with_total:
+        total = session.scalar(select(func.count()).select_from(Ticket).where(*conds)) or 0
+    return QueuePage(rows=rows, total=total, page=page, page_size=page_size)
+
+
+def open_counts(session: Session) -> dict[Status, int]:
+    """Open tickets per status (counts only what is open, through the status index)."""
+    rows = session.execute(
+        select(Ticket.status, func.count()).where(Ticket.status.in_([s.value for s in OPEN_STATUSES]))
+        .group_by(Ticket.status)
+    ).all()
+    counts = {s: 0 for s in OPEN_STATUSES}
+    for status, n in rows:
+        counts[Status(status)] = n
+    return counts
+
+
+def change_marker(session: Session) -> int:
+    """The newest event id: every write appends an event, so any change moves it. Cheap (primary key max)."""
+    return session.scalar(select(func.max(TicketEvent.id))) or 0
+
+
+# --- one ticket --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    id: int
+    kind: str
+    actor: str
+    occurred_at: datetime
+    recorded_at: datetime
+    public: bool
+    body: str | None
+    from_status: str | None
+    to_status: str | None
+    field: str | None
+    old_value: str | None
+    new_value: str | None
+    minutes: int | None
+    meta: dict | None
+
+
+def get_ticket(session: Session, ticket_id: int) -> Ticket | None:
+    return session.get(Ticket, ticket_id)
+
+
+def timeline(session: Session, ticket_id: int, *, since_id: int | None = None) -> list[TimelineEntry]:
+    stmt = (
+        select(TicketEvent, User.name)
+        .outerjoin(User, User.id == TicketEvent.actor_id)
+        .where(TicketEvent.ticket_id == ticket_id)
+        .order_by(TicketEvent.occurred_at, TicketEvent.id)
+    )
+    if since_id is not None:
+        stmt = stmt.where(TicketEvent.id > since_id)
+    out = []
+    for ev, name in session.execute(stmt).unique():
+        out.append(TimelineEntry(
+            id=ev.id, kind=ev.kind, actor=name or ev.actor_label or "system", occurred_at=ev.occurred_at,
+            recorded_at=ev.recorded_at, public=ev.public, body=ev.body, from_status=ev.from_status,
+            to_status=ev.to_status, field=ev.field, old_value=ev.old_value, new_value=ev.new_value,
+            minutes=ev.minutes, meta=ev.meta,
+        ))
+    return out
+
+
+def last_event_id(session: Session, ticket_id: int) -> int:
+    return session.scalar(select(func.max(TicketEvent.id)).where(TicketEvent.ticket_id == ticket_id)) or 0
+
+
+def events_since(session: Session, ticket_id: int, event_id: int) -> int:
+    return session.scalar(
+        select(func.count()).select_from(TicketEvent).where(TicketEvent.ticket_id == ticket_id,
+                                                             TicketEvent.id > event_id)
+    ) or 0
+
+
+@dataclass(frozen=True)
+class Related:
+    id: int
+    summary: str
+    status: Status
+    priority: Priority
+    created_at: datetime
+
+
+def _related(session: Session, cond, exclude: int, limit: int) -> list[Related]:
+    rows = session.execute(
+        select(Ticket.id, Ticket.summary, Ticket.status, Ticket.priority, Ticket.created_at)
+        .where(cond, Ticket.id != exclude).order_by(Ticket.created_at.desc()).limit(limit)
+    ).all()
+    return [Related(r.id, r.summary, Status(r.status), Priority(r.priority), r.created_at) for r in rows]
+
+
+def requester_tickets(session: Session, requester_id: int, *, exclude: int = 0, limit: int = 10) -> list[Related]:
+    return _related(session, Ticket.requester_id == requester_id, exclude, limit)
+
+
+def device_tickets(session: Session, device_id: int, *, exclude: int = 0, limit: int = 10) -> list[Related]:
+    return _related(session, Ticket.device_id == device_id, exclude, limit)
+
+
+def child_tickets(session: Session, parent_id: int, *, limit: int = 200) -> list[Related]:
+    return _related(session, Ticket.parent_id == parent_id, 0, limit)
+
+
+def possible_duplicates(session: Session, *, requester_id: int | None, device_id: int | None, exclude: int = 0,
+                        limit: int = 5) -> list[Related]:
+    """Open tickets of the same requester or the same device."""
+    parts = []
+    if requester_id is not None:
+        parts.append(Ticket.requester_id == requester_id)
+    if device_id is not None:
+        parts.append(Ticket.device_id == device_id)
+    if not parts:
+        return []
+    return _related(session, and_(Ticket.is_open.is_(True), or_(*parts)), exclude, limit)
+
+
+def attachments(session: Session, ticket_id: int) -> list[Attachment]:
+    return list(session.scalars(select(Attachment).where(Attachment.ticket_id == ticket_id).order_by(Attachment.id)))
+
+
+def attachment_bytes(session: Session, attachment_id: int) -> tuple[Attachment, bytes] | None:
+    from pathlib import Path
+
+    att = session.get(Attachment, attachment_id)
+    if att is None:
+        return None
+    if att.storage_path:
+        return att, Path(att.storage_path).read_bytes()
+    return att, att.data or b""
+
+
+def list_users(session: Session, *, include_inactive: bool = True) -> list[User]:
+    stmt = select(User).order_by(User.name)
+    if not include_inactive:
+        stmt = stmt.where(User.active.is_(True))
+    return list(session.scalars(stmt).unique())
+
+
+def get_requester(session: Session, requester_id: int) -> Requester | None:
+    return session.get(Requester, requester_id)
+
+
+def get_device(session: Session, device_id: int) -> Device | None:
+    return session.get(Device, device_id)

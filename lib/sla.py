@@ -1,0 +1,177 @@
+"""SLA clocks: the policy a ticket carries, its due and at-risk moments, breaches.
+
+Rules (also in docs/sla.md):
+* Each priority has targets for acknowledgement, first response and resolution, counted in business
+  hours of the desk's calendar, or around the clock (the default for Critical).
+* When a ticket is created, the targets and the calendar that apply are copied onto the ticket
+  (``sla_policy``), so later edits of the targets never rewrite history. A priority change re-targets
+  the ticket from its creation with the new priority's targets.
+* The response clock runs from creation and stops at the first of acknowledgement or first public
+  reply; it never pauses.
+* The resolution clock runs in new / assigned / in progress, pauses in waiting on user, waiting on
+  vendor, resolved and awaiting confirmation, and continues after a reopen.
+* Due times and the at-risk moments (a configurable share of the target used, default 75 %) are stored
+  on the ticket and recomputed in every writing transaction, so the queue filters on indexed columns.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import date, datetime, time
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lib.bizcal import BusinessCalendar, add_business_time, add_business_time_with_pauses
+from lib.config import get_settings
+from lib.models import Setting, SlaTarget, Ticket, TicketEvent
+from lib.workflow import OPEN_STATUSES, PAUSED_STATUSES, Priority, Status
+
+CALENDAR_KEY = "business_calendar"
+SLA_OPTIONS_KEY = "sla_options"
+DEFAULT_RISK_SHARE = 0.75
+RUNNING_STATUSES = (Status.NEW, Status.ASSIGNED, Status.IN_PROGRESS)
+
+
+class SlaState(enum.StrEnum):
+    OK = "ok"
+    AT_RISK = "at_risk"
+    BREACHED = "breached"
+    PAUSED = "paused"
+    NONE = "none"  # no target applies (closed, or no policy)
+
+    @property
+    def label(self) -> str:
+        return {"ok": "On track", "at_risk": "At risk", "breached": "Breached", "paused": "Paused", "none": "—"}[self]
+
+
+def default_calendar() -> BusinessCalendar:
+    return BusinessCalendar(tz=get_settings().timezone)
+
+
+def get_calendar(session: Session) -> BusinessCalendar:
+    row = session.get(Setting, CALENDAR_KEY)
+    if row is None:
+        return default_calendar()
+    return BusinessCalendar.from_dict(row.value)
+
+
+def get_risk_share(session: Session) -> float:
+    row = session.get(Setting, SLA_OPTIONS_KEY)
+    share = (row.value or {}).get("risk_share") if row else None
+    return float(share) if share else DEFAULT_RISK_SHARE
+
+
+def make_calendar(*, tz: str, workdays: list[int], start: time, end: time, holidays: list[date]) -> BusinessCalendar:
+    return BusinessCalendar(tz=tz, workdays=frozenset(workdays), start=start, end=end, holidays=frozenset(holidays))
+
+
+def policy_for(session: Session, priority: Priority | int) -> dict:
+    """The policy a ticket of this priority gets now: targets, calendar and at-risk share."""
+    target = session.get(SlaTarget, int(priority))
+    if target is None:
+        return {}
+    cal = get_calendar(session)
+    if not target.business_hours:
+        cal = BusinessCalendar.twenty_four_seven(cal.tz)
+    return {
+        "priority": int(priority),
+        "ack_minutes": target.ack_minutes,
+        "response_minutes": target.response_minutes,
+        "resolution_minutes": target.resolution_minutes,
+        "calendar": cal.to_dict(),
+        "risk_share": get_risk_share(session),
+    }
+
+
+def attach_policy(session: Session, ticket: Ticket, *, reason: str | None = None) -> None:
+    ticket.sla_policy = policy_for(session, ticket.priority) or None
+
+
+@dataclass(frozen=True)
+class Clock:
+    due_at: datetime | None
+    risk_at: datetime | None
+
+
+def running_intervals(session: Session, ticket: Ticket) -> list[tuple[datetime, datetime | None]]:
+    """When the resolution clock ran, from the ticket's status history (events with a to_status)."""
+    session.flush()
+    rows = session.execute(
+        select(TicketEvent.occurred_at, TicketEvent.to_status)
+        .where(TicketEvent.ticket_id == ticket.id, TicketEvent.to_status.is_not(None))
+        .order_by(TicketEvent.occurred_at, TicketEvent.id)
+    ).all()
+    return intervals_from_history(ticket.created_at, [(t, Status(s)) for t, s in rows])
+
+
+def intervals_from_history(created_at: datetime, history: list[tuple[datetime, Status]]) -> list[tuple[datetime, datetime | None]]:
+    intervals: list[tuple[datetime, datetime | None]] = []
+    running_since: datetime | None = created_at
+    for at, status in history:
+        at = max(at, created_at)
+        runs = status in RUNNING_STATUSES
+        if runs and running_since is None:
+            running_since = at
+        elif not runs and running_since is not None:
+            if at > running_since:
+                intervals.append((running_since, at))
+            running_since = None
+    if running_since is not None:
+        intervals.append((running_since, None))
+    return intervals
+
+
+def compute(policy: dict, *, created_at: datetime, intervals: list[tuple[datetime, datetime | None]]) -> tuple[Clock, Clock]:
+    """(response clock, resolution clock) for a policy, a creation time and the running intervals."""
+    cal = BusinessCalendar.from_dict(policy["calendar"])
+    share = float(policy.get("risk_share", DEFAULT_RISK_SHARE))
+    resp = policy["response_minutes"] * 60
+    response = Clock(add_business_time(cal, created_at, resp), add_business_time(cal, created_at, resp * share))
+    res = policy["resolution_minutes"] * 60
+    if not intervals:
+        return response, Clock(None, None)
+    resolution = Clock(
+        add_business_time_with_pauses(cal, created_at, res, running=intervals),
+        add_business_time_with_pauses(cal, created_at, res * share, running=intervals),
+    )
+    return response, resolution
+
+
+def refresh(session: Session, ticket: Ticket, *, now: datetime) -> None:
+    """Recompute the stored due and at-risk moments of a ticket (in the caller's transaction)."""
+    policy = ticket.sla_policy
+    if not policy:
+        ticket.response_due_at = ticket.response_risk_at = None
+        ticket.resolution_due_at = ticket.resolution_risk_at = None
+        return
+    response, resolution = compute(policy, created_at=ticket.created_at, intervals=running_intervals(session, ticket))
+    ticket.response_due_at, ticket.response_risk_at = response.due_at, response.risk_at
+    ticket.resolution_due_at, ticket.resolution_risk_at = resolution.due_at, resolution.risk_at
+
+
+def responded_at(ticket: Ticket) -> datetime | None:
+    times = [t for t in (ticket.acknowledged_at, ticket.first_response_at) if t is not None]
+    return min(times) if times else None
+
+
+def state(ticket: Ticket, *, now: datetime) -> SlaState:
+    """The SLA state shown on the queue and the ticket page."""
+    status = Status(ticket.status)
+    if not ticket.sla_policy or status is Status.CLOSED:
+        return SlaState.NONE
+    resp_done = responded_at(ticket)
+    breached = ticket.resolution_breached_at is not None or (
+        ticket.resolution_due_at is not None and ticket.resolution_due_at <= now and status in OPEN_STATUSES
+    )
+    if resp_done is None and ticket.response_due_at is not None and ticket.response_due_at <= now:
+        breached = True
+    if status in OPEN_STATUSES and breached:
+        return SlaState.BREACHED
+    if status in PAUSED_STATUSES:
+        return SlaState.PAUSED
+    at_risk = (ticket.resolution_risk_at is not None and ticket.resolution_risk_at <= now) or (
+        resp_done is None and ticket.response_risk_at is not None and ticket.response_risk_at <= now
+    )
+    return SlaState.AT_RISK if at_risk else SlaState.OK

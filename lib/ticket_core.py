@@ -1,0 +1,257 @@
+"""Shared plumbing of the ticket services: actors, row locks, version checks, events, validation.
+
+Service functions in ``lib.tickets`` build on these; pages never call them directly.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from lib.config import get_settings
+from lib.errors import NotFound, PermissionDenied, StaleTicket, ValidationError
+from lib.models import Ticket, TicketEvent, User, ticket_ref
+from lib.workflow import (
+    OPEN_STATUSES,
+    Action,
+    EscalationLevel,
+    EventKind,
+    Role,
+    Status,
+    TicketFacts,
+    may,
+)
+
+
+@dataclass(frozen=True)
+class SystemActor:
+    """An automated caller (e-mail ingestion, alerts, import, the worker, a requester's signed link)."""
+
+    label: str = "system"
+
+
+SYSTEM = SystemActor()
+ActorArg = int | SystemActor
+
+
+def now_utc(now: datetime | None = None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return now.astimezone(UTC)
+
+
+def load_actor(session: Session, actor: ActorArg) -> User | None:
+    """The acting user, read from the database now (a deactivated user loses rights at once)."""
+    if isinstance(actor, SystemActor):
+        return None
+    if not isinstance(actor, int) or isinstance(actor, bool):
+        raise PermissionDenied("unknown actor")
+    user = session.get(User, actor)
+    if user is None or not user.active:
+        raise PermissionDenied("your account is not active; ask a lead")
+    return user
+
+
+def require(action: Action, user: User | None, ticket: Ticket | None = None) -> None:
+    """Raise PermissionDenied unless ``user`` may perform ``action`` (on ``ticket``). System actors may."""
+    if user is None:
+        return
+    assignee = ticket.assignee_id if ticket is not None else None
+    escalation = EscalationLevel(ticket.escalation_level) if ticket is not None else EscalationLevel.TECHNICIAN
+    if not may(action, role=Role(user.role), actor_id=user.id, assignee_id=assignee, escalation=escalation):
+        who = "a lead" if action in (Action.ASSIGN, Action.BULK_UPDATE, Action.OVERRIDE_GUARD, Action.ADMIN) else (
+            "the assignee, a senior on an escalated ticket, or a lead"
+        )
+        raise PermissionDenied(f"only {who} may {action.label.lower()}")
+
+
+def require_role(user: User | None, role: Role, what: str) -> None:
+    if user is not None and Role(user.role) < role:
+        raise PermissionDenied(f"only a {role.label.lower()} may {what}")
+
+
+def lock_ticket(session: Session, ticket_id: int) -> Ticket:
+    """Load a ticket for change. PostgreSQL: row lock; SQLite: the BEGIN IMMEDIATE write lock already serialises."""
+    stmt = select(Ticket).where(Ticket.id == ticket_id)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=Ticket)
+    ticket = session.execute(stmt).unique().scalar_one_or_none()
+    if ticket is None:
+        raise NotFound(f"ticket {ticket_ref(ticket_id) if isinstance(ticket_id, int) else ticket_id!r} does not exist")
+    session.refresh(ticket)  # never act on a stale identity-map copy
+    return ticket
+
+
+def check_version(session: Session, ticket: Ticket, expected_version: int | None) -> None:
+    """Field edits and status changes pass the version their page rendered; a mismatch is refused."""
+    if expected_version is None:
+        raise ValidationError({"expected_version": "required for field and status changes"})
+    if ticket.version == expected_version:
+        return
+    events = session.scalars(
+        select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id.desc()).limit(50)
+    ).unique().all()
+    changes = []
+    for ev in reversed(events):
+        v = (ev.meta or {}).get("v")
+        if isinstance(v, int) and v > expected_version:
+            changes.append(describe_event(ev))
+    raise StaleTicket(ticket_ref(ticket.id), expected=expected_version, current=ticket.version, changes=changes)
+
+
+def describe_event(ev: TicketEvent) -> str:
+    who = ev.actor.name if ev.actor is not None else (ev.actor_label or "system")
+    when = ev.occurred_at.strftime("%Y-%m-%d %H:%M UTC")
+    if ev.field:
+        what = f"changed {ev.field} from {ev.old_value or '—'} to {ev.new_value or '—'}"
+    elif ev.from_status != ev.to_status and ev.to_status:
+        what = f"{ev.kind.replace('_', ' ')}: {Status(ev.from_status).label if ev.from_status else '—'} → {Status(ev.to_status).label}"
+    else:
+        what = ev.kind.replace("_", " ")
+    return f"{who} {what} at {when}"
+
+
+def bump(ticket: Ticket, now: datetime) -> int:
+    ticket.version += 1
+    ticket.updated_at = now
+    return ticket.version
+
+
+def move(ticket: Ticket, to: Status) -> None:
+    ticket.status = to.value
+    ticket.is_open = to in OPEN_STATUSES
+
+
+def add_event(
+    session: Session,
+    ticket: Ticket,
+    kind: EventKind,
+    *,
+    actor: User | None,
+    actor_label: str | None = None,
+    now: datetime,
+    from_status: Status | str | None = None,
+    to_status: Status | str | None = None,
+    field: str | None = None,
+    old: object = None,
+    new: object = None,
+    body: str | None = None,
+    public: bool = False,
+    minutes: int | None = None,
+    meta: dict | None = None,
+    version: int | None = None,
+) -> TicketEvent:
+    meta = dict(meta or {})
+    if version is not None:
+        meta["v"] = version
+    ev = TicketEvent(
+        ticket_id=ticket.id,
+        kind=kind.value,
+        actor_id=actor.id if actor is not None else None,
+        actor_label=actor_label if actor is None else None,
+        from_status=str(from_status) if from_status is not None else None,
+        to_status=str(to_status) if to_status is not None else None,
+        field=field,
+        old_value=None if old is None else str(old),
+        new_value=None if new is None else str(new),
+        body=body,
+        public=public,
+        minutes=minutes,
+        meta=meta or None,
+        occurred_at=now,
+        recorded_at=datetime.now(UTC),
+    )
+    session.add(ev)
+    return ev
+
+
+def action_count(session: Session, ticket_id: int) -> int:
+    return session.scalar(
+        select(func.count()).select_from(TicketEvent).where(
+            TicketEvent.ticket_id == ticket_id, TicketEvent.kind == EventKind.ACTION.value
+        )
+    ) or 0
+
+
+def facts(session: Session, ticket: Ticket) -> TicketFacts:
+    return TicketFacts(
+        status=Status(ticket.status),
+        assignee_id=ticket.assignee_id,
+        resolution_notes=ticket.resolution_notes,
+        root_cause=ticket.root_cause,
+        root_cause_unknown_reason=ticket.root_cause_unknown_reason,
+        confirmed_at=ticket.confirmed_at,
+        confirmation_via=ticket.confirmation_via,
+        confirmed_by=ticket.confirmed_by,
+        confirmation_requested_at=ticket.confirmation_requested_at,
+        action_count=action_count(session, ticket.id),
+        closed_at=ticket.closed_at,
+    )
+
+
+# --- validation --------------------------------------------------------------------------------
+
+MAX_SUMMARY = 200
+MAX_TEXT = 200_000
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_line(value: object, field: str, *, required: bool = True, max_len: int = MAX_SUMMARY) -> str | None:
+    """A one-line text: whitespace collapsed; control characters refused with a clear message."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise ValidationError({field: f"must be text, not {type(value).__name__}"})
+    if _CONTROL.search(value):
+        raise ValidationError({field: "contains control characters; remove them"})
+    text = " ".join(value.split())
+    if not text:
+        if required:
+            raise ValidationError({field: "is required"})
+        return None
+    if len(text) > max_len:
+        raise ValidationError({field: f"is {len(text)} characters long; at most {max_len}"})
+    return unicodedata.normalize("NFC", text)
+
+
+def clean_text(value: object, field: str, *, required: bool = False, max_len: int = MAX_TEXT) -> str | None:
+    """A multi-line text kept as typed (line breaks and tabs kept; NUL and other controls refused)."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise ValidationError({field: f"must be text, not {type(value).__name__}"})
+    if _CONTROL.search(value):
+        raise ValidationError({field: "contains control characters; remove them"})
+    text = value.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        if required:
+            raise ValidationError({field: "is required"})
+        return None
+    if len(text) > max_len:
+        raise ValidationError({field: f"is {len(text):,} characters long; at most {max_len:,}"})
+    return text
+
+
+def clean_minutes(value: object) -> int | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValidationError({"minutes": "must be a whole number of minutes"})
+    try:
+        minutes = int(value)
+    except (TypeError, ValueError):
+        raise ValidationError({"minutes": f"{value!r} is not a whole number of minutes"}) from None
+    if minutes < 0 or minutes > 24 * 60:
+        raise ValidationError({"minutes": "must be between 0 and 1440"})
+    return minutes
+
+
+def ref(ticket: Ticket) -> str:
+    return ticket_ref(ticket.id, get_settings().ticket_prefix)

@@ -1,0 +1,270 @@
+"""Staff accounts: creation, passwords, roles, skills, login failures and lockout, audit log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import bcrypt
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from lib.config import get_settings
+from lib.directory import clean_email
+from lib.errors import NotFound, PermissionDenied, ValidationError
+from lib.models import AuditLog, Category, User, UserSkill
+from lib.ticket_core import clean_line, load_actor, now_utc, require_role
+from lib.workflow import Role
+
+MIN_PASSWORD = 10
+
+
+def hash_password(password: str) -> str:
+    return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(rounds=12)).decode("ascii")
+
+
+def check_password(password: str, password_hash: str) -> bool:
+    try:
+        return bcrypt.checkpw(password.encode("utf-8"), password_hash.encode("ascii"))
+    except ValueError:
+        return False
+
+
+def validate_password(password: object, *, field: str = "password") -> str:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        raise ValidationError({field: f"use at least {MIN_PASSWORD} characters"})
+    if len(password.encode("utf-8")) > 72:
+        raise ValidationError({field: "at most 72 bytes (a bcrypt limit)"})
+    if password.strip() != password:
+        raise ValidationError({field: "must not start or end with spaces"})
+    return password
+
+
+def audit(session: Session, *, actor: str | None, action: str, target: str | None = None,
+          detail: str | None = None, now: datetime | None = None) -> None:
+    session.add(AuditLog(at=now_utc(now), actor=actor, action=action, target=target, detail=detail))
+
+
+def count_users(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(User)) or 0
+
+
+def get_by_username(session: Session, username: str) -> User | None:
+    return session.scalar(select(User).where(User.username == (username or "").strip().lower()))
+
+
+_USERNAME_OK = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+def _clean_username(value: object) -> str:
+    name = clean_line(value, "username", max_len=64)
+    name = name.lower()  # type: ignore[union-attr]
+    if not set(name) <= _USERNAME_OK:
+        raise ValidationError({"username": "use letters, digits, dots, dashes and underscores only"})
+    return name
+
+
+def create_user(session: Session, *, actor: int | None, username: str, name: str, email: str | None,
+                password: str, role: Role | str | int, capacity: int = 10, first_run: bool = False,
+                now: datetime | None = None) -> User:
+    """Create a staff account. ``first_run``: the very first lead on an empty database (no actor)."""
+    now = now_utc(now)
+    if first_run:
+        if count_users(session) > 0:
+            raise PermissionDenied("the first account already exists; log in instead")
+        creator = None
+    else:
+        if actor is None:
+            raise PermissionDenied("log in as a lead to create accounts")
+        creator = load_actor(session, actor)
+        require_role(creator, Role.LEAD, "create accounts")
+    errors: dict[str, str] = {}
+    values: dict[str, object] = {}
+    for key, fn in (
+        ("username", lambda: _clean_username(username)),
+        ("name", lambda: clean_line(name, "name", max_len=120)),
+        ("email", lambda: clean_email(email, "email")),
+        ("password", lambda: validate_password(password)),
+        ("role", lambda: Role.parse(role)),
+        ("capacity", lambda: _capacity(capacity)),
+    ):
+        try:
+            values[key] = fn()
+        except ValidationError as exc:
+            errors.update(exc.fields)
+        except ValueError as exc:
+            errors[key] = str(exc)
+    if "username" in values and get_by_username(session, str(values["username"])) is not None:
+        errors["username"] = f"{values['username']!r} is taken"
+    if first_run and values.get("role") not in (None, Role.LEAD):
+        errors["role"] = "the first account must be a lead"
+    if errors:
+        raise ValidationError(errors)
+    user = User(username=values["username"], name=values["name"], email=values["email"],
+                password_hash=hash_password(password), role=int(values["role"]),  # type: ignore[arg-type]
+                capacity=values["capacity"], active=True, created_at=now)
+    session.add(user)
+    session.flush()
+    audit(session, actor=creator.username if creator else "setup", action="user_created",
+          target=user.username, detail=f"role={Role(user.role).key}", now=now)
+    return user
+
+
+def _capacity(value: object) -> int:
+    try:
+        cap = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise ValidationError({"capacity": "must be a whole number"}) from None
+    if not 0 <= cap <= 200:
+        raise ValidationError({"capacity": "must be between 0 and 200"})
+    return cap
+
+
+def update_user(session: Session, *, actor: int, user_id: int, name: str | None = None, email: str | None = None,
+                role: Role | str | int | None = None, active: bool | None = None, capacity: int | None = None,
+                away_until: datetime | None | bool = False, now: datetime | None = None) -> User:
+    """A lead edits an account. ``away_until=False`` leaves it unchanged; None clears it."""
+    now = now_utc(now)
+    lead = load_actor(session, actor)
+    require_role(lead, Role.LEAD, "change accounts")
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist")
+    changes = []
+    if name is not None and name != user.name:
+        user.name = clean_line(name, "name", max_len=120)  # type: ignore[assignment]
+        changes.append(f"name={user.name}")
+    if email is not None and (clean_email(email) or None) != user.email:
+        user.email = clean_email(email)
+        changes.append(f"email={user.email}")
+    if role is not None:
+        new_role = Role.parse(role)
+        if new_role != Role(user.role):
+            if user.id == lead.id and new_role < Role.LEAD:  # type: ignore[union-attr]
+                _require_another_lead(session, user)
+            changes.append(f"role {Role(user.role).key}->{new_role.key}")
+            user.role = int(new_role)
+    if active is not None and bool(active) != user.active:
+        if not active and Role(user.role) is Role.LEAD:
+            _require_another_lead(session, user)
+        user.active = bool(active)
+        changes.append("activated" if active else "deactivated")
+    if capacity is not None and _capacity(capacity) != user.capacity:
+        user.capacity = _capacity(capacity)
+        changes.append(f"capacity={user.capacity}")
+    if away_until is not False and away_until != user.away_until:
+        user.away_until = away_until  # type: ignore[assignment]
+        changes.append(f"away_until={away_until.isoformat() if isinstance(away_until, datetime) else 'none'}")
+    if changes:
+        audit(session, actor=lead.username, action="user_changed", target=user.username,  # type: ignore[union-attr]
+              detail="; ".join(changes), now=now)
+    return user
+
+
+def _require_another_lead(session: Session, user: User) -> None:
+    others = session.scalar(select(func.count()).select_from(User).where(
+        User.role >= int(Role.LEAD), User.active.is_(True), User.id != user.id)) or 0
+    if others == 0:
+        raise ValidationError({"role": "the desk needs at least one active lead"})
+
+
+def set_skills(session: Session, *, actor: int, user_id: int, skills: dict[int, int],
+               now: datetime | None = None) -> User:
+    """Replace a user's skills: {category id: level 1..3}; level 0 removes the skill."""
+    lead = load_actor(session, actor)
+    require_role(lead, Role.LEAD, "change skills")
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist")
+    for cat_id, level in skills.items():
+        if session.get(Category, cat_id) is None:
+            raise ValidationError({"skills": f"category {cat_id} does not exist"})
+        if not isinstance(level, int) or not 0 <= level <= 3:
+            raise ValidationError({"skills": "levels run from 0 (none) to 3 (expert)"})
+    user.skills = [UserSkill(category_id=c, level=lv) for c, lv in skills.items() if lv > 0]
+    audit(session, actor=lead.username, action="skills_changed", target=user.username,  # type: ignore[union-attr]
+          detail=", ".join(f"{c}:{lv}" for c, lv in sorted(skills.items())), now=now)
+    return user
+
+
+def change_own_password(session: Session, *, actor: int, current: str, new: str, now: datetime | None = None) -> None:
+    user = load_actor(session, actor)
+    assert user is not None
+    if not check_password(current or "", user.password_hash):
+        raise ValidationError({"current_password": "is not your current password"})
+    validate_password(new, field="new_password")
+    user.password_hash = hash_password(new)
+    audit(session, actor=user.username, action="password_changed", target=user.username, now=now)
+
+
+def reset_password(session: Session, *, actor: int, user_id: int, new: str, now: datetime | None = None) -> None:
+    lead = load_actor(session, actor)
+    require_role(lead, Role.LEAD, "reset passwords")
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist")
+    validate_password(new, field="new_password")
+    user.password_hash = hash_password(new)
+    user.failed_logins, user.locked_until = 0, None
+    audit(session, actor=lead.username, action="password_reset", target=user.username, now=now)  # type: ignore[union-attr]
+
+
+# --- login bookkeeping (the login widget checks the password; we count failures in the DB) ---------
+
+
+@dataclass(frozen=True)
+class LoginState:
+    username: str
+    failed: int
+    locked_until: datetime | None
+
+
+def effective_failures(user: User, *, now: datetime) -> int:
+    """Failures that still count: a lockout that has run out starts the count afresh."""
+    if user.locked_until is not None and user.locked_until <= now:
+        return 0
+    return user.failed_logins
+
+
+def record_failure(session: Session, *, username: str, now: datetime | None = None) -> LoginState | None:
+    now = now_utc(now)
+    user = get_by_username(session, username)
+    if user is None:
+        audit(session, actor=None, action="login_failed", target=username[:64], detail="unknown user", now=now)
+        return None
+    settings = get_settings()
+    if user.locked_until is not None and user.locked_until <= now:
+        user.failed_logins, user.locked_until = 0, None
+    user.failed_logins += 1
+    audit(session, actor=user.username, action="login_failed", target=user.username,
+          detail=f"failure {user.failed_logins}", now=now)
+    if user.failed_logins >= settings.login_max_failures and (user.locked_until is None or user.locked_until <= now):
+        user.locked_until = now + timedelta(minutes=settings.login_lockout_minutes)
+        audit(session, actor=user.username, action="lockout", target=user.username,
+              detail=f"locked until {user.locked_until.isoformat()}", now=now)
+    return LoginState(user.username, user.failed_logins, user.locked_until)
+
+
+def record_success(session: Session, *, username: str, via: str = "password", now: datetime | None = None) -> None:
+    now = now_utc(now)
+    user = get_by_username(session, username)
+    if user is None:
+        return
+    user.failed_logins, user.locked_until, user.last_login_at = 0, None, now
+    audit(session, actor=user.username, action="login", target=user.username, detail=via, now=now)
+
+
+def record_logout(session: Session, *, username: str, now: datetime | None = None) -> None:
+    audit(session, actor=username, action="logout", target=username, now=now)
+
+
+def lock_message(user: User, *, now: datetime) -> str | None:
+    if user.locked_until is not None and user.locked_until > now:
+        minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
+        return (f"Too many failed logins: account {user.username!r} is locked for {minutes} more minute(s). "
+                "Try again later or ask a lead to reset your password.")
+    return None
+
+
+def list_audit(session: Session, *, limit: int = 200) -> list[AuditLog]:
+    return list(session.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)))
