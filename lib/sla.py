@@ -149,6 +149,7 @@ def refresh(session: Session, ticket: Ticket, *, now: datetime) -> None:
     response, resolution = compute(policy, created_at=ticket.created_at, intervals=running_intervals(session, ticket))
     ticket.response_due_at, ticket.response_risk_at = response.due_at, response.risk_at
     ticket.resolution_due_at, ticket.resolution_risk_at = resolution.due_at, resolution.risk_at
+    check_breaches(session, ticket, now=now)
 
 
 def responded_at(ticket: Ticket) -> datetime | None:
@@ -175,3 +176,48 @@ def state(ticket: Ticket, *, now: datetime) -> SlaState:
         resp_done is None and ticket.response_risk_at is not None and ticket.response_risk_at <= now
     )
     return SlaState.AT_RISK if at_risk else SlaState.OK
+
+
+
+def _breach(session: Session, ticket: Ticket, clock: str, due: datetime, now: datetime) -> None:
+    from lib.ticket_core import add_event
+    from lib.workflow import EventKind
+
+    setattr(ticket, f"{clock}_breached_at", due)
+    add_event(session, ticket, EventKind.SLA_BREACHED, actor=None, actor_label="system", now=max(due, ticket.created_at),
+              body=f"{clock.capitalize()} target missed (due {due:%Y-%m-%d %H:%M} UTC)",
+              meta={"clock": clock, "due_at": due.isoformat(), "priority": ticket.priority})
+
+
+def check_breaches(session: Session, ticket: Ticket, *, now: datetime) -> int:
+    """Record a breach of either clock once, when its due time has passed (in the caller's transaction)."""
+    count = 0
+    responded = responded_at(ticket)
+    due = ticket.response_due_at
+    if due is not None and ticket.response_breached_at is None and due <= (responded or now):
+        if responded is None or responded > due:
+            _breach(session, ticket, "response", due, now)
+            count += 1
+    due = ticket.resolution_due_at
+    if due is not None and ticket.resolution_breached_at is None and due <= now:
+        _breach(session, ticket, "resolution", due, now)
+        count += 1
+    return count
+
+
+def record_breaches(session: Session, *, now: datetime | None = None) -> int:
+    """Record each response and resolution breach once, as an event (for cron and the worker)."""
+    from sqlalchemy import and_, or_
+
+    from lib.ticket_core import now_utc
+
+    now = now_utc(now)
+    overdue = select(Ticket).where(
+        Ticket.is_open.is_(True),
+        or_(
+            and_(Ticket.resolution_due_at <= now, Ticket.resolution_breached_at.is_(None)),
+            and_(Ticket.response_due_at <= now, Ticket.response_breached_at.is_(None),
+                 Ticket.acknowledged_at.is_(None), Ticket.first_response_at.is_(None)),
+        ),
+    )
+    return sum(check_breaches(session, t, now=now) for t in session.scalars(overdue).unique())

@@ -1,0 +1,234 @@
+"""Admin and cron commands: ``python -m lib.cli COMMAND ...`` (``--help`` on each).
+
+The database comes from HELPDESK_DATABASE_URL (or .streamlit/secrets.toml); default data/helpdesk.sqlite3.
+Exit codes: 0 ok, 1 the command failed (the message names the row or argument at fault), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from lib.db import make_engine, transaction, upgrade_schema
+from lib.errors import HelpdeskError, ValidationError
+
+
+def _engine(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    engine = make_engine(args.database_url) if getattr(args, "database_url", None) else make_engine()
+    upgrade_schema(engine)
+    return engine
+
+
+class Progress:
+    """A one-line progress display on stderr for long work (seeding, importing, backup)."""
+
+    def __init__(self, label: str, *, quiet: bool = False) -> None:
+        self.label, self.quiet, self.start, self.last = label, quiet, time.monotonic(), 0.0
+
+    def __call__(self, done: int, total: int | None = None) -> None:
+        now = time.monotonic()
+        if self.quiet or (now - self.last < 0.5 and (total is None or done < total)):
+            return
+        self.last = now
+        pct = f" {100 * done / total:5.1f}%" if total else ""
+        sys.stderr.write(f"\r{self.label}: {done:,}{'/' + format(total, ',') if total else ''}{pct} "
+                         f"({now - self.start:.0f} s)")
+        sys.stderr.flush()
+
+    def done(self) -> float:
+        if not self.quiet:
+            sys.stderr.write("\n")
+        return time.monotonic() - self.start
+
+
+def cmd_init_db(args: argparse.Namespace) -> int:
+    engine = make_engine(args.database_url) if args.database_url else make_engine()
+    changed = upgrade_schema(engine)
+    print(f"database ready at {engine.url.render_as_string(hide_password=True)}"
+          f" ({'schema created or upgraded' if changed else 'already up to date'})")
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if not sys.stdin.isatty():
+        raise ValidationError({"password": "no terminal to prompt on: pass --password-stdin and pipe it in"})
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Repeat password: "):
+        raise ValidationError({"password": "the two entries differ"})
+    return first
+
+
+def cmd_create_user(args: argparse.Namespace) -> int:
+    from lib import users
+    from lib.workflow import Role
+
+    engine = _engine(args)
+    password = _read_password(args)
+    with transaction(engine) as s:
+        first = users.count_users(s) == 0
+        if not first and not args.as_lead:
+            raise ValidationError({"--as": "accounts exist already: name the lead creating this one with --as USERNAME"})
+        actor = None
+        if not first:
+            lead = users.get_by_username(s, args.as_lead)
+            if lead is None:
+                raise ValidationError({"--as": f"no user {args.as_lead!r}"})
+            actor = lead.id
+        user = users.create_user(s, actor=actor, username=args.username, name=args.name or args.username,
+                                 email=args.email, password=password, role=Role.parse(args.role),
+                                 capacity=args.capacity, first_run=first)
+        print(f"created {Role(user.role).label.lower()} {user.username!r} (id {user.id})")
+    return 0
+
+
+def cmd_seed_demo(args: argparse.Namespace) -> int:
+    from lib.seed import seed_demo
+
+    engine = _engine(args)
+    progress = Progress("seeding tickets", quiet=args.quiet)
+    summary = seed_demo(engine, tickets=args.tickets, years=args.years, seed=args.seed, progress=progress,
+                        demo_password=args.demo_password)
+    elapsed = progress.done()
+    print(f"{summary} in {elapsed:.1f} s")
+    return 0
+
+
+def cmd_import_csv(args: argparse.Namespace) -> int:
+    from lib.importer import import_csv
+
+    engine = _engine(args)
+    progress = Progress(f"importing {Path(args.path).name}", quiet=args.quiet)
+    report = import_csv(engine, Path(args.path), layout=args.layout, progress=progress)
+    progress.done()
+    for line in report.refused[: args.show_refused]:
+        print(f"refused: {line}", file=sys.stderr)
+    if len(report.refused) > args.show_refused:
+        print(f"... and {len(report.refused) - args.show_refused} more refused rows", file=sys.stderr)
+    print(report.summary())
+    return 0
+
+
+def cmd_export_csv(args: argparse.Namespace) -> int:
+    from lib.exporter import export_tickets_csv
+
+    n = export_tickets_csv(_engine(args), Path(args.path))
+    print(f"exported {n:,} tickets to {args.path}")
+    return 0
+
+
+def cmd_export_events(args: argparse.Namespace) -> int:
+    from lib.exporter import export_events_csv
+
+    n = export_events_csv(_engine(args), Path(args.path))
+    print(f"exported {n:,} events to {args.path}")
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from lib.backup import backup
+
+    engine = _engine(args)
+    progress = Progress("backing up", quiet=args.quiet)
+    size = backup(engine, Path(args.path), progress=progress)
+    progress.done()
+    print(f"backup written to {args.path} ({size:,} bytes)")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from lib.backup import restore
+
+    engine = make_engine(args.database_url) if args.database_url else make_engine()
+    restore(engine, Path(args.path), force=args.force)
+    print(f"restored {args.path}")
+    return 0
+
+
+def cmd_sla_check(args: argparse.Namespace) -> int:
+    from lib.sla import record_breaches
+
+    with transaction(_engine(args)) as s:
+        n = record_breaches(s)
+    print(f"recorded {n} new SLA breach(es)")
+    return 0
+
+
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    "init-db": (cmd_init_db, "create or upgrade the database schema"),
+    "create-user": (cmd_create_user, "create a staff account (password from a prompt or stdin, never argv)"),
+    "seed-demo": (cmd_seed_demo, "fill the database with realistic demo data"),
+    "import-csv": (cmd_import_csv, "import tickets from CSV (generic layout or the ServiceNow incident log)"),
+    "export-csv": (cmd_export_csv, "one row per ticket, ISO-8601 UTC times"),
+    "export-events": (cmd_export_events, "one row per timeline event"),
+    "backup": (cmd_backup, "back up the database (SQLite online backup; PostgreSQL via pg_dump)"),
+    "restore": (cmd_restore, "restore a backup made by 'backup'"),
+    "sla-check": (cmd_sla_check, "record each new SLA breach once as an event (for cron)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lib.cli", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", help="overrides HELPDESK_DATABASE_URL")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parsers = {name: sub.add_parser(name, help=help_, description=help_) for name, (_, help_) in COMMANDS.items()}
+
+    p = parsers["create-user"]
+    p.add_argument("username")
+    p.add_argument("--name", help="full name (default: the username)")
+    p.add_argument("--email")
+    p.add_argument("--role", default="technician", help="technician, senior or lead (the first account must be a lead)")
+    p.add_argument("--capacity", type=int, default=10, help="open tickets this person can carry (default 10)")
+    p.add_argument("--as", dest="as_lead", help="username of the lead creating the account (not needed for the first)")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+
+    p = parsers["seed-demo"]
+    p.add_argument("--tickets", type=int, default=5000)
+    p.add_argument("--years", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--demo-password", default=None,
+                   help="password for the demo staff accounts (default: none are created with a known password; "
+                        "they get a random one printed once)")
+    p.add_argument("--quiet", action="store_true")
+
+    p = parsers["import-csv"]
+    p.add_argument("path")
+    p.add_argument("--layout", choices=["auto", "generic", "servicenow"], default="auto")
+    p.add_argument("--show-refused", type=int, default=20, help="how many refused rows to list (default 20)")
+    p.add_argument("--quiet", action="store_true")
+
+    for name in ("export-csv", "export-events"):
+        parsers[name].add_argument("path")
+    parsers["backup"].add_argument("path")
+    parsers["backup"].add_argument("--quiet", action="store_true")
+    parsers["restore"].add_argument("path")
+    parsers["restore"].add_argument("--force", action="store_true", help="replace a database that has tickets")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = COMMANDS[args.command][0]
+    try:
+        return handler(args)
+    except ValidationError as exc:
+        detail = "; ".join(f"{k}: {v}" for k, v in exc.fields.items()) if exc.fields else str(exc)
+        print(f"error: {detail}", file=sys.stderr)
+        return 1
+    except (HelpdeskError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
