@@ -159,6 +159,38 @@ def cmd_sla_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ingest_email(args: argparse.Namespace) -> int:
+    from lib.mail_in import ingest_files
+
+    engine = _engine(args)
+    progress = Progress("ingesting mail", quiet=args.quiet or args.sources == ["-"])
+    summary = ingest_files(engine, args.sources, progress=progress)
+    progress.done()
+    for source, error in summary.errors:
+        print(f"not ingested: {source}: {error}", file=sys.stderr)
+    if args.verbose:
+        for source, result in summary.results:
+            print(f"{source}: {result}")
+    print(summary)
+    if summary.errors:
+        # EX_TEMPFAIL: an MTA piping one message in keeps it and tries again later.
+        return 75 if args.sources == ["-"] else 1
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import logging
+
+    from lib.worker import run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    report = run(_engine(args), once=args.once, interval=args.interval)
+    if args.once and report is not None:
+        print(report)
+        return 1 if report.errors else 0
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "init-db": (cmd_init_db, "create or upgrade the database schema"),
     "create-user": (cmd_create_user, "create a staff account (password from a prompt or stdin, never argv)"),
@@ -169,6 +201,9 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "backup": (cmd_backup, "back up the database (SQLite online backup; PostgreSQL via pg_dump)"),
     "restore": (cmd_restore, "restore a backup made by 'backup'"),
     "sla-check": (cmd_sla_check, "record each new SLA breach once as an event (for cron)"),
+    "ingest-email": (cmd_ingest_email, "turn mail into tickets and comments: files, a Maildir, or - for one message "
+                                       "on stdin (MTA pipe)"),
+    "worker": (cmd_worker, "run the background worker: IMAP poll, outbox, SLA, confirmation reminders"),
 }
 
 
@@ -209,6 +244,17 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["backup"].add_argument("--quiet", action="store_true")
     parsers["restore"].add_argument("path")
     parsers["restore"].add_argument("--force", action="store_true", help="replace a database that has tickets")
+
+    p = parsers["ingest-email"]
+    p.add_argument("sources", nargs="+", metavar="FILE|MAILDIR|-",
+                   help="message files, folders or Maildirs (new/ and cur/), or - for one message on stdin")
+    p.add_argument("--verbose", action="store_true", help="print what became of each message")
+    p.add_argument("--quiet", action="store_true")
+
+    p = parsers["worker"]
+    p.add_argument("--once", action="store_true", help="run one cycle and exit (for cron)")
+    p.add_argument("--interval", type=float, default=None,
+                   help="seconds between cycles (default: the worker_interval setting, 60)")
     return parser
 
 

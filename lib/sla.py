@@ -157,26 +157,32 @@ def responded_at(ticket: Ticket) -> datetime | None:
     return min(times) if times else None
 
 
-def state(ticket: Ticket, *, now: datetime) -> SlaState:
-    """The SLA state shown on the queue and the ticket page."""
-    status = Status(ticket.status)
-    if not ticket.sla_policy or status is Status.CLOSED:
+def state(ticket: object, *, now: datetime) -> SlaState:
+    """The SLA state shown on the queue and the ticket page (a Ticket or a queue row)."""
+    status = Status(ticket.status)  # type: ignore[attr-defined]
+    has_policy = getattr(ticket, "has_policy", None)
+    if has_policy is None:
+        has_policy = bool(getattr(ticket, "sla_policy", None))
+    if not has_policy or status is Status.CLOSED:
         return SlaState.NONE
-    resp_done = responded_at(ticket)
-    breached = ticket.resolution_breached_at is not None or (
-        ticket.resolution_due_at is not None and ticket.resolution_due_at <= now and status in OPEN_STATUSES
+    resp_done = responded_at(ticket)  # type: ignore[arg-type]
+    g = ticket.__getattribute__
+    breached = g("resolution_breached_at") is not None or (
+        g("resolution_due_at") is not None and g("resolution_due_at") <= now
     )
-    if resp_done is None and ticket.response_due_at is not None and ticket.response_due_at <= now:
+    if resp_done is None and g("response_due_at") is not None and g("response_due_at") <= now:
         breached = True
     if status in OPEN_STATUSES and breached:
         return SlaState.BREACHED
     if status in PAUSED_STATUSES:
         return SlaState.PAUSED
-    at_risk = (ticket.resolution_risk_at is not None and ticket.resolution_risk_at <= now) or (
-        resp_done is None and ticket.response_risk_at is not None and ticket.response_risk_at <= now
+    at_risk = (g("resolution_risk_at") is not None and g("resolution_risk_at") <= now) or (
+        resp_done is None and g("response_risk_at") is not None and g("response_risk_at") <= now
     )
     return SlaState.AT_RISK if at_risk else SlaState.OK
 
+
+SLA_ICONS = {SlaState.OK: "🟩", SlaState.AT_RISK: "🟧", SlaState.BREACHED: "🟥", SlaState.PAUSED: "⏸", SlaState.NONE: ""}
 
 
 def _breach(session: Session, ticket: Ticket, clock: str, due: datetime, now: datetime) -> None:
@@ -221,3 +227,65 @@ def record_breaches(session: Session, *, now: datetime | None = None) -> int:
         ),
     )
     return sum(check_breaches(session, t, now=now) for t in session.scalars(overdue).unique())
+
+
+def list_targets(session: Session) -> list[SlaTarget]:
+    return list(session.scalars(select(SlaTarget).order_by(SlaTarget.priority.desc())))
+
+
+def update_target(session: Session, *, actor: int, priority: Priority | int, ack_minutes: int, response_minutes: int,
+                  resolution_minutes: int, business_hours: bool, now: datetime | None = None) -> SlaTarget:
+    """A lead edits a priority's targets. Tickets keep the policy they were created with."""
+    from lib.errors import ValidationError
+    from lib.ticket_core import load_actor, now_utc, require_role
+    from lib.users import audit
+    from lib.workflow import Role
+
+    now = now_utc(now)
+    lead = load_actor(session, actor)
+    require_role(lead, Role.LEAD, "edit SLA targets")
+    values = {"ack_minutes": ack_minutes, "response_minutes": response_minutes, "resolution_minutes": resolution_minutes}
+    for name, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 60 * 24 * 365:
+            raise ValidationError({name: "must be a whole number of minutes between 1 and 525600"})
+    if not ack_minutes <= response_minutes <= resolution_minutes:
+        raise ValidationError({"ack_minutes": "acknowledgement ≤ first response ≤ resolution"})
+    target = session.get(SlaTarget, int(priority))
+    if target is None:
+        target = SlaTarget(priority=int(priority))
+        session.add(target)
+    old = (target.ack_minutes, target.response_minutes, target.resolution_minutes, target.business_hours)
+    target.ack_minutes, target.response_minutes, target.resolution_minutes = ack_minutes, response_minutes, resolution_minutes
+    target.business_hours, target.updated_at = bool(business_hours), now
+    audit(session, actor=lead.username if lead else "system", action="sla_target_changed",
+          target=Priority(int(priority)).label, detail=f"{old} -> {(ack_minutes, response_minutes, resolution_minutes, business_hours)}",
+          now=now)
+    return target
+
+
+def save_calendar(session: Session, *, actor: int, calendar: BusinessCalendar, risk_share: float | None = None,
+                  now: datetime | None = None) -> None:
+    """A lead edits the business calendar (applies to tickets created from now on)."""
+    from lib.errors import ValidationError
+    from lib.ticket_core import load_actor, now_utc, require_role
+    from lib.users import audit
+    from lib.workflow import Role
+
+    now = now_utc(now)
+    lead = load_actor(session, actor)
+    require_role(lead, Role.LEAD, "edit the business calendar")
+    row = session.get(Setting, CALENDAR_KEY)
+    if row is None:
+        session.add(Setting(key=CALENDAR_KEY, value=calendar.to_dict(), updated_at=now))
+    else:
+        row.value, row.updated_at = calendar.to_dict(), now
+    if risk_share is not None:
+        if not 0.1 <= risk_share <= 0.99:
+            raise ValidationError({"risk_share": "between 10% and 99%"})
+        opt = session.get(Setting, SLA_OPTIONS_KEY)
+        if opt is None:
+            session.add(Setting(key=SLA_OPTIONS_KEY, value={"risk_share": risk_share}, updated_at=now))
+        else:
+            opt.value, opt.updated_at = {**(opt.value or {}), "risk_share": risk_share}, now
+    audit(session, actor=lead.username if lead else "system", action="calendar_changed",
+          detail=str(calendar.to_dict()), now=now)

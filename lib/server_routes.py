@@ -1,0 +1,44 @@
+"""What server.py mounts beside the Streamlit app: HTTP routes and the in-process worker."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+log = logging.getLogger("helpdesk.server")
+
+
+async def health(_request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+def routes() -> list[Route]:
+    found: list[Route] = []
+    try:
+        from lib.api import routes as api_routes
+    except ImportError:
+        api_routes = []
+    found.extend(api_routes)
+    if not any(getattr(r, "path", None) == "/api/health" for r in found):
+        found.append(Route("/api/health", health, methods=["GET"]))
+    return found
+
+
+def start_worker() -> Callable[[], None]:
+    """Run the background worker inside the app server unless HELPDESK_WORKER=off (then run it separately)."""
+    if os.environ.get("HELPDESK_WORKER", "on").lower() in ("off", "0", "false", "no"):
+        log.info("in-process worker disabled (HELPDESK_WORKER=off)")
+        return lambda: None
+    try:
+        from lib.db import make_engine, upgrade_schema
+        from lib.worker import start_background
+    except ImportError:
+        return lambda: None
+    engine = make_engine()
+    upgrade_schema(engine)
+    return start_background(engine)

@@ -1,0 +1,172 @@
+"""Streamlit glue shared by the pages: the cached engine, the current user, guards, formatting.
+
+The only part of lib/ (with the rest of lib/ui) that imports streamlit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TypeVar
+from zoneinfo import ZoneInfo
+
+import streamlit as st
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from lib.config import get_settings
+from lib.db import make_engine, read_session, transaction, upgrade_schema
+from lib.errors import GuardFailed, HelpdeskError, PermissionDenied, StaleTicket, ValidationError
+from lib.models import User
+from lib.workflow import Priority, Role, Status
+
+T = TypeVar("T")
+
+
+@st.cache_resource(show_spinner=False)
+def _engine(url: str) -> Engine:
+    engine = make_engine(url)
+    upgrade_schema(engine)
+    return engine
+
+
+def get_engine() -> Engine:
+    return _engine(get_settings().database_url)
+
+
+@contextmanager
+def reading() -> Iterator[Session]:
+    with read_session(get_engine()) as s:
+        yield s
+
+
+def write(fn: Callable[[Session], T], *, success: str | None = None, errors_key: str | None = None) -> T | None:
+    """Run one service call in its own transaction and turn domain errors into messages.
+
+    Field errors are stored under ``st.session_state[errors_key]`` so forms can show them at the field;
+    what the user typed stays in the widgets (their keys are untouched).
+    """
+    if errors_key:
+        st.session_state[errors_key] = {}
+    try:
+        with transaction(get_engine()) as s:
+            result = fn(s)
+    except ValidationError as exc:
+        if errors_key and exc.fields:
+            st.session_state[errors_key] = dict(exc.fields)
+        st.error("Please correct: " + "; ".join(f"{k.replace('_', ' ')} {v}" for k, v in exc.fields.items())
+                 if exc.fields else str(exc), icon="✋")
+        return None
+    except GuardFailed as exc:
+        st.warning("Not yet — still missing:\n" + "\n".join(f"- {m}" for m in exc.missing), icon="📋")
+        return None
+    except StaleTicket as exc:
+        st.session_state["stale_message"] = str(exc)
+        st.error(str(exc), icon="🔄")
+        return None
+    except PermissionDenied as exc:
+        st.error(f"Not allowed: {exc}", icon="🔒")
+        return None
+    except HelpdeskError as exc:
+        st.error(str(exc), icon="⚠️")
+        return None
+    if success:
+        st.session_state["flash"] = success
+    return result
+
+
+def flash() -> None:
+    msg = st.session_state.pop("flash", None)
+    if msg:
+        st.toast(msg, icon="✅")
+
+
+def current_user() -> User | None:
+    """The logged-in user, re-read from the database on every run (roles are never trusted from the session)."""
+    username = st.session_state.get("username")
+    if not st.session_state.get("authentication_status") or not username:
+        return None
+    from lib.users import get_by_username
+
+    with reading() as s:
+        user = get_by_username(s, username)
+        if user is None or not user.active:
+            return None
+        s.expunge(user)
+        return user
+
+
+def require_role(role: Role) -> User:
+    """Stop the page unless the current user has at least ``role`` (checked against the database)."""
+    user = current_user()
+    if user is None:
+        st.warning("Please log in.")
+        st.stop()
+    if Role(user.role) < role:
+        st.error(f"This page is for a {role.label.lower()} or above.", icon="🔒")
+        st.stop()
+    return user
+
+
+# --- formatting --------------------------------------------------------------------------------
+
+PRIORITY_COLOURS = {Priority.CRITICAL: "red", Priority.HIGH: "orange", Priority.MEDIUM: "blue", Priority.LOW: "gray"}
+PRIORITY_ICONS = {Priority.CRITICAL: "🔴", Priority.HIGH: "🟠", Priority.MEDIUM: "🔵", Priority.LOW: "⚪"}
+STATUS_ICONS = {
+    Status.NEW: "🆕", Status.ASSIGNED: "👤", Status.IN_PROGRESS: "🛠️", Status.WAITING_USER: "⏳",
+    Status.WAITING_VENDOR: "🏭", Status.RESOLVED: "✅", Status.AWAITING_CONFIRMATION: "📨", Status.CLOSED: "🔒",
+}
+
+
+def tz() -> ZoneInfo:
+    return ZoneInfo(get_settings().timezone)
+
+
+def fmt_time(value: datetime | None, *, with_date: bool = True) -> str:
+    if value is None:
+        return "—"
+    local = value.astimezone(tz())
+    return local.strftime("%a %d %b %Y %H:%M" if with_date else "%H:%M")
+
+
+def fmt_age(value: datetime | None, *, now: datetime | None = None) -> str:
+    if value is None:
+        return "—"
+    seconds = ((now or datetime.now(UTC)) - value).total_seconds()
+    future = seconds < 0
+    seconds = abs(seconds)
+    if seconds < 3600:
+        text = f"{int(seconds // 60)} min"
+    elif seconds < 86400:
+        text = f"{seconds / 3600:.1f} h"
+    else:
+        text = f"{seconds / 86400:.1f} d"
+    return f"in {text}" if future else f"{text} ago"
+
+
+def priority_badge(p: Priority) -> None:
+    st.badge(p.label, icon=PRIORITY_ICONS[p], color=PRIORITY_COLOURS[p])  # type: ignore[arg-type]
+
+
+def status_badge(s: Status) -> None:
+    st.badge(s.label, icon=STATUS_ICONS[s], color="violet" if s in (Status.CLOSED,) else "green")
+
+
+def ticket_url(ticket_id: int) -> str:
+    return f"/ticket?id={ticket_id}"
+
+
+_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:=")
+
+
+def escape_md(text: str) -> str:
+    """Escape Markdown so user text renders literally (no links, no emphasis, no HTML)."""
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
+
+
+def user_text(text: str | None) -> None:
+    """Show text a user typed: wrapped, line breaks kept, never interpreted as markup."""
+    if not text:
+        return
+    st.markdown("  \n".join(escape_md(line) for line in text.split("\n")))

@@ -1,0 +1,27 @@
+"""The app server: `streamlit run server.py` serves the Streamlit app, the HTTP routes
+(monitoring alert webhook, health) and the background worker in one process.
+
+Plain `streamlit run app.py` also works, without the routes and the worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import streamlit as st
+
+from lib.server_routes import routes, start_worker
+
+
+@asynccontextmanager
+async def lifespan(_app: object) -> AsyncIterator[None]:
+    stop = start_worker()
+    try:
+        yield
+    finally:
+        stop()
+
+
+app = st.App(str(Path(__file__).with_name("app.py")), routes=routes(), lifespan=lifespan)

@@ -1,0 +1,195 @@
+"""Real-browser tests: the app server (`streamlit run server.py`) on 127.0.0.1 and Debian's Chromium.
+
+Without Chromium the tests skip with a reason; with HELPDESK_REQUIRE_E2E=1 (set by .ci/run) they fail.
+Screenshots go to test-artifacts/screenshots/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+CHROMIUM = os.environ.get("HELPDESK_CHROMIUM", "/usr/bin/chromium")
+LAUNCH_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PASSWORD = "correct horse battery"
+
+pytestmark = pytest.mark.e2e
+
+
+def _require_browser() -> None:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("HELPDESK_REQUIRE_E2E") == "1":
+            pytest.fail(f"HELPDESK_REQUIRE_E2E=1 but Chromium is not at {CHROMIUM}")
+        pytest.skip(f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)")
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args() -> dict:
+    _require_browser()
+    return {"executable_path": CHROMIUM, "args": LAUNCH_FLAGS, "headless": True}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class AppServer:
+    def __init__(self, folder: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.db = folder / "e2e.sqlite3"
+        env = dict(os.environ)
+        env.update({
+            "HELPDESK_DATABASE_URL": f"sqlite:///{self.db}",
+            "HELPDESK_WORKER": "off",
+            "HELPDESK_QUEUE_REFRESH_SECONDS": "5",
+            **(extra_env or {}),
+        })
+        self.log = (folder / "server.log").open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "server.py"), "--server.port", str(self.port),
+             "--server.address", "127.0.0.1", "--server.headless", "true"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/api/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.3)
+            if self.proc.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError(f"app server did not start; see {folder / 'server.log'}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    _require_browser()
+    server = AppServer(tmp_path_factory.mktemp("e2e"))
+    yield server
+    server.stop()
+
+
+def wait_idle(page, timeout: float = 30_000) -> None:  # type: ignore[no-untyped-def]
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
+    page.wait_for_timeout(300)
+
+
+def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def login(page, base: str, username: str, password: str = PASSWORD, path: str = "/") -> None:  # type: ignore[no-untyped-def]
+    page.goto(base + path)
+    wait_idle(page)
+    page.get_by_role("textbox", name="Username").fill(username)
+    page.get_by_role("textbox", name="Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    wait_idle(page)
+
+
+def seed_accounts(db: Path) -> None:
+    """Create lead + technician directly in the database (for tests that do not test the setup flow)."""
+    os.environ.setdefault("HELPDESK_SERVER_SECRET", "e2e-secret-" + "z" * 40)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from lib.db import make_engine, transaction, upgrade_schema
+    from lib.users import count_users, create_user
+
+    engine = make_engine(f"sqlite:///{db}")
+    upgrade_schema(engine)
+    with transaction(engine) as s:
+        if count_users(s) == 0:
+            lead = create_user(s, actor=None, username="lena", name="Lena Lead", email="lena@example.com",
+                               password=PASSWORD, role="lead", first_run=True)
+            create_user(s, actor=lead.id, username="tom", name="Tom Tech", email="tom@example.com",
+                        password=PASSWORD, role="technician")
+    engine.dispose()
+
+
+__all__ = ["AppServer", "login", "seed_accounts", "shot", "wait_idle", "shutil"]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
+    """On failure, save a screenshot of every open page for the post-mortem."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        ctx = item.funcargs.get("context")
+        if ctx is not None:
+            for i, pg in enumerate(ctx.pages):
+                try:
+                    shot(pg, f"FAILED_{item.name}_{i}")
+                except Exception:  # noqa: BLE001 - best effort
+                    pass
+
+
+def open_from_grid(page, context, text: str):  # type: ignore[no-untyped-def]
+    """Click a link cell of st.dataframe and return the new tab it opens.
+
+    The grid is drawn on a canvas; its accessible table tells the row, and we click the canvas there.
+    """
+    grid = page.get_by_test_id("stDataFrame").first
+    cell = grid.locator('td[role="gridcell"]', has_text=text).first
+    cell.wait_for(state="attached")
+    row = int(cell.locator("xpath=..").get_attribute("aria-rowindex") or "2")
+    col = int(cell.get_attribute("aria-colindex") or "2")
+    box = grid.bounding_box()
+    assert box is not None
+    header = 35
+    row_h = 35
+    # Column widths: the selection column is narrow; the ticket column is the first data column.
+    x = box["x"] + (30 if col >= 2 else 0) + 45
+    y = box["y"] + header + (row - 2) * row_h + row_h / 2
+    page.mouse.move(x, y)
+    page.wait_for_timeout(200)
+    with context.expect_page(timeout=10_000) as new_tab:
+        page.mouse.click(x, y)
+    tab = new_tab.value
+    tab.set_viewport_size({"width": 1400, "height": 1000})
+    wait_idle(tab)
+    return tab
+
+
+def choose(page, label: str, option: str) -> None:  # type: ignore[no-untyped-def]
+    """Pick an option of a st.selectbox by its label."""
+    for _ in range(3):
+        page.get_by_test_id("stSelectbox").filter(has_text=label).first.click()
+        opt = page.get_by_role("option", name=option)
+        try:
+            opt.first.wait_for(timeout=5000)
+        except Exception:  # noqa: BLE001 - the dropdown closed during a rerun: try again
+            wait_idle(page)
+            continue
+        opt.first.click()
+        wait_idle(page)
+        return
+    raise AssertionError(f"could not choose {option!r} in {label!r}")
