@@ -18,12 +18,9 @@ async def health(_request: Request) -> JSONResponse:
 
 
 def routes() -> list[Route]:
-    found: list[Route] = []
-    try:
-        from lib.api import routes as api_routes
-    except ImportError:
-        api_routes = []
-    found.extend(api_routes)
+    from lib.api import routes as api_routes
+
+    found: list[Route] = list(api_routes)
     if not any(getattr(r, "path", None) == "/api/health" for r in found):
         found.append(Route("/api/health", health, methods=["GET"]))
     return found
@@ -34,11 +31,9 @@ def start_worker() -> Callable[[], None]:
     if os.environ.get("HELPDESK_WORKER", "on").lower() in ("off", "0", "false", "no"):
         log.info("in-process worker disabled (HELPDESK_WORKER=off)")
         return lambda: None
-    try:
-        from lib.db import make_engine, upgrade_schema
-        from lib.worker import start_background
-    except ImportError:
-        return lambda: None
+    from lib.db import make_engine, upgrade_schema
+    from lib.worker import start_background
+
     engine = make_engine()
     upgrade_schema(engine)
     return start_background(engine)

@@ -89,7 +89,7 @@ def live_queue() -> None:
         }
         st.info(hints.get(view, "No tickets match. Clear a filter, or log a new ticket with **New ticket**."),
                 icon="📭")
-        st.page_link("pages/intake.py", label="Log a new ticket", icon="➕")
+        st.markdown("[➕ Log a new ticket](/intake)")
         return
     now = datetime.now(UTC)
     frame = pd.DataFrame([{

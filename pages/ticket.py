@@ -39,7 +39,7 @@ if ticket_id is None:
 snap = ticket_view.load(ticket_id)
 if snap is None:
     st.error(f"Ticket {raw_id} does not exist.")
-    st.page_link("pages/queue.py", label="Back to the queue", icon="📋")
+    st.markdown("[📋 Back to the queue](/)")
     st.stop()
 t = snap.ticket
 tid = t.id
@@ -63,6 +63,9 @@ def saved(result, message: str, *clear: str) -> None:  # type: ignore[no-untyped
 
 
 ticket_view.header(snap)
+stale = st.session_state.get("stale_message")
+if stale and f"HD-{tid:06d}" in stale:
+    st.error(stale, icon="🔄")
 new_events = sum(1 for e in snap.timeline if e.id > st.session_state[ekey])
 if t.version != loaded_version or new_events:
     with st.container(border=True):

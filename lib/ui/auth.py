@@ -114,50 +114,59 @@ def setup_page() -> None:
 
 
 def login_gate() -> bool:
-    """Render the login form when needed. True when a user is logged in (and active in the DB)."""
-    auth, creds, before = authenticator()
+    """Log in from the cookie, or render the login form. True when a user is logged in.
+
+    streamlit-authenticator keeps the session and the re-login cookie; the password check and the
+    failure count happen here, in the database, in the same run as the submit (so a rerun triggered
+    by the cookie component can never lose a failure).
+    """
+    auth, _creds, _before = authenticator()
     st.session_state["_authenticator"] = auth
-    now = datetime.now(UTC)
-    settings = get_settings()
-    lock_error = None
-    message = None
-    try:
-        auth.login(location="main", max_login_attempts=settings.login_max_failures,
-                   fields={"Form name": "Log in to the help desk", "Username": "Username",
-                           "Password": "Password", "Login": "Log in"})
-    except LoginError as exc:
-        lock_error = str(exc)
-    failed = [u for u, rec in creds["usernames"].items() if rec.get("failed_login_attempts", 0) > before.get(u, 0)]
-    if failed or lock_error:
-        with transaction(get_engine()) as s:
-            for username in failed:
-                users.record_failure(s, username=username, now=now)
-            locked = [u for u, n in before.items() if n >= settings.login_max_failures]
-            for username in failed + locked:
-                u = users.get_by_username(s, username)
-                if u is not None:
-                    message = users.lock_message(u, now=now) or message
-        if message:
-            st.error(message, icon="🔒")
-        elif lock_error and "attempts" in lock_error:
-            st.error(f"Too many failed logins: the account is locked for {settings.login_lockout_minutes} minutes.",
-                     icon="🔒")
-        elif lock_error:
-            st.error(lock_error)
-    # The form's submit button leaves this key set in the run that submitted it (a cookie login has none).
-    was_shown = bool(st.session_state.get("FormSubmitter:Login-Log in"))
-    status = st.session_state.get("authentication_status")
-    if status is False and not (lock_error or failed and message):
-        st.error("Username or password is incorrect.")
-    if not status:
+    if not st.session_state.get("authentication_status"):
+        try:
+            auth.login(location="unrendered")  # the cookie, if there is a valid one
+        except LoginError:
+            pass  # a cookie for an unknown or deactivated user: show the form
+    if st.session_state.get("authentication_status"):
+        username = st.session_state.get("username")
+        if st.session_state.get(_RECORDED) != username:
+            with transaction(get_engine()) as s:
+                users.record_success(s, username=username, via="cookie")
+            st.session_state[_RECORDED] = username
+        return True
+    with st.form("login_form", border=True):
+        st.subheader("Log in to the help desk")
+        username = st.text_input("Username", key="login_username", autocomplete="username")
+        password = st.text_input("Password", type="password", key="login_password", autocomplete="current-password")
+        submitted = st.form_submit_button("Log in", type="primary")
+    if not submitted:
         return False
-    username = st.session_state.get("username")
-    if st.session_state.get(_RECORDED) != username:
-        with transaction(get_engine()) as s:
-            users.record_success(s, username=username, via="password" if was_shown else "cookie")
-        st.session_state[_RECORDED] = username
-        if was_shown:
-            _continue_after_login()
+    now = datetime.now(UTC)
+    name = (username or "").strip().lower()
+    with transaction(get_engine()) as s:
+        user = users.get_by_username(s, name)
+        locked = users.lock_message(user, now=now) if user is not None else None
+        ok = (locked is None and user is not None and user.active
+              and users.check_password(password or "", user.password_hash))
+        if ok:
+            users.record_success(s, username=name, via="password", now=now)
+        elif locked is None:
+            state = users.record_failure(s, username=name or "(empty)", now=now)
+            if state is not None and user is not None:
+                locked = users.lock_message(user, now=now)
+    if locked:
+        st.error(locked, icon="🔒")
+        return False
+    if not ok:
+        st.error("Username or password is incorrect.")
+        return False
+    auth.authentication_controller.login(name, password)  # session state: name, username, roles
+    if not st.session_state.get("authentication_status"):
+        st.error("Login failed; try again.")
+        return False
+    auth.cookie_controller.set_cookie()
+    st.session_state[_RECORDED] = name
+    _continue_after_login()
     return True
 
 

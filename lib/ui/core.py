@@ -62,9 +62,9 @@ def write(fn: Callable[[Session], T], *, success: str | None = None, errors_key:
         st.warning("Not yet — still missing:\n" + "\n".join(f"- {m}" for m in exc.missing), icon="📋")
         return None
     except StaleTicket as exc:
+        # Shown at the top of the page on the rerun; the drafts stay in their widgets.
         st.session_state["stale_message"] = str(exc)
-        st.error(str(exc), icon="🔄")
-        return None
+        st.rerun()
     except PermissionDenied as exc:
         st.error(f"Not allowed: {exc}", icon="🔒")
         return None

@@ -109,6 +109,8 @@ def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
 def login(page, base: str, username: str, password: str = PASSWORD, path: str = "/") -> None:  # type: ignore[no-untyped-def]
     page.goto(base + path)
     wait_idle(page)
+    page.wait_for_timeout(800)  # the cookie component may trigger one more run after it mounts
+    wait_idle(page)
     page.get_by_role("textbox", name="Username").fill(username)
     page.get_by_role("textbox", name="Password").fill(password)
     page.get_by_role("button", name="Log in").click()

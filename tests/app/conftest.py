@@ -1,0 +1,56 @@
+"""AppTest fixtures: a migrated SQLite database per test, staff accounts, logged-in page runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+from streamlit.testing.v1 import AppTest
+
+from lib.config import get_settings
+from tests.conftest import ROOT, Staff, fresh_sqlite, make_staff
+
+APP = ROOT / "app.py"
+PAGES = ROOT / "pages"
+USERS = {"tech": ("tom", "Tom Tech", "technician"), "senior": ("senior", "Sam Senior", "senior"),
+         "lead": ("lena", "Lena Lead", "lead"), "tech2": ("tech2", "Tara Tech", "technician")}
+
+
+@pytest.fixture
+def app_env(tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    engine = fresh_sqlite(sqlite_template, tmp_path)
+    monkeypatch.setenv("HELPDESK_DATABASE_URL", str(engine.url))
+    monkeypatch.setenv("HELPDESK_QUEUE_REFRESH_SECONDS", "0")
+    get_settings.cache_clear()
+    yield engine
+    get_settings.cache_clear()
+    engine.dispose()
+
+
+@pytest.fixture
+def staff_app(app_env: Engine) -> Staff:
+    staff = make_staff(app_env)
+    # make_staff names the technician "tech"; the pages log in as "tom": rename for readability.
+    from sqlalchemy import update
+
+    from lib.db import transaction
+    from lib.models import User
+
+    with transaction(app_env) as s:
+        s.execute(update(User).where(User.id == staff.tech).values(username="tom"))
+        s.execute(update(User).where(User.id == staff.lead).values(username="lena"))
+    return staff
+
+
+def page_test(page: str, who: str, *, query: dict[str, str] | None = None) -> AppTest:
+    at = AppTest.from_file(str(PAGES / page), default_timeout=30)
+    username, name, role = USERS[who]
+    at.session_state["authentication_status"] = True
+    at.session_state["username"] = username
+    at.session_state["name"] = name
+    at.session_state["roles"] = [role]
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    return at

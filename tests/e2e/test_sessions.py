@@ -1,0 +1,105 @@
+"""Browser sessions: lockout, deep links through the login, tickets in new tabs, two people on one ticket."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from tests.e2e.conftest import PASSWORD, login, open_from_grid, seed_accounts, shot, wait_idle
+
+
+@pytest.fixture(scope="module")
+def seeded(app_server):  # type: ignore[no-untyped-def]
+    seed_accounts(app_server.db)
+    os.environ.setdefault("HELPDESK_SERVER_SECRET", "e2e-secret-" + "z" * 40)
+    root = str(app_server.db.parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from lib import tickets
+    from lib.db import make_engine, transaction
+    from lib.directory import RequesterInput
+    from lib.tickets import TicketDraft
+    from lib.users import get_by_username
+
+    engine = make_engine(f"sqlite:///{app_server.db}")
+    ids = []
+    with transaction(engine) as s:
+        tom = get_by_username(s, "tom")
+        for i in range(3):
+            t = tickets.create_ticket(s, actor=tom.id, draft=TicketDraft(
+                summary=f"Laptop {i} will not boot", category="Hardware", priority="High", channel="phone",
+                requester=RequesterInput(name=f"User {i}", email=f"user{i}@example.com")))
+            tickets.take(s, actor=tom.id, ticket_id=t.id)
+            ids.append(t.id)
+    engine.dispose()
+    return app_server, ids
+
+
+def test_lockout_after_five_wrong_passwords(browser, seeded) -> None:  # type: ignore[no-untyped-def]
+    server, _ = seeded
+    ctx = browser.new_context(viewport={"width": 1300, "height": 900})
+    page = ctx.new_page()
+    for _ in range(5):
+        login(page, server.url, "tom", "not the password")
+    page.get_by_text("locked").first.wait_for()
+    shot(page, "20_lockout")
+    login(page, server.url, "tom", PASSWORD)  # the right password is refused while locked
+    assert page.get_by_role("button", name="Log in").count() == 1
+    ctx.close()
+    # Unlock for the other tests (a lead's reset does the same on the Admin page).
+    from lib.db import make_engine, transaction
+    from lib.users import get_by_username
+
+    engine = make_engine(f"sqlite:///{server.db}")
+    with transaction(engine) as s:
+        tom = get_by_username(s, "tom")
+        tom.failed_logins, tom.locked_until = 0, None
+    engine.dispose()
+
+
+def test_deep_link_survives_login_and_new_tabs_need_no_login(browser, seeded) -> None:  # type: ignore[no-untyped-def]
+    server, ids = seeded
+    ctx = browser.new_context(viewport={"width": 1300, "height": 900})
+    page = ctx.new_page()
+    login(page, server.url, "tom", path=f"/ticket?id={ids[1]}")
+    page.get_by_role("heading", name=f"HD-{ids[1]:06d}").wait_for()
+    shot(page, "21_deep_link_after_login")
+    # From the queue, three tickets open in their own tabs, each on its own ticket, no login form.
+    page.goto(server.url + "/")
+    wait_idle(page)
+    for tid in ids:
+        tab = open_from_grid(page, ctx, f"HD-{tid:06d}")
+        tab.get_by_role("heading", name=f"HD-{tid:06d}").wait_for()
+        assert tab.get_by_role("button", name="Log in").count() == 0
+        shot(tab, f"22_tab_{tid}")
+    ctx.close()
+
+
+def test_two_people_edit_one_ticket(browser, seeded) -> None:  # type: ignore[no-untyped-def]
+    server, ids = seeded
+    tid = ids[0]
+    a = browser.new_context(viewport={"width": 1300, "height": 900}).new_page()
+    b = browser.new_context(viewport={"width": 1300, "height": 900}).new_page()
+    login(a, server.url, "tom", path=f"/ticket?id={tid}")
+    login(b, server.url, "lena", path=f"/ticket?id={tid}")
+    for p in (a, b):
+        p.get_by_role("tab", name="✏️ Details").click()
+    a.get_by_role("textbox", name="Summary").fill("Laptop 0 will not boot after update")
+    a.get_by_role("button", name="Save changes").click()
+    wait_idle(a)
+    b.get_by_role("textbox", name="Summary").fill("Laptop 0: no POST")
+    b.get_by_role("button", name="Save changes").click()
+    wait_idle(b)
+    shot(b, "23_conflict_attempt")
+    b.get_by_text("was changed after you loaded it").first.wait_for()
+    shot(b, "23_conflict")
+    b.get_by_role("tab", name="✏️ Details").click()
+    assert b.get_by_role("textbox", name="Summary").input_value() == "Laptop 0: no POST"  # the draft is kept
+    # A note from the second person still goes through.
+    b.get_by_role("tab", name="📝 Document").click()
+    b.get_by_role("textbox", name="Note").fill("Checked BIOS settings")
+    b.get_by_role("button", name="Add note").click()
+    wait_idle(b)
+    b.get_by_text("Checked BIOS settings").first.wait_for()
