@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lib.errors import NotFound, ValidationError
@@ -63,8 +64,20 @@ def find_or_create_requester(session: Session, data: RequesterInput) -> Requeste
         department=department,
         location=location,
     )
-    session.add(requester)
-    session.flush()
+    if not email:
+        session.add(requester)
+        session.flush()
+        return requester
+    # Two mails from a new contact may be taken in at once: the unique e-mail decides, the loser finds it.
+    try:
+        with session.begin_nested():
+            session.add(requester)
+            session.flush()
+    except IntegrityError:
+        found = find_requester_by_email(session, email)
+        if found is None:
+            raise
+        return found
     return requester
 
 
@@ -142,7 +155,7 @@ def resolve_category(session: Session, value: int | str | None, *, field: str = 
     if isinstance(value, bool):
         raise ValidationError({field: "must be a category name or id"})
     if isinstance(value, int):
-        cat = session.get(Category, value)
+        cat = session.get(Category, value) if 0 < value < 2**31 else None
     elif isinstance(value, str):
         cat = session.scalar(select(Category).where(func.lower(Category.name) == value.strip().lower()))
     else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -146,7 +147,7 @@ def _where(f: QueueFilter, now: datetime) -> list:
         conds.append(Ticket.created_at >= f.created_from)
     if f.created_to is not None:
         conds.append(Ticket.created_at < f.created_to)
-    text = (f.text or "").strip()
+    text = unicodedata.normalize("NFC", (f.text or "").strip())  # summaries are stored NFC
     if text:
         ref = parse_ref(text)
         like = f"%{_escape_like(text.lower())}%"
@@ -236,9 +237,21 @@ def open_counts(session: Session) -> dict[Status, int]:
     return counts
 
 
+_MARKER_WINDOW = 1000
+
+
 def change_marker(session: Session) -> int:
-    """The newest event id: every write appends an event, so any change moves it. Cheap (primary key max)."""
-    return session.scalar(select(func.max(TicketEvent.id))) or 0
+    """A number that changes with every write (every write appends an event). Cheap: a primary-key range.
+
+    It combines the newest event id with how many of the newest ids are visible: on PostgreSQL an id is
+    handed out at insert time, so a transaction holding a lower id can commit after one holding a higher
+    id, and the newest id alone would not move when that late commit lands.
+    """
+    newest = select(func.max(TicketEvent.id)).scalar_subquery()
+    top, recent = session.execute(
+        select(func.max(TicketEvent.id), func.count()).where(TicketEvent.id > newest - _MARKER_WINDOW)
+    ).one()
+    return (top or 0) * (_MARKER_WINDOW + 1) + (recent or 0)
 
 
 # --- one ticket --------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from lib.errors import NotFound, PermissionDenied, StaleTicket, ValidationError
 from lib.models import Ticket, TicketEvent, User, ticket_ref
 from lib.workflow import (
     OPEN_STATUSES,
+    ROLE_RULES,
     Action,
     EscalationLevel,
     EventKind,
@@ -66,10 +67,7 @@ def require(action: Action, user: User | None, ticket: Ticket | None = None) -> 
     assignee = ticket.assignee_id if ticket is not None else None
     escalation = EscalationLevel(ticket.escalation_level) if ticket is not None else EscalationLevel.TECHNICIAN
     if not may(action, role=Role(user.role), actor_id=user.id, assignee_id=assignee, escalation=escalation):
-        who = "a lead" if action in (Action.ASSIGN, Action.BULK_UPDATE, Action.OVERRIDE_GUARD, Action.ADMIN) else (
-            "the assignee, a senior on an escalated ticket, or a lead"
-        )
-        raise PermissionDenied(f"only {who} may {action.label.lower()}")
+        raise PermissionDenied(f"only {ROLE_RULES[action].value} may {action.label.lower()}")
 
 
 def require_role(user: User | None, role: Role, what: str) -> None:
@@ -79,12 +77,14 @@ def require_role(user: User | None, role: Role, what: str) -> None:
 
 def lock_ticket(session: Session, ticket_id: int) -> Ticket:
     """Load a ticket for change. PostgreSQL: row lock; SQLite: the BEGIN IMMEDIATE write lock already serialises."""
+    if not _is_id(ticket_id):
+        raise NotFound(f"ticket {ticket_id!r} does not exist")
     stmt = select(Ticket).where(Ticket.id == ticket_id)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(of=Ticket)
     ticket = session.execute(stmt).unique().scalar_one_or_none()
     if ticket is None:
-        raise NotFound(f"ticket {ticket_ref(ticket_id) if isinstance(ticket_id, int) else ticket_id!r} does not exist")
+        raise NotFound(f"ticket {ticket_ref(ticket_id)} does not exist")
     session.refresh(ticket)  # never act on a stale identity-map copy
     return ticket
 
@@ -180,6 +180,14 @@ def action_count(session: Session, ticket_id: int) -> int:
     ) or 0
 
 
+def last_requester_reply(session: Session, ticket_id: int) -> datetime | None:
+    return session.scalar(
+        select(func.max(TicketEvent.occurred_at)).where(
+            TicketEvent.ticket_id == ticket_id, TicketEvent.kind == EventKind.INBOUND_EMAIL.value
+        )
+    )
+
+
 def facts(session: Session, ticket: Ticket) -> TicketFacts:
     return TicketFacts(
         status=Status(ticket.status),
@@ -193,6 +201,7 @@ def facts(session: Session, ticket: Ticket) -> TicketFacts:
         confirmation_requested_at=ticket.confirmation_requested_at,
         action_count=action_count(session, ticket.id),
         closed_at=ticket.closed_at,
+        last_requester_reply_at=last_requester_reply(session, ticket.id),
     )
 
 
@@ -200,7 +209,9 @@ def facts(session: Session, ticket: Ticket) -> TicketFacts:
 
 MAX_SUMMARY = 200
 MAX_TEXT = 200_000
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 controls except tab and line breaks, DEL, and lone surrogates (they cannot be stored as UTF-8).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_MAX_ID = 2**31 - 1
 
 
 def clean_line(value: object, field: str, *, required: bool = True, max_len: int = MAX_SUMMARY) -> str | None:
@@ -237,6 +248,20 @@ def clean_text(value: object, field: str, *, required: bool = False, max_len: in
     if len(text) > max_len:
         raise ValidationError({field: f"is {len(text):,} characters long; at most {max_len:,}"})
     return text
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_ID
+
+
+def clean_id(value: object, field: str) -> int | None:
+    """An optional row id from a caller: a positive whole number, or None. Anything else is refused by name
+    (a string or a huge number would otherwise reach the database and fail there)."""
+    if value is None:
+        return None
+    if not _is_id(value):
+        raise ValidationError({field: f"must be the number of an existing record, not {value!r}"[:200]})
+    return value  # type: ignore[return-value]
 
 
 def clean_minutes(value: object) -> int | None:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lib import notify, sla
@@ -29,6 +30,7 @@ from lib.ticket_core import (
     add_event,
     bump,
     check_version,
+    clean_id,
     clean_line,
     clean_minutes,
     clean_text,
@@ -137,36 +139,41 @@ def create_ticket(session: Session, *, actor: ActorArg, draft: TicketDraft, now:
     device_details = attempt(clean_text, draft.device_details, "device_details", max_len=2000)
     if draft.external_ref is not None and not draft.external_source:
         errors["external_source"] = "is required with an external reference"
+    for name in ("external_source", "external_ref"):
+        if getattr(draft, name) is not None and not isinstance(getattr(draft, name), str):
+            errors[name] = f"must be text, not {type(getattr(draft, name)).__name__}"
     limit = get_settings().attachment_max_bytes
     for att in draft.attachments:
         if len(att.data) > limit:
             errors["attachments"] = f"{att.filename} is {len(att.data):,} bytes; the limit is {limit:,}"
-    requester_id = draft.requester_id
-    if requester_id is None and draft.requester is not None:
+    requester_id = attempt(clean_id, draft.requester_id, "requester")
+    device_id = attempt(clean_id, draft.device_id, "device")
+    assignee_id = attempt(clean_id, draft.assignee_id, "assignee")
+    parent_id = attempt(clean_id, draft.parent_id, "parent")
+    if requester_id is None and draft.requester is not None and "requester" not in errors:
         req = attempt(find_or_create_requester, session, draft.requester)
         requester_id = req.id if req is not None else None
     elif requester_id is not None and session.get(Requester, requester_id) is None:
         errors["requester"] = f"contact {requester_id} does not exist"
     if channel is not None and channel not in (Channel.ALERT, Channel.IMPORT) and requester_id is None:
         errors.setdefault("requester", "choose a contact or enter a new one (alerts and imports may have none)")
-    device_id = draft.device_id
-    if device_id is None and draft.device is not None:
+    if device_id is None and draft.device is not None and "device" not in errors:
         dev = attempt(find_or_create_device, session, draft.device, owner_id=requester_id)
         device_id = dev.id if dev is not None else None
     elif device_id is not None and session.get(Device, device_id) is None:
         errors["device"] = f"device {device_id} does not exist"
     assignee: User | None = None
-    if draft.assignee_id is not None:
-        assignee = session.get(User, draft.assignee_id)
+    if assignee_id is not None:
+        assignee = session.get(User, assignee_id)
         if assignee is None or not assignee.active:
             errors["assignee"] = "choose an active technician"
         elif user is not None and assignee.id != user.id and Role(user.role) < Role.LEAD:
             errors["assignee"] = "only a lead may assign a ticket to someone else; leave it unassigned or take it"
     parent = None
-    if draft.parent_id is not None:
-        parent = session.get(Ticket, draft.parent_id)
+    if parent_id is not None:
+        parent = session.get(Ticket, parent_id)
         if parent is None:
-            errors["parent"] = f"ticket {draft.parent_id} does not exist"
+            errors["parent"] = f"ticket {parent_id} does not exist"
     if errors:
         raise ValidationError(errors)
     if draft.external_ref is not None:
@@ -193,8 +200,20 @@ def create_ticket(session: Session, *, actor: ActorArg, draft: TicketDraft, now:
         updated_at=now,
         version=1,
     )
-    session.add(ticket)
-    session.flush()
+    if draft.external_ref is None:
+        session.add(ticket)
+        session.flush()
+    else:
+        # Two ingesters may record the same message at once: the unique key decides, the loser is told.
+        try:
+            with session.begin_nested():
+                session.add(ticket)
+                session.flush()
+        except IntegrityError:
+            existing = find_external(session, draft.external_source, draft.external_ref)  # type: ignore[arg-type]
+            if existing is None:
+                raise
+            raise DuplicateExternalRef(existing.id) from None
     if parent is not None:
         parent.is_major_incident = True
     add_event(
@@ -290,10 +309,12 @@ def update_fields(session: Session, *, actor: ActorArg, ticket_id: int, expected
             p = _parse_priority(value)
             new_values["priority"] = (ticket.priority, int(p), Priority(ticket.priority).label, p.label)
         elif name == "device_id":
+            value = clean_id(value, "device")
             if value is not None and session.get(Device, value) is None:
                 raise ValidationError({"device": f"device {value} does not exist"})
             new_values["device_id"] = (ticket.device_id, value, str(ticket.device_id or "—"), str(value or "—"))
         elif name == "requester_id":
+            value = clean_id(value, "requester")
             if value is not None and session.get(Requester, value) is None:
                 raise ValidationError({"requester": f"contact {value} does not exist"})
             new_values["requester_id"] = (ticket.requester_id, value, str(ticket.requester_id or "—"), str(value or "—"))
@@ -326,6 +347,8 @@ def take(session: Session, *, actor: int, ticket_id: int, now: datetime | None =
     """A technician takes an unassigned ticket."""
     now = now_utc(now)
     user = load_actor(session, actor)
+    if user is None:
+        raise PermissionDenied("only a staff member can take a ticket")
     ticket = lock_ticket(session, ticket_id)
     require(Action.TAKE, user, ticket)
     if ticket.assignee_id is not None:
@@ -343,6 +366,7 @@ def assign(session: Session, *, actor: ActorArg, ticket_id: int, assignee_id: in
     now = now_utc(now)
     user = load_actor(session, actor)
     ticket = lock_ticket(session, ticket_id)
+    assignee_id = clean_id(assignee_id, "assignee")
     if user is not None and assignee_id == user.id and ticket.assignee_id is None:
         require(Action.TAKE, user, ticket)
     else:
@@ -384,8 +408,6 @@ def acknowledge(session: Session, *, actor: int, ticket_id: int, expected_versio
     user = load_actor(session, actor)
     ticket = lock_ticket(session, ticket_id)
     require(Action.ACKNOWLEDGE, user, ticket)
-    if user is not None and ticket.assignee_id != user.id and Role(user.role) < Role.LEAD:
-        raise PermissionDenied("only the assignee acknowledges a ticket")
     check_version(session, ticket, expected_version)
     return _transition(session, ticket, user, Action.ACKNOWLEDGE, EventKind.ACKNOWLEDGED, now=now,
                        before_change=lambda t: _first(t, "acknowledged_at", now))
@@ -550,8 +572,8 @@ def escalate_to_vendor(session: Session, *, actor: int, ticket_id: int, expected
     require(Action.ESCALATE_VENDOR, user, ticket)
     vendor = clean_line(vendor_name, "vendor_name", max_len=120)
     case = clean_line(case_ref, "case_ref", required=False, max_len=120)
-    if promised_at is not None and (promised_at.tzinfo is None):
-        raise ValidationError({"promised_at": "needs a time zone"})
+    if promised_at is not None and (not isinstance(promised_at, datetime) or promised_at.tzinfo is None):
+        raise ValidationError({"promised_at": "must be a date and time with a time zone"})
     body = clean_text(note, "note")
     check_version(session, ticket, expected_version)
 
@@ -663,8 +685,13 @@ def close(session: Session, *, actor: ActorArg, ticket_id: int, expected_version
         raise ValidationError({"reason": f"unknown closure reason {reason!r}"}) from None
     next_status(Status(ticket.status), Action.CLOSE)
     body = clean_text(note, "note")
-    if duplicate_of is not None and session.get(Ticket, duplicate_of) is None:
-        raise ValidationError({"duplicate_of": f"ticket {duplicate_of} does not exist"})
+    duplicate_of = clean_id(duplicate_of, "duplicate_of")
+    if duplicate_of is not None:
+        original = session.get(Ticket, duplicate_of)
+        if original is None:
+            raise ValidationError({"duplicate_of": f"ticket {duplicate_of} does not exist"})
+        if original.duplicate_of_id == ticket.id:
+            raise ValidationError({"duplicate_of": f"ticket {duplicate_of} is already closed as a duplicate of this one"})
     missing = closure_missing(why, facts(session, ticket), now=now,
                               confirmation_wait=timedelta(days=get_settings().confirmation_wait_days),
                               duplicate_of=duplicate_of, ticket_id=ticket.id, note=body)
@@ -702,16 +729,21 @@ def reopen(session: Session, *, actor: ActorArg, ticket_id: int, expected_versio
         raise GuardFailed("reopen", missing)
     check_version(session, ticket, expected_version)
     before = Status(ticket.status)
+    meta: dict[str, object] = {}
+    if ticket.assignee is not None and not ticket.assignee.active:
+        # the holder has left the desk: back to the unassigned queue, where someone will see it
+        meta["unassigned"] = ticket.assignee.name
+        ticket.assignee_id = None
     after = Status.IN_PROGRESS if ticket.assignee_id is not None else Status.NEW
     ticket.reopen_count += 1
+    meta["reopen_count"] = ticket.reopen_count
     ticket.resolved_at = ticket.closed_at = ticket.confirmed_at = None
     ticket.closure_reason = ticket.confirmation_via = ticket.confirmed_by = ticket.closure_note = None
-    ticket.confirmation_requested_at = None
+    ticket.confirmation_requested_at = ticket.duplicate_of_id = None
     move(ticket, after)
     version = bump(ticket, now)
     ev = add_event(session, ticket, EventKind.REOPENED, actor=user, actor_label=None if user else "system", now=now,
-                   from_status=before, to_status=after, body=body, public=public, version=version,
-                   meta={"reopen_count": ticket.reopen_count})
+                   from_status=before, to_status=after, body=body, public=public, version=version, meta=meta)
     sla.refresh(session, ticket, now=now)
     notify.ticket_event(session, ticket, ev)
     return ticket
@@ -726,14 +758,19 @@ def link(session: Session, *, actor: int, ticket_id: int, parent_id: int | None,
     require(Action.LINK, user, ticket)
     next_status(Status(ticket.status), Action.LINK)
     parent = None
+    parent_id = clean_id(parent_id, "parent")
     if parent_id is not None:
         if parent_id == ticket.id:
             raise ValidationError({"parent": "a ticket cannot be its own parent"})
         parent = session.get(Ticket, parent_id)
         if parent is None:
             raise ValidationError({"parent": f"ticket {parent_id} does not exist"})
-        if parent.parent_id == ticket.id:
-            raise ValidationError({"parent": "that ticket is already a child of this one"})
+        ancestor, seen = parent, set()
+        while ancestor is not None and ancestor.id not in seen:  # no loops, however long the chain
+            if ancestor.parent_id == ticket.id:
+                raise ValidationError({"parent": "that ticket is already linked below this one"})
+            seen.add(ancestor.id)
+            ancestor = session.get(Ticket, ancestor.parent_id) if ancestor.parent_id is not None else None
         parent.is_major_incident = True
     old = ticket.parent_id
     ticket.parent_id = parent_id

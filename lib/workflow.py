@@ -268,8 +268,10 @@ def _allow(froms: tuple[Status, ...], action: Action, to: Status | None) -> None
 
 _allow(_NOT_CLOSED, Action.UPDATE_FIELDS, None)
 _allow((S.NEW,), Action.TAKE, S.ASSIGNED)
+_allow((S.WAITING_USER, S.WAITING_VENDOR), Action.TAKE, None)  # a ticket unassigned while waiting stays waiting
 _allow((S.NEW, S.ASSIGNED, S.IN_PROGRESS), Action.ASSIGN, S.ASSIGNED)
-_allow((S.WAITING_USER, S.WAITING_VENDOR), Action.ASSIGN, None)
+# Reassigning waiting or resolved work keeps its status (someone must still see the confirmation through).
+_allow((S.WAITING_USER, S.WAITING_VENDOR, S.RESOLVED, S.AWAITING_CONFIRMATION), Action.ASSIGN, None)
 _allow((S.ASSIGNED,), Action.ACKNOWLEDGE, S.IN_PROGRESS)
 _allow((S.NEW, *_WORKING, S.RESOLVED, S.AWAITING_CONFIRMATION), Action.LOG_ACTION, None)
 _allow(_WORKING, Action.WORKAROUND, None)
@@ -314,7 +316,8 @@ class Who(enum.StrEnum):
     """Who may perform an action on a ticket."""
 
     ANY_STAFF = "any active staff member"
-    WORKER = "the assignee; a senior on escalated tickets; a lead"
+    WORKER = "the assignee, a senior on an escalated ticket, or a lead"
+    ASSIGNEE = "the assignee or a lead"
     LEAD = "a lead"
 
 
@@ -324,7 +327,7 @@ ROLE_RULES: dict[Action, Who] = {
     Action.INTERNAL_NOTE: Who.ANY_STAFF,
     Action.REOPEN: Who.ANY_STAFF,  # a requester may report it to anyone at the desk
     Action.UPDATE_FIELDS: Who.WORKER,
-    Action.ACKNOWLEDGE: Who.WORKER,  # the assignee (a lead may acknowledge for them)
+    Action.ACKNOWLEDGE: Who.ASSIGNEE,  # the time to acknowledge is the assignee's own
     Action.LOG_ACTION: Who.WORKER,
     Action.WORKAROUND: Who.WORKER,
     Action.PUBLIC_REPLY: Who.WORKER,
@@ -362,6 +365,8 @@ def may(
         return False
     if assignee_id == actor_id:
         return True
+    if who is Who.ASSIGNEE:
+        return False
     return role >= Role.SENIOR and escalation >= EscalationLevel.SENIOR
 
 
@@ -375,7 +380,7 @@ def role_matrix() -> list[dict[str, str]]:
                 row[role.label] = "yes"
             elif who is Who.LEAD:
                 row[role.label] = "no"
-            elif role >= Role.SENIOR:
+            elif role >= Role.SENIOR and who is Who.WORKER:
                 row[role.label] = "own + escalated"
             else:
                 row[role.label] = "own"
@@ -401,6 +406,8 @@ class TicketFacts:
     confirmation_requested_at: datetime | None
     action_count: int
     closed_at: datetime | None = None
+    #: The newest message from the requester (e-mail reply, confirmation page comment), if any.
+    last_requester_reply_at: datetime | None = None
 
 
 def _blank(text: str | None) -> bool:
@@ -440,12 +447,18 @@ def closure_missing(
         if _blank(facts.root_cause) and _blank(facts.root_cause_unknown_reason):
             missing.append("a root cause, or 'not identified' with a reason")
     elif reason is ClosureReason.NO_REPLY:
+        if facts.status not in RESOLVED_STATUSES:
+            missing.append("the ticket must be resolved first")
         if facts.confirmation_requested_at is None:
             missing.append("a confirmation request sent to the user")
         elif now < facts.confirmation_requested_at + confirmation_wait:
             days = confirmation_wait.total_seconds() / 86400
             until = facts.confirmation_requested_at + confirmation_wait
             missing.append(f"the {days:g}-day wait for the user's reply (ends {until:%Y-%m-%d %H:%M} UTC)")
+        if (facts.confirmation_requested_at is not None and facts.last_requester_reply_at is not None
+                and facts.last_requester_reply_at >= facts.confirmation_requested_at):
+            missing.append(f"no reply from the user, but they replied on {facts.last_requester_reply_at:%Y-%m-%d %H:%M} "
+                           "UTC: read it, then record their confirmation or reopen")
         if _blank(facts.resolution_notes):
             missing.append("resolution notes")
     elif reason is ClosureReason.DUPLICATE:

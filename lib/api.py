@@ -1,0 +1,281 @@
+"""HTTP routes of the app server: the monitoring alert webhook and a health check.
+
+``server.py`` adds ``routes`` to ``st.App(..., routes=routes)``; they are plain Starlette routes, so
+tests serve them with any ASGI server. Endpoints (docs/alerts.md):
+
+* ``POST /api/alerts/alertmanager`` — Prometheus Alertmanager webhook (version 4);
+* ``POST /api/alerts/grafana`` — Grafana alerting webhook;
+* ``POST /api/alerts`` — either, recognised from the body;
+* ``GET /api/health`` — ``{"status": "ok"}`` when the database answers.
+
+The alert endpoints need ``Authorization: Bearer <alert_token>`` (``HELPDESK_ALERT_TOKEN`` or
+``alert_token`` under ``[helpdesk]`` in ``.streamlit/secrets.toml``); with no token configured they
+answer 503 and write nothing. Parsing and database work run in worker threads (their own small
+limiter, so an alert storm cannot take the threads Streamlit serves files with), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hmac
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from lib.alertparse import MAX_BODY_BYTES, AlertPayloadError, parse_alert_payload
+from lib.alerts import AlertIngestError, AlertResult, AlertSettings, ingest_alerts, load_alert_settings
+from lib.config import get_secret
+from lib.db import make_engine, transaction, upgrade_schema
+from lib.errors import HelpdeskError
+
+log = logging.getLogger(__name__)
+
+#: Threads doing alert database work at once (per event loop). SQLite writes one at a time anyway.
+DB_THREADS = 4
+#: Deadlock / serialisation failures are retried this many times before the sender sees a 503.
+DB_ATTEMPTS = 3
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}
+_SOURCES = {"alertmanager": "Alertmanager", "grafana": "Grafana"}
+
+T = TypeVar("T")
+
+
+class _Unset:
+    pass
+
+
+_UNSET: Any = _Unset()
+
+
+class _State:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.engine: Engine | None = None
+        self.owns_engine = False
+        self.token: Any = _UNSET
+        self.alert_settings: AlertSettings | None = None
+
+
+_state = _State()
+_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = weakref.WeakKeyDictionary()
+
+
+def configure(engine: Engine | None = None, *, token: str | None | _Unset = _UNSET,
+              alert_settings: AlertSettings | None = None) -> None:
+    """Use this (migrated) engine, token and alert settings instead of the defaults read from config.
+
+    ``token=None`` means "no token configured" (the webhook answers 503). Call ``reset()`` to go back.
+    """
+    with _state.lock:
+        if engine is not None:
+            _drop_own_engine()
+            _state.engine = engine
+        if not isinstance(token, _Unset):
+            _state.token = token
+        if alert_settings is not None:
+            _state.alert_settings = alert_settings
+
+
+def reset() -> None:
+    """Forget overrides; the next request builds the default engine from config again."""
+    with _state.lock:
+        _drop_own_engine()
+        _state.engine = None
+        _state.token = _UNSET
+        _state.alert_settings = None
+
+
+def _drop_own_engine() -> None:
+    if _state.owns_engine and _state.engine is not None:
+        _state.engine.dispose()
+    _state.owns_engine = False
+
+
+def get_engine() -> Engine:
+    """The configured engine, or one made from config (schema upgraded) on first use."""
+    with _state.lock:
+        if _state.engine is None:
+            engine = make_engine()
+            upgrade_schema(engine)
+            _state.engine, _state.owns_engine = engine, True
+        return _state.engine
+
+
+def _expected_token() -> str | None:
+    token = _state.token
+    if isinstance(token, _Unset):
+        token = get_secret("alert_token")
+    return token or None
+
+
+def _alert_settings() -> AlertSettings:
+    return _state.alert_settings or load_alert_settings()
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _limiter() -> anyio.CapacityLimiter:
+    loop = asyncio.get_running_loop()
+    limiter = _limiters.get(loop)
+    if limiter is None:
+        limiter = _limiters[loop] = anyio.CapacityLimiter(DB_THREADS)
+    return limiter
+
+
+async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
+    return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=_limiter())
+
+
+def _authorised(request: Request, token: str) -> bool:
+    scheme, _, credentials = request.headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        return False
+    return hmac.compare_digest(credentials.strip().encode("utf-8"), token.encode("utf-8"))
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Misconfigured(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return code in _RETRYABLE_SQLSTATES
+
+
+def _ingest_body(body: bytes, expected: str | None) -> AlertResult:
+    """Parse, then record in one transaction (all alerts of the post, or none). Runs in a worker thread."""
+    try:
+        config = _alert_settings()
+    except ValueError as exc:  # a bad alert_* setting
+        raise _Misconfigured(str(exc)) from exc
+    alerts = parse_alert_payload(body, mapping=config.mapping())
+    if not alerts:
+        return AlertResult()
+    source = alerts[0].source
+    if expected is not None and source != expected:
+        raise AlertPayloadError(
+            f"this endpoint takes {_SOURCES[expected]} webhooks, but the body is a {_SOURCES[source]} one: "
+            f"post it to /api/alerts/{source} or /api/alerts"
+        )
+    engine = get_engine()
+    for attempt in range(1, DB_ATTEMPTS + 1):
+        try:
+            with transaction(engine) as session:
+                return ingest_alerts(session, alerts, source=source, config=config)
+        except DBAPIError as exc:
+            if attempt == DB_ATTEMPTS or not _retryable(exc):
+                raise
+            time.sleep(0.02 * attempt)
+    raise AssertionError("unreachable")
+
+
+# --- endpoints ---------------------------------------------------------------------------------
+
+
+async def _receive(request: Request, expected: str | None) -> Response:
+    token = _expected_token()
+    if not token:
+        return _error(503, "alert webhook disabled: set alert_token (HELPDESK_ALERT_TOKEN, "
+                           "or alert_token under [helpdesk] in .streamlit/secrets.toml)")
+    if not _authorised(request, token):
+        given = "authorization" in request.headers
+        return _error(401, "wrong bearer token" if given else "missing bearer token: send 'Authorization: Bearer <token>'",
+                      headers={"WWW-Authenticate": 'Bearer realm="helpdesk alerts"'})
+    try:
+        body = await _read_body(request, MAX_BODY_BYTES)
+    except _TooLarge:
+        return _error(413, f"body is too large: over {MAX_BODY_BYTES} bytes")
+    except ClientDisconnect:
+        return Response(status_code=400)
+    started = time.perf_counter()
+    try:
+        result = await _in_thread(_ingest_body, body, expected)
+    except AlertPayloadError as exc:
+        log.info("alert post refused: %s", exc)
+        return _error(400, str(exc))
+    except _Misconfigured as exc:
+        log.error("alert settings are invalid: %s", exc)
+        return _error(503, f"alert webhook misconfigured: {exc}")
+    except AlertIngestError as exc:  # our side (no active category, a ticket changing under us): retry later
+        log.error("alert post not recorded: %s", exc)
+        return _error(503, f"{exc}; nothing was recorded, send it again")
+    except HelpdeskError as exc:
+        log.warning("alert post not recorded: %s", exc)
+        return _error(422, str(exc))
+    except SQLAlchemyError:
+        log.exception("alert post not recorded: database error")
+        return _error(503, "database unavailable; nothing was recorded, send it again")
+    log.info("alert post: %d created, %d updated (%s) in %.0f ms", result.created, result.updated,
+             ", ".join(result.tickets) or "no tickets", (time.perf_counter() - started) * 1000)
+    return JSONResponse(result.as_json())
+
+
+async def receive_alerts(request: Request) -> Response:
+    """Alertmanager or Grafana, recognised from the body."""
+    return await _receive(request, None)
+
+
+async def receive_alertmanager(request: Request) -> Response:
+    return await _receive(request, "alertmanager")
+
+
+async def receive_grafana(request: Request) -> Response:
+    return await _receive(request, "grafana")
+
+
+def _ping() -> None:
+    with get_engine().connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+async def health(request: Request) -> Response:
+    try:
+        await _in_thread(_ping)
+    except Exception:  # noqa: BLE001 - any failure means "not healthy"
+        log.exception("health check: database unavailable")
+        return JSONResponse({"status": "error", "database": "unavailable"}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "ok"})
+
+
+routes: list[Route] = [
+    Route("/api/alerts", receive_alerts, methods=["POST"], name="alerts"),
+    Route("/api/alerts/alertmanager", receive_alertmanager, methods=["POST"], name="alerts_alertmanager"),
+    Route("/api/alerts/grafana", receive_grafana, methods=["POST"], name="alerts_grafana"),
+    Route("/api/health", health, methods=["GET"], name="health"),
+]
