@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -260,7 +261,7 @@ def record_logout(session: Session, *, username: str, now: datetime | None = Non
 
 def lock_message(user: User, *, now: datetime) -> str | None:
     if user.locked_until is not None and user.locked_until > now:
-        minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
+        minutes = max(1, math.ceil((user.locked_until - now).total_seconds() / 60))
         return (f"Too many failed logins: account {user.username!r} is locked for {minutes} more minute(s). "
                 "Try again later or ask a lead to reset your password.")
     return None
