@@ -108,6 +108,7 @@ def live_queue() -> None:
                "click a ticket number to open it in a new tab")
     event = st.dataframe(
         frame, hide_index=True, width="stretch", key="queue_table", on_select="rerun", selection_mode="multi-row",
+        height=min(36 * (len(frame) + 1) + 3, 1200),
         column_config={
             "Ticket": st.column_config.LinkColumn("Ticket", display_text=r"#(HD-\d+)$", width="small"),
             "Summary": st.column_config.TextColumn(width="large"),

@@ -69,7 +69,7 @@ def header(snap: Snapshot) -> None:
     t = snap.ticket
     now = datetime.now(UTC)
     st.title(f"🎫 {ticket_ref(t.id)}")
-    st.subheader(t.summary, anchor=False)
+    st.subheader(core.escape_md(t.summary), anchor=False)
     cols = st.columns([1, 1, 1, 1, 3])
     with cols[0]:
         core.status_badge(Status(t.status))
@@ -84,8 +84,8 @@ def header(snap: Snapshot) -> None:
         if t.escalation_level:
             st.badge(f"Escalated: {EscalationLevel(t.escalation_level).label}", icon="⬆️", color="violet")
     m = st.columns(5)
-    m[0].markdown(f"**Assignee**  \n{t.assignee.name if t.assignee else '— unassigned —'}")
-    m[1].markdown(f"**Category**  \n{t.category.name}")
+    m[0].markdown(f"**Assignee**  \n{core.escape_md(t.assignee.name) if t.assignee else '— unassigned —'}")
+    m[1].markdown(f"**Category**  \n{core.escape_md(t.category.name)}")
     m[2].markdown(f"**Created**  \n{core.fmt_time(t.created_at)}")
     due = core.fmt_time(t.resolution_due_at) if t.resolution_due_at else ("paused" if t.sla_policy else "—")
     m[3].markdown(f"**Resolution due**  \n{due}")
@@ -93,7 +93,8 @@ def header(snap: Snapshot) -> None:
     m[4].markdown(f"**First response**  \n{core.fmt_time(resp) if resp else 'due ' + core.fmt_time(t.response_due_at)}")
     if t.vendor_name:
         promised = core.fmt_time(t.vendor_promised_at) if t.vendor_promised_at else "no promise yet"
-        st.caption(f"Vendor: {t.vendor_name} · case {t.vendor_case_ref or '—'} · promised {promised}")
+        st.caption(f"Vendor: {core.escape_md(t.vendor_name)} · case {core.escape_md(t.vendor_case_ref or '—')} · "
+                   f"promised {promised}")
     if t.parent_id:
         st.caption(f"Part of major incident [{ticket_ref(t.parent_id)}]({core.ticket_url(t.parent_id)})")
 
@@ -104,7 +105,7 @@ def _related_list(title: str, rows: list[Related]) -> None:
     st.markdown(f"**{title}**")
     for r in rows:
         st.markdown(f"- [{ticket_ref(r.id)}]({core.ticket_url(r.id)}) · {r.status.label} · "
-                    f"{core.fmt_time(r.created_at)}", help=r.summary)
+                    f"{core.fmt_time(r.created_at)} · {core.escape_md(r.summary[:60])}")
 
 
 def side_panels(snap: Snapshot) -> None:
@@ -163,7 +164,8 @@ def _headline(e: TimelineEntry) -> str:
     if kind is EventKind.ACTION and e.meta:
         label = f"Action: {str(e.meta.get('action', '')).replace('_', ' ')}"
     if e.field:
-        label = f"Changed {e.field.replace('_', ' ')}: {e.old_value or '—'} → {e.new_value or '—'}"
+        label = (f"Changed {e.field.replace('_', ' ')}: {core.escape_md(e.old_value or '—')} → "
+                 f"{core.escape_md(e.new_value or '—')}")
     elif e.to_status and e.from_status != e.to_status:
         label += f" · {Status(e.from_status).label if e.from_status else '—'} → {Status(e.to_status).label}"
     if e.minutes:
@@ -178,11 +180,10 @@ def timeline(snap: Snapshot, *, show_internal: bool = True) -> None:
         return
     for e in reversed(entries):
         with st.container(border=True):
-            c1, c2 = st.columns([4, 2])
-            c1.markdown(f"**{_headline(e)}**")
             visibility = ":blue-background[public — the requester sees this]" if e.public else \
                 ":gray-background[internal]"
-            c2.markdown(f"{visibility}  \n{e.actor} · {core.fmt_time(e.occurred_at)}")
+            st.markdown(f"**{_headline(e)}**  \n{visibility} · {core.escape_md(e.actor)} · "
+                        f"{core.fmt_time(e.occurred_at)}")
             if e.body:
                 core.user_text(e.body)  # user text is data, never markup
 
