@@ -8,7 +8,7 @@ import streamlit as st
 
 from lib import tickets
 from lib.queries import parse_ref
-from lib.ui import core, ticket_view
+from lib.ui import assignment_view, core, ticket_view
 from lib.ui.core import write
 from lib.workflow import (
     Action,
@@ -63,6 +63,7 @@ def saved(result, message: str, *clear: str) -> None:  # type: ignore[no-untyped
 
 
 ticket_view.header(snap)
+assignment_view.ticket_notices(t)
 stale = st.session_state.get("stale_message")
 if stale and f"HD-{tid:06d}" in stale:
     st.error(stale, icon="🔄")
@@ -82,19 +83,38 @@ if t.version != loaded_version or new_events:
 main, side = st.columns([2, 1], gap="large")
 with side:
     ticket_view.side_panels(snap)
+    saved(assignment_view.suggestions_panel(user, t, version=loaded_version), "Assignment saved")
 
 with main:
     status = Status(t.status)
-    tabs = st.tabs(["⚡ Actions", "✏️ Details", "📝 Document"])
+    # One panel at a time (only it is rendered, which keeps the page fast); the choice survives reruns.
+    panel = st.segmented_control("Panel", ["⚡ Actions", "✏️ Details", "📝 Document"], key=f"panel_{tid}",
+                                 default="⚡ Actions", label_visibility="collapsed") or "⚡ Actions"
+    A = Action
+    form_actions = [label for label, ok in [
+        ("👤 Assign", ticket_view.allowed(user, t, A.ASSIGN)),
+        ("❓ Request information", ticket_view.allowed(user, t, A.REQUEST_INFO)),
+        ("⬆️ Escalate to a senior", ticket_view.allowed(user, t, A.ESCALATE_SENIOR)),
+        ("🏭 Escalate to a vendor", ticket_view.allowed(user, t, A.ESCALATE_VENDOR)),
+        ("✅ Resolve", ticket_view.allowed(user, t, A.RESOLVE)),
+        ("🙆 Record confirmation", ticket_view.allowed(user, t, A.RECORD_CONFIRMATION) and t.confirmed_at is None),
+        ("🔒 Close", ticket_view.allowed(user, t, A.CLOSE)),
+        ("↩️ Reopen", ticket_view.allowed(user, t, A.REOPEN)),
+        ("🔗 Link to a major incident", ticket_view.allowed(user, t, A.LINK)),
+    ] if ok]
     # --- actions allowed now for this user ----------------------------------------------------------
-    with tabs[0]:
+    if panel == "⚡ Actions":
         shown = 0
         if ticket_view.allowed(user, t, Action.TAKE) and t.assignee_id is None:
             shown += 1
             if st.button("Take this ticket", type="primary", key="take"):
                 saved(write(lambda s: tickets.take(s, actor=user.id, ticket_id=tid)), "You took the ticket")
-        if ticket_view.allowed(user, t, Action.ASSIGN):
-            shown += 1
+        suggested = "✅ Resolve" if status is Status.IN_PROGRESS and "✅ Resolve" in form_actions else (
+            "🔒 Close" if t.confirmed_at is not None and "🔒 Close" in form_actions else None)
+        chosen = st.pills("What next?", form_actions, key=f"act_{tid}_{status.value}", default=suggested) \
+            if form_actions else None
+        shown += len(form_actions)
+        if chosen == "👤 Assign":
             with st.form("assign_form"):
                 from lib.ui.queue_data import lookups
 
@@ -115,7 +135,7 @@ with main:
                                                           expected_version=loaded_version)), "Acknowledged")
         if ticket_view.allowed(user, t, Action.REQUEST_INFO):
             shown += 1
-            with st.expander("❓ Request information from the user"):
+            if chosen == "❓ Request information":
                 with st.form("info_form"):
                     text = st.text_area("What do you need? (sent to the requester)", key="info_text")
                     if st.form_submit_button("Send request and wait on user"):
@@ -124,7 +144,7 @@ with main:
                               "Request sent; the ticket waits on the user", "info_text")
         if ticket_view.allowed(user, t, Action.ESCALATE_SENIOR):
             shown += 1
-            with st.expander("⬆️ Escalate to a senior technician"):
+            if chosen == "⬆️ Escalate to a senior":
                 from lib.ui.queue_data import seniors
 
                 senior_opts = seniors(0)
@@ -138,7 +158,7 @@ with main:
                             reason=reason)), "Escalated", "esc_reason")
         if ticket_view.allowed(user, t, Action.ESCALATE_VENDOR):
             shown += 1
-            with st.expander("🏭 Escalate to a vendor (pauses our clock)"):
+            if chosen == "🏭 Escalate to a vendor":
                 with st.form("vendor_form"):
                     vendor = st.text_input("Vendor", key="vendor_name")
                     case = st.text_input("Vendor case reference", key="vendor_case")
@@ -159,7 +179,7 @@ with main:
                                                      expected_version=loaded_version)), "Back in progress")
         if ticket_view.allowed(user, t, Action.RESOLVE):
             shown += 1
-            with st.expander("✅ Resolve", expanded=status is Status.IN_PROGRESS):
+            if chosen == "✅ Resolve":
                 with st.form("resolve_form"):
                     notes = st.text_area("Resolution notes (what fixed it; sent to the requester)",
                                          value=t.resolution_notes or "", key="res_notes")
@@ -180,7 +200,7 @@ with main:
                       "Confirmation requested")
         if ticket_view.allowed(user, t, Action.RECORD_CONFIRMATION) and t.confirmed_at is None:
             shown += 1
-            with st.expander("🙆 Record the user's confirmation"):
+            if chosen == "🙆 Record confirmation":
                 with st.form("conf_form"):
                     via = st.selectbox("How did they confirm?", [v.value for v in ConfirmationVia if v.value != "link"],
                                        format_func=lambda v: v.replace("_", " "), key="conf_via")
@@ -192,7 +212,7 @@ with main:
                             note=note)), "Confirmation recorded")
         if ticket_view.allowed(user, t, Action.CLOSE):
             shown += 1
-            with st.expander("🔒 Close", expanded=t.confirmed_at is not None):
+            if chosen == "🔒 Close":
                 reason = st.selectbox("Closure reason", [r.value for r in ClosureReason],
                                       format_func=lambda v: ClosureReason(v).label, key="close_reason")
                 missing = ticket_view.closure_preview(snap, ClosureReason(reason))
@@ -211,7 +231,7 @@ with main:
                             override_reason=override or None)), "Closed", "close_note")
         if ticket_view.allowed(user, t, Action.REOPEN):
             shown += 1
-            with st.expander("↩️ Reopen"):
+            if chosen == "↩️ Reopen":
                 with st.form("reopen_form"):
                     why = st.text_area("Why (e.g. what the user reported)", key="reopen_why")
                     if st.form_submit_button("Reopen"):
@@ -220,7 +240,7 @@ with main:
                               "Reopened", "reopen_why")
         if ticket_view.allowed(user, t, Action.LINK):
             shown += 1
-            with st.expander("🔗 Link to a major incident"):
+            if chosen == "🔗 Link to a major incident":
                 with st.form("link_form"):
                     parent = st.text_input("Parent ticket (HD-number; empty to unlink)",
                                            value=f"HD-{t.parent_id:06d}" if t.parent_id else "", key="link_parent")
@@ -235,7 +255,7 @@ with main:
                     icon="ℹ️")
 
     # --- editable fields ----------------------------------------------------------------------------
-    with tabs[1]:
+    if panel == "✏️ Details":
         can_edit = ticket_view.allowed(user, t, Action.UPDATE_FIELDS)
         from lib.ui.queue_data import lookups
 
@@ -267,7 +287,7 @@ with main:
             st.caption("Only the assignee, a senior on an escalated ticket, or a lead edits these fields.")
 
     # --- documentation: appends, never refused for staleness -----------------------------------------
-    with tabs[2]:
+    if panel == "📝 Document":
         if ticket_view.allowed(user, t, Action.LOG_ACTION):
             with st.form("action_form"):
                 st.markdown("**Document an action** (diagnosis, reproduction, troubleshooting step)")

@@ -140,6 +140,7 @@ def test_ticket_page_stale_field_save_is_refused_and_draft_kept(app_env, staff_a
         t = tickets.take(s, actor=staff_app.tech, ticket_id=t.id)
         tid, version = t.id, t.version
     at = page_test("ticket.py", "tech", query={"id": str(tid)})
+    at.session_state[f"panel_{tid}"] = "✏️ Details"
     at.run()
     assert not at.exception
     # Someone else changes the priority after this tab loaded.
@@ -155,6 +156,8 @@ def test_ticket_page_stale_field_save_is_refused_and_draft_kept(app_env, staff_a
     assert "Lena Lead" in shown
     assert at.text_input(key=f"ed_summary_{tid}").value == "Outlook crashes on start"
     # A note still goes through.
+    at.session_state[f"panel_{tid}"] = "📝 Document"
+    at.run()
     at.text_area(key="note_text").input("Called the user")
     next(b for b in at.button if b.label == "Add note").click().run()
     with transaction(app_env) as s:

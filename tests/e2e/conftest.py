@@ -97,8 +97,13 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
 
 
 def wait_idle(page, timeout: float = 30_000) -> None:  # type: ignore[no-untyped-def]
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
-    page.wait_for_timeout(300)
+    """Wait until the script run finished and no stale elements of the previous run remain."""
+    idle = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+    page.wait_for_selector(idle, timeout=timeout)
+    page.wait_for_timeout(400)
+    page.wait_for_selector(idle, timeout=timeout)
+    page.wait_for_function("() => document.querySelectorAll('[data-stale=\"true\"]').length === 0",
+                           timeout=timeout)
 
 
 def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]

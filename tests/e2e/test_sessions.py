@@ -85,7 +85,7 @@ def test_two_people_edit_one_ticket(browser, seeded) -> None:  # type: ignore[no
     login(a, server.url, "tom", path=f"/ticket?id={tid}")
     login(b, server.url, "lena", path=f"/ticket?id={tid}")
     for p in (a, b):
-        p.get_by_role("tab", name="✏️ Details").click()
+        p.get_by_test_id("stButtonGroup").get_by_text("Details", exact=True).click()
     a.get_by_role("textbox", name="Summary").fill("Laptop 0 will not boot after update")
     a.get_by_role("button", name="Save changes").click()
     wait_idle(a)
@@ -95,10 +95,10 @@ def test_two_people_edit_one_ticket(browser, seeded) -> None:  # type: ignore[no
     shot(b, "23_conflict_attempt")
     b.get_by_text("was changed after you loaded it").first.wait_for()
     shot(b, "23_conflict")
-    b.get_by_role("tab", name="✏️ Details").click()
+    b.get_by_test_id("stButtonGroup").get_by_text("Details", exact=True).click()
     assert b.get_by_role("textbox", name="Summary").input_value() == "Laptop 0: no POST"  # the draft is kept
     # A note from the second person still goes through.
-    b.get_by_role("tab", name="📝 Document").click()
+    b.get_by_test_id("stButtonGroup").get_by_text("Document", exact=True).click()
     b.get_by_role("textbox", name="Note").fill("Checked BIOS settings")
     b.get_by_role("button", name="Add note").click()
     wait_idle(b)

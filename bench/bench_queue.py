@@ -1,0 +1,144 @@
+"""Queue and write benchmarks (not a test): medians over several runs, at several database sizes.
+
+    .venv/bin/python bench/bench_queue.py --sizes 10000 100000 1000000 [--postgres URL] [--runs 15]
+
+Databases are seeded once per size with `seed-demo` (kept under bench/results/ for re-runs; git-ignored).
+Measures, on each engine and size: the default queue (first 50 + total), a filtered query, a text search,
+per-status open counts, the at-risk view, creating a ticket, and a status change. The page rerun timings
+(AppTest) are in bench/bench_pages.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import func, select  # noqa: E402
+
+from lib import queries, tickets  # noqa: E402
+from lib.db import make_engine, read_session, transaction, upgrade_schema  # noqa: E402
+from lib.directory import RequesterInput  # noqa: E402
+from lib.models import Ticket, User  # noqa: E402
+from lib.queries import QueueFilter, QueueView  # noqa: E402
+from lib.seed import seed_demo  # noqa: E402
+from lib.tickets import TicketDraft  # noqa: E402
+from lib.workflow import Priority, Status  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def median_ms(fn, runs: int) -> float:  # type: ignore[no-untyped-def]
+    fn()  # warm the page cache and the statement cache
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples)
+
+
+def prepare(url: str, size: int):  # type: ignore[no-untyped-def]
+    engine = make_engine(url)
+    upgrade_schema(engine)
+    with read_session(engine) as s:
+        have = s.scalar(select(func.count()).select_from(Ticket)) or 0
+    if have < size:
+        print(f"  seeding {size - have:,} tickets ...", flush=True)
+        t0 = time.perf_counter()
+        seed_demo(engine, tickets=size - have, years=5 if size >= 100_000 else 1, seed=7,
+                  progress=lambda d, t=None: None, demo_password="bench password 123")
+        print(f"  seeded in {time.perf_counter() - t0:.0f} s", flush=True)
+    return engine
+
+
+def measure(engine, runs: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    out: dict[str, float] = {}
+    now = datetime.now(UTC)
+    with read_session(engine) as s:
+        me = s.scalar(select(User.id).where(User.username == "tech1")) or 1
+        cat = s.scalar(select(Ticket.category_id).limit(1))
+
+        def q(f: QueueFilter) -> None:
+            queries.list_queue(s, f, page_size=50)
+
+        out["default queue (50 + total)"] = median_ms(lambda: q(QueueFilter(view=QueueView.ALL_OPEN, now=now)), runs)
+        out["filtered (High+Critical, category)"] = median_ms(lambda: q(QueueFilter(
+            view=QueueView.ALL_OPEN, priorities=[Priority.HIGH, Priority.CRITICAL], category_ids=[cat], now=now)), runs)
+        out["my open tickets"] = median_ms(lambda: q(QueueFilter(view=QueueView.MY_OPEN, me=me, now=now)), runs)
+        out["text search in open tickets"] = median_ms(lambda: q(QueueFilter(
+            view=QueueView.ALL_OPEN, text="printer", now=now)), runs)
+        out["breaching or at risk"] = median_ms(lambda: q(QueueFilter(view=QueueView.AT_RISK, now=now)), runs)
+        out["open counts per status"] = median_ms(lambda: queries.open_counts(s), runs)
+        out["change marker"] = median_ms(lambda: queries.change_marker(s), runs)
+    with read_session(engine) as s:
+        lead = s.scalar(select(User.id).where(User.username == "lead"))
+    created: list[int] = []
+
+    def create() -> None:
+        with transaction(engine) as s:
+            t = tickets.create_ticket(s, actor=lead, draft=TicketDraft(
+                summary="Bench ticket", category="Other", priority="Low", channel="phone",
+                requester=RequesterInput(name="Bench", email="bench@example.com")))
+            created.append(t.id)
+
+    out["create ticket (commit)"] = median_ms(create, runs)
+    ids = iter(list(created))
+
+    def change() -> None:
+        tid = next(ids)
+        with transaction(engine) as s:
+            t = s.get(Ticket, tid)
+            tickets.assign(s, actor=lead, ticket_id=tid, assignee_id=lead, expected_version=t.version)
+
+    out["status change: assign (commit)"] = median_ms(change, min(runs, len(created) - 2))
+    with transaction(engine) as s:  # leave the data set as it was, apart from these closed bench tickets
+        for tid in created:
+            t = s.get(Ticket, tid)
+            if t is not None and t.status != Status.CLOSED.value:
+                tickets.close(s, actor=lead, ticket_id=tid, expected_version=t.version, reason="cancelled",
+                              note="benchmark ticket")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--postgres", help="also run on this PostgreSQL URL (one database per size is created)")
+    ap.add_argument("--runs", type=int, default=15)
+    args = ap.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    table: dict[str, dict[str, float]] = {}
+    for size in args.sizes:
+        targets = [("sqlite", f"sqlite:///{RESULTS / f'queue_{size}.sqlite3'}")]
+        if args.postgres:
+            from sqlalchemy import create_engine, text
+            from sqlalchemy.engine import make_url
+
+            name = f"helpdesk_bench_{size}"
+            admin = create_engine(args.postgres, isolation_level="AUTOCOMMIT")
+            with admin.connect() as c:
+                if not c.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
+                    c.execute(text(f'CREATE DATABASE "{name}"'))
+            targets.append(("postgresql", make_url(args.postgres).set(database=name).render_as_string(False)))
+        for engine_name, url in targets:
+            print(f"{engine_name} {size:,} tickets", flush=True)
+            engine = prepare(url, size)
+            table[f"{engine_name} {size:,}"] = measure(engine, args.runs)
+            engine.dispose()
+    cols = list(table)
+    rows = list(next(iter(table.values())))
+    print("\nmedian ms | " + " | ".join(cols))
+    print("--- | " + " | ".join("---:" for _ in cols))
+    for r in rows:
+        print(f"{r} | " + " | ".join(f"{table[c][r]:.1f}" for c in cols))
+
+
+if __name__ == "__main__":
+    main()

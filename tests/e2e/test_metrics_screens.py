@@ -1,0 +1,127 @@
+"""The Metrics and Weekly report pages in a real browser, in the light and the dark theme.
+
+Screenshots (test-artifacts/screenshots/6x_*.png) are for looking at: the chart rules (fixed priority
+colours, titled axes, legible text in both themes, a clear empty state) are checked by eye there and
+by the unit tests in tests/unit/test_charts.py.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import date
+
+import pytest
+
+from tests.e2e.conftest import PASSWORD, login, seed_accounts, shot, wait_idle
+
+CHARTS = '[data-testid="stPlotlyChart"]'
+
+
+@pytest.fixture(scope="module")
+def seeded(app_server):  # type: ignore[no-untyped-def]
+    seed_accounts(app_server.db)
+    os.environ.setdefault("HELPDESK_SERVER_SECRET", "e2e-secret-" + "z" * 40)
+    root = str(app_server.db.parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from lib.db import make_engine
+    from lib.seed import seed_demo
+
+    engine = make_engine(f"sqlite:///{app_server.db}")
+    seed_demo(engine, tickets=2000, years=1, seed=23, demo_password=PASSWORD)
+    engine.dispose()
+    return app_server
+
+
+def open_page(browser, server, path: str, scheme: str):  # type: ignore[no-untyped-def]
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme=scheme)
+    page = ctx.new_page()
+    login(page, server.url, "lena", path=path)
+    return ctx, page
+
+
+def wait_charts(page, n: int) -> None:  # type: ignore[no-untyped-def]
+    page.wait_for_function(f"document.querySelectorAll('{CHARTS} .main-svg').length >= {n}", timeout=30_000)
+    wait_idle(page)
+    page.wait_for_timeout(700)  # plotly finishes its layout after the element appears
+
+
+def background(page) -> str:  # type: ignore[no-untyped-def]
+    return page.evaluate("getComputedStyle(document.querySelector('[data-testid=\"stApp\"]')).backgroundColor")
+
+
+def title_colour(page) -> str:  # type: ignore[no-untyped-def]
+    return page.evaluate(f"getComputedStyle(document.querySelector('{CHARTS} .gtitle')).fill")
+
+
+def _luma(css: str) -> float:
+    r, g, b = (float(v) for v in css[css.index("(") + 1:css.index(")")].split(",")[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_metrics_page(browser, seeded, scheme: str) -> None:  # type: ignore[no-untyped-def]
+    ctx, page = open_page(browser, seeded, "/metrics", scheme)
+    page.get_by_role("heading", name="Metrics").wait_for()
+    wait_charts(page, 8)
+    # The chart text follows the theme: dark text on the light page, light text on the dark one.
+    bg, fg = _luma(background(page)), _luma(title_colour(page))
+    assert (bg > 128) == (scheme == "light") and abs(bg - fg) > 100, (scheme, background(page), title_colour(page))
+    shot(page, f"60_metrics_{scheme}")
+
+    # Click a bar of "Created per week, by priority": a link opens exactly those tickets in the queue.
+    chart = page.locator(CHARTS).first
+    bar = chart.locator(".trace.bars .point path").nth(8)
+    bar.click(force=True)
+    wait_idle(page)
+    link = page.get_by_role("link", name="Open these").first
+    link.wait_for(timeout=15_000)
+    href = link.get_attribute("href") or ""
+    assert href.startswith("/?view=All+tickets") and "created_from=" in href and "priority=" in href
+    shot(page, f"61_metrics_selection_{scheme}")
+    if scheme == "light":
+        page.goto(seeded.url + href)
+        wait_idle(page)
+        page.get_by_role("heading", name="Queue").wait_for()
+        shot(page, "62_queue_from_metrics")
+    ctx.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_metrics_page_empty_period(browser, seeded, scheme: str) -> None:  # type: ignore[no-untyped-def]
+    ctx, page = open_page(browser, seeded, "/metrics", scheme)
+    page.get_by_role("heading", name="Metrics").wait_for()
+    wait_charts(page, 8)
+    field = page.get_by_test_id("stDateInput").locator("input")
+    field.fill(f"{date(2001, 1, 1):%Y/%m/%d} – {date(2001, 3, 31):%Y/%m/%d}")
+    field.press("Enter")
+    page.keyboard.press("Escape")
+    wait_idle(page)
+    page.get_by_text("No tickets in this period").first.wait_for(timeout=15_000)
+    wait_charts(page, 8)
+    shot(page, f"63_metrics_empty_{scheme}")
+    ctx.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_report_page(browser, seeded, scheme: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ctx, page = open_page(browser, seeded, "/report", scheme)
+    page.get_by_role("heading", name="Weekly report").wait_for()
+    wait_charts(page, 5)
+    for label in ("CSV", "Excel (XLSX)", "HTML with charts"):
+        page.get_by_role("button", name=label).wait_for()
+    shot(page, f"64_report_{scheme}")
+    if scheme == "light":
+        with page.expect_download(timeout=60_000) as dl:
+            page.get_by_role("button", name="HTML with charts").click()
+        path = tmp_path / "report.html"
+        dl.value.save_as(path)
+        html = path.read_text(encoding="utf-8")
+        assert "<html" in html.lower() and "plotly" in html.lower()
+        report = ctx.new_page()
+        report.set_viewport_size({"width": 1200, "height": 900})
+        report.goto(path.as_uri())
+        report.wait_for_timeout(1500)
+        shot(report, "65_report_html_file")
+    ctx.close()
