@@ -11,8 +11,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from lib.server_routes import routes, start_worker
+
+# app.py routes with st.navigation. Without this, Streamlit's legacy handling of a pages/ folder would
+# serve a deep link of the very first session after start (e.g. /ticket?id=5) by running that page file
+# directly, past app.py's login gate (the page's own role check would then refuse it).
+PagesManager.uses_pages_directory = False
 
 
 @asynccontextmanager

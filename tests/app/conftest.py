@@ -20,6 +20,17 @@ USERS = {"tech": ("tom", "Tom Tech", "technician"), "senior": ("senior", "Sam Se
 
 @pytest.fixture
 def app_env(tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    # As in server.py: routing is st.navigation's, never the legacy pages/ folder handling (which AppTest
+    # re-enables before every run, so its reruns would execute a page file instead of app.py).
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original_init = PagesManager.__init__
+
+    def init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        original_init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
     engine = fresh_sqlite(sqlite_template, tmp_path)
     monkeypatch.setenv("HELPDESK_DATABASE_URL", str(engine.url))
     monkeypatch.setenv("HELPDESK_QUEUE_REFRESH_SECONDS", "0")

@@ -48,6 +48,30 @@ def test_logged_out_user_sees_only_login(app_env, staff_app) -> None:
     assert "Queue" not in texts(at)
 
 
+def test_real_login_widget_lockout_and_unlock(app_env, staff_app) -> None:
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.run()
+    for _ in range(5):
+        at.text_input(key="login_username").input("tom")
+        at.text_input(key="login_password").input("wrong password!")
+        at.button[0].click().run()
+        assert not at.exception
+    assert "locked" in texts(at).lower()
+    at.text_input(key="login_username").input("tom")
+    at.text_input(key="login_password").input(staff_app.password)
+    at.button[0].click().run()
+    assert not at.session_state["authentication_status"]  # the right password is refused while locked
+    from lib.users import reset_password
+
+    with transaction(app_env) as s:
+        reset_password(s, actor=staff_app.lead, user_id=staff_app.tech, new=staff_app.password)
+    at.text_input(key="login_username").input("tom")
+    at.text_input(key="login_password").input(staff_app.password)
+    at.button[0].click().run()
+    assert at.session_state["authentication_status"] is True
+    assert at.session_state["username"] == "tom"
+
+
 def test_lockout_counted_in_database(app_env, staff_app) -> None:
     """The login form's bookkeeping: 5 failures lock for 15 minutes; a lead's reset unlocks.
     (The form itself is driven in the real browser: tests/e2e/test_sessions.py.)"""

@@ -150,13 +150,17 @@ def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
     outcome = yield
     report = outcome.get_result()
     if report.when == "call" and report.failed:
-        ctx = item.funcargs.get("context")
-        if ctx is not None:
-            for i, pg in enumerate(ctx.pages):
-                try:
-                    shot(pg, f"FAILED_{item.name}_{i}")
-                except Exception:  # noqa: BLE001 - best effort
-                    pass
+        contexts = []
+        if item.funcargs.get("context") is not None:
+            contexts.append(item.funcargs["context"])
+        if item.funcargs.get("browser") is not None:
+            contexts.extend(item.funcargs["browser"].contexts)
+        pages = [pg for ctx in contexts for pg in ctx.pages]
+        for i, pg in enumerate(pages):
+            try:
+                shot(pg, f"FAILED_{item.name}_{i}")
+            except Exception:  # noqa: BLE001 - best effort
+                pass
 
 
 def open_from_grid(page, context, text: str):  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from datetime import date
 
 import pytest
 
-from tests.e2e.conftest import PASSWORD, login, seed_accounts, shot, wait_idle
+from tests.e2e.conftest import PASSWORD, AppServer, login, seed_accounts, shot, wait_idle
 
 CHARTS = '[data-testid="stPlotlyChart"]'
 
@@ -34,9 +34,27 @@ def seeded(app_server):  # type: ignore[no-untyped-def]
     return app_server
 
 
-def open_page(browser, server, path: str, scheme: str):  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module")
+def servers(seeded, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """The light server and a second one on the same database in Streamlit's dark theme.
+
+    .streamlit/config.toml sets theme options, which makes Streamlit use that one custom (light) theme
+    whatever the browser prefers; the dark one is the same theme on the dark base.
+    """
+    dark = AppServer(tmp_path_factory.mktemp("e2e_dark"), extra_env={
+        "STREAMLIT_THEME_BASE": "dark", "HELPDESK_DATABASE_URL": f"sqlite:///{seeded.db}"})
+    yield {"light": seeded, "dark": dark}
+    dark.stop()
+
+
+def open_page(browser, servers, path: str, scheme: str):  # type: ignore[no-untyped-def]
+    server = servers[scheme]
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme=scheme)
     page = ctx.new_page()
+    # A fresh server's very first request for a deep path runs that page file on its own (Streamlit's
+    # pages/ folder discovery) until the entry script has run once: open the root first.
+    page.goto(server.url + "/")
+    wait_idle(page)
     login(page, server.url, "lena", path=path)
     return ctx, page
 
@@ -61,8 +79,8 @@ def _luma(css: str) -> float:
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_metrics_page(browser, seeded, scheme: str) -> None:  # type: ignore[no-untyped-def]
-    ctx, page = open_page(browser, seeded, "/metrics", scheme)
+def test_metrics_page(browser, servers, scheme: str) -> None:  # type: ignore[no-untyped-def]
+    ctx, page = open_page(browser, servers, "/metrics", scheme)
     page.get_by_role("heading", name="Metrics").wait_for()
     wait_charts(page, 8)
     # The chart text follows the theme: dark text on the light page, light text on the dark one.
@@ -81,7 +99,7 @@ def test_metrics_page(browser, seeded, scheme: str) -> None:  # type: ignore[no-
     assert href.startswith("/?view=All+tickets") and "created_from=" in href and "priority=" in href
     shot(page, f"61_metrics_selection_{scheme}")
     if scheme == "light":
-        page.goto(seeded.url + href)
+        page.goto(servers["light"].url + href)
         wait_idle(page)
         page.get_by_role("heading", name="Queue").wait_for()
         shot(page, "62_queue_from_metrics")
@@ -89,8 +107,8 @@ def test_metrics_page(browser, seeded, scheme: str) -> None:  # type: ignore[no-
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_metrics_page_empty_period(browser, seeded, scheme: str) -> None:  # type: ignore[no-untyped-def]
-    ctx, page = open_page(browser, seeded, "/metrics", scheme)
+def test_metrics_page_empty_period(browser, servers, scheme: str) -> None:  # type: ignore[no-untyped-def]
+    ctx, page = open_page(browser, servers, "/metrics", scheme)
     page.get_by_role("heading", name="Metrics").wait_for()
     wait_charts(page, 8)
     field = page.get_by_test_id("stDateInput").locator("input")
@@ -105,8 +123,8 @@ def test_metrics_page_empty_period(browser, seeded, scheme: str) -> None:  # typ
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_report_page(browser, seeded, scheme: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    ctx, page = open_page(browser, seeded, "/report", scheme)
+def test_report_page(browser, servers, scheme: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ctx, page = open_page(browser, servers, "/report", scheme)
     page.get_by_role("heading", name="Weekly report").wait_for()
     wait_charts(page, 5)
     for label in ("CSV", "Excel (XLSX)", "HTML with charts"):

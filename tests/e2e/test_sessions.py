@@ -66,13 +66,21 @@ def test_deep_link_survives_login_and_new_tabs_need_no_login(browser, seeded) ->
     login(page, server.url, "tom", path=f"/ticket?id={ids[1]}")
     page.get_by_role("heading", name=f"HD-{ids[1]:06d}").wait_for()
     shot(page, "21_deep_link_after_login")
-    # From the queue, three tickets open in their own tabs, each on its own ticket, no login form.
+    # From the queue, three tickets open in their own tabs, each on its own ticket; the login form never
+    # appears in them, not even for a moment (a watcher in each new page records any sight of it).
+    ctx.add_init_script("""
+        window.__sawLogin = false;
+        new MutationObserver(() => {
+            if (document.body && document.body.innerText.includes("Log in to the help desk")) window.__sawLogin = true;
+        }).observe(document, {subtree: true, childList: true, characterData: true});
+    """)
     page.goto(server.url + "/")
     wait_idle(page)
     for tid in ids:
         tab = open_from_grid(page, ctx, f"HD-{tid:06d}")
         tab.get_by_role("heading", name=f"HD-{tid:06d}").wait_for()
         assert tab.get_by_role("button", name="Log in").count() == 0
+        assert tab.evaluate("window.__sawLogin") is False
         shot(tab, f"22_tab_{tid}")
     ctx.close()
 
