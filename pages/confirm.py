@@ -6,7 +6,7 @@ import streamlit as st
 
 from lib import confirm
 from lib.db import read_session, transaction
-from lib.errors import ValidationError
+from lib.errors import HelpdeskError, ValidationError
 from lib.models import ticket_ref
 from lib.ui.core import get_engine, user_text
 
@@ -35,8 +35,12 @@ st.caption("Optional: how satisfied are you with how we handled it?")
 c1, c2 = st.columns(2)
 with c1:
     if st.button("✅ Yes, it works", type="primary", key="confirm_yes"):
-        with transaction(get_engine()) as s:
-            confirm.answer(s, token, works=True, rating=None if rating is None else rating + 1)
+        try:
+            with transaction(get_engine()) as s:
+                confirm.answer(s, token, works=True, rating=None if rating is None else rating + 1)
+        except (confirm.LinkRefused, HelpdeskError) as exc:
+            st.error(str(exc), icon="🔗")
+            st.stop()
         st.session_state["confirm_done"] = "Thank you! We have recorded your confirmation and will close the ticket."
         st.rerun()
 with c2:
@@ -48,6 +52,8 @@ with c2:
                                rating=None if rating is None else rating + 1)
         except ValidationError as exc:
             st.error("; ".join(exc.fields.values()) or str(exc))
+        except HelpdeskError as exc:
+            st.error(str(exc), icon="🔗")
         else:
             st.session_state["confirm_done"] = "Thank you — we have reopened the ticket and will be in touch."
             st.rerun()
