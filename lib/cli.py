@@ -111,13 +111,15 @@ def cmd_import_csv(args: argparse.Namespace) -> int:
     if len(report.refused) > args.show_refused:
         print(f"... and {len(report.refused) - args.show_refused} more refused rows", file=sys.stderr)
     print(report.summary())
-    return 0
+    return 1 if report.refused else 0
 
 
 def cmd_export_csv(args: argparse.Namespace) -> int:
     from lib.exporter import export_tickets_csv
 
-    n = export_tickets_csv(_engine(args), Path(args.path))
+    progress = Progress("exporting tickets", quiet=args.quiet)
+    n = export_tickets_csv(_engine(args), Path(args.path), progress=progress)
+    progress.done()
     print(f"exported {n:,} tickets to {args.path}")
     return 0
 
@@ -125,7 +127,9 @@ def cmd_export_csv(args: argparse.Namespace) -> int:
 def cmd_export_events(args: argparse.Namespace) -> int:
     from lib.exporter import export_events_csv
 
-    n = export_events_csv(_engine(args), Path(args.path))
+    progress = Progress("exporting events", quiet=args.quiet)
+    n = export_events_csv(_engine(args), Path(args.path), progress=progress)
+    progress.done()
     print(f"exported {n:,} events to {args.path}")
     return 0
 
@@ -191,6 +195,49 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from lib.db import read_session
+    from lib.reports import last_full_week, write_report
+
+    # Read-only and run from cron: migrate only when the metrics tables are missing (loading the migration
+    # machinery on every run costs a third of a second).
+    engine = make_engine(args.database_url) if args.database_url else make_engine()
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1 FROM metric_days WHERE 1 = 0"))
+    except DBAPIError:
+        upgrade_schema(engine)
+    week = args.week or last_full_week()
+    with read_session(engine) as s:
+        out = write_report(s, week, args.format, Path(args.out))
+    print(f"report for {week} written to {out} ({out.stat().st_size:,} bytes)")
+    return 0
+
+
+def cmd_rebuild_rollups(args: argparse.Namespace) -> int:
+    from lib.metrics_store import check, check_days, rebuild
+
+    engine = _engine(args)
+    if args.check:
+        with transaction(engine) as s:
+            wrong, days = check(s), check_days(s)
+        if wrong:
+            print(f"ticket_metrics differs from tickets for ticket ids {', '.join(map(str, wrong))}")
+        if days:
+            print(f"metric_days differs from ticket_metrics on (day, priority, category) {days}")
+        if not wrong and not days:
+            print("ticket_metrics and metric_days are in step with tickets")
+        return 1 if wrong or days else 0
+    started = time.monotonic()
+    with transaction(engine) as s:
+        n = rebuild(s)
+    print(f"rebuilt ticket_metrics and metric_days: {n:,} tickets in {time.monotonic() - started:.1f} s")
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "init-db": (cmd_init_db, "create or upgrade the database schema"),
     "create-user": (cmd_create_user, "create a staff account (password from a prompt or stdin, never argv)"),
@@ -204,6 +251,9 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "ingest-email": (cmd_ingest_email, "turn mail into tickets and comments: files, a Maildir, or - for one message "
                                        "on stdin (MTA pipe)"),
     "worker": (cmd_worker, "run the background worker: IMAP poll, outbox, SLA, confirmation reminders"),
+    "report": (cmd_report, "the weekly review of one ISO week as json, csv (headline table), xlsx or html"),
+    "rebuild-rollups": (cmd_rebuild_rollups, "refill the metrics tables (ticket_metrics, metric_days) from tickets, "
+                                             "or --check them"),
 }
 
 
@@ -240,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in ("export-csv", "export-events"):
         parsers[name].add_argument("path")
+        parsers[name].add_argument("--quiet", action="store_true")
     parsers["backup"].add_argument("path")
     parsers["backup"].add_argument("--quiet", action="store_true")
     parsers["restore"].add_argument("path")
@@ -255,6 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="run one cycle and exit (for cron)")
     p.add_argument("--interval", type=float, default=None,
                    help="seconds between cycles (default: the worker_interval setting, 60)")
+
+    p = parsers["report"]
+    p.add_argument("--week", help="ISO week such as 2026-W47 (default: the last full week, in the desk's time zone)")
+    p.add_argument("--format", choices=["json", "csv", "xlsx", "html"], default="json")
+    p.add_argument("--out", required=True, help="the file to write")
+    parsers["rebuild-rollups"].add_argument("--check", action="store_true",
+                                            help="only compare the metrics tables with tickets; exit 1 if they differ")
     return parser
 
 
