@@ -1,0 +1,169 @@
+"""The queue's "Breaching or at risk" view and the lead's board at several database sizes (not a test).
+
+    .venv/bin/python bench/bench_at_risk.py                          # SQLite, 10k and 100k tickets
+    .venv/bin/python bench/bench_at_risk.py --tickets 1000000        # the quiet-machine run
+    .venv/bin/python bench/bench_at_risk.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+
+Each size gets its own database seeded with ``seed-demo`` (SQLite files under bench/results/, PostgreSQL
+databases ``helpdesk_bench_at_risk_<size>`` beside the URL's), kept for re-runs: a database that already
+holds the tickets is reused. Measures, as medians of ``--runs`` after one warm-up:
+
+* the view as the queue page asks for it: ``list_queue(view=AT_RISK)``, first 50 rows and the total;
+* the first 50 rows alone, and the total alone (to see which half costs);
+* the workload board (``lib.board.load_board``) and one assignment suggestion (``lib.assignment.suggest``).
+
+It prints the query plans of the view's two statements, then a table. Never fails on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy.engine import Engine, make_url  # noqa: E402
+
+from lib import assignment, board, queries  # noqa: E402
+from lib.db import make_engine, read_session, upgrade_schema  # noqa: E402
+from lib.models import Ticket  # noqa: E402
+from lib.queries import QueueFilter, QueueView  # noqa: E402
+from lib.seed import seed_demo  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def median_ms(fn, runs: int) -> float:  # type: ignore[no-untyped-def]
+    fn()  # warm the page cache and the statement cache
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples)
+
+
+def database_for(base_url: str | None, size: int) -> str:
+    if base_url is None:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{RESULTS / f'at_risk_{size}.sqlite3'}"
+    name = f"helpdesk_bench_at_risk_{size}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(base_url).set(database=name).render_as_string(hide_password=False)
+
+
+def prepare(url: str, size: int) -> Engine:
+    engine = make_engine(url)
+    upgrade_schema(engine)
+    with read_session(engine) as s:
+        have = s.scalar(select(func.count()).select_from(Ticket)) or 0
+    if have < size:
+        print(f"  seeding {size - have:,} tickets into {engine.url.render_as_string()} ...", file=sys.stderr,
+              flush=True)
+        t0 = time.perf_counter()
+        seed_demo(engine, tickets=size - have, years=5 if size >= 100_000 else 1, seed=11,
+                  demo_password="bench password 123")
+        print(f"  seeded in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("ANALYZE"))
+            conn.commit()
+    else:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+            conn.commit()
+    return engine
+
+
+def plans(engine: Engine, now: datetime) -> list[str]:
+    """The plans of the statements ``list_queue`` runs for the view, as the database executes them."""
+    from sqlalchemy import event
+
+    seen: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with read_session(engine) as s:
+            queries.list_queue(s, QueueFilter(view=QueueView.AT_RISK, now=now), page_size=50)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    prefix = "EXPLAIN " if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
+    out = []
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        for statement, params in seen:
+            label = "total" if "count(" in statement.lower() else (
+                "first 50 ids" if statement.lstrip().upper().startswith("SELECT TICKETS.ID \nFROM TICKETS") and
+                "JOIN" not in statement.upper() else "display columns")
+            cur.execute(prefix + statement, params)
+            out += [f"{label}: {row[-1] if engine.dialect.name != 'postgresql' else row[0]}" for row in cur.fetchall()]
+    finally:
+        raw.close()
+    return out
+
+
+def measure(engine: Engine, runs: int) -> dict[str, float | int]:
+    now = datetime.now(UTC)
+    out: dict[str, float | int] = {}
+    f = QueueFilter(view=QueueView.AT_RISK, now=now)
+    with read_session(engine) as s:
+        out["tickets"] = s.scalar(select(func.count()).select_from(Ticket)) or 0
+        out["open"] = s.scalar(select(func.count()).select_from(Ticket).where(Ticket.is_open.is_(True))) or 0
+        page = queries.list_queue(s, f, page_size=50)
+        out["at risk"] = page.total
+        out["page + total"] = median_ms(lambda: queries.list_queue(s, f, page_size=50), runs)
+        out["page only"] = median_ms(lambda: queries.list_queue(s, f, page_size=50, with_total=False), runs)
+        conds = queries._where(f, now)
+        out["total only"] = median_ms(
+            lambda: s.scalar(select(func.count()).select_from(Ticket).where(*conds)), runs)
+        out["board"] = median_ms(lambda: board.load_board(s, now=now), runs)
+        some = s.scalar(select(Ticket.id).where(Ticket.is_open.is_(True)).order_by(Ticket.id.desc()).limit(1))
+        out["suggest"] = median_ms(lambda: assignment.suggest(s, some, now=now), runs) if some else float("nan")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tickets", type=int, nargs="+", default=[10_000, 100_000],
+                        help="database sizes (default 10000 100000; the owner's run adds 1000000)")
+    parser.add_argument("--database-url", help="a PostgreSQL server URL (default: SQLite files under bench/results/)")
+    parser.add_argument("--runs", type=int, default=15, help="timed runs per measure (default 15)")
+    parser.add_argument("--no-plans", action="store_true", help="do not print the query plans")
+    args = parser.parse_args()
+
+    results = []
+    for size in args.tickets:
+        print(f"{size:,} tickets", file=sys.stderr, flush=True)
+        engine = prepare(database_for(args.database_url, size), size)
+        if not args.no_plans:
+            for line in plans(engine, datetime.now(UTC)):
+                print(f"  plan {line}", file=sys.stderr)
+        results.append(measure(engine, args.runs))
+        engine.dispose()
+
+    engine_name = (args.database_url or "sqlite").split(":")[0].split("+")[0]
+    print(f"\n'Breaching or at risk' view and the workload board on {engine_name}, median of {args.runs} runs, "
+          f"{os.cpu_count()} CPUs (ms)")
+    cols = ["tickets", "open", "at risk", "page + total", "page only", "total only", "board", "suggest"]
+    print("  ".join(f"{c:>12}" for c in cols))
+    for r in results:
+        print("  ".join(f"{r[c]:>12,}" if isinstance(r[c], int) else f"{r[c]:>12.1f}" for c in cols))
+
+
+if __name__ == "__main__":
+    main()
