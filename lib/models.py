@@ -245,6 +245,11 @@ class Ticket(Base):
         Index("ix_tickets_resolution_due", "is_open", "resolution_due_at"),
         Index("ix_tickets_resolution_risk", "is_open", "resolution_risk_at"),
         Index("ix_tickets_response_due", "is_open", "response_due_at"),
+        # Open tickets only, with the SLA moments the "Breaching or at risk" view and the board read (0005).
+        Index("ix_tickets_open_sla", "is_open", text("priority DESC"), "created_at", "id", "assignee_id", "status",
+              "resolution_risk_at", "response_risk_at", "resolution_due_at", "response_due_at",
+              "resolution_breached_at", "acknowledged_at", "first_response_at",
+              sqlite_where=text("is_open IS 1"), postgresql_where=text("is_open IS TRUE")),
         {"sqlite_autoincrement": True},
     )
 
@@ -363,3 +368,201 @@ class ActionToken(Base):
 
 def ticket_ref(ticket_id: int, prefix: str = "HD") -> str:
     return f"{prefix}-{ticket_id:06d}"
+
+
+# --- knowledge base, follow-ups, preventive steps (see docs/knowledge.md) --------------------------
+# Full-text search: SQLite keeps FTS5 tables kb_fts and ticket_fts in step through triggers; PostgreSQL has
+# generated ``search_vector`` columns on kb_articles and tickets with GIN indexes. Both come from migration
+# 0003 and are not mapped here (the ORM never writes them).
+
+
+class KbArticle(Base):
+    """A knowledge-base article, quoted as KB-12. The current text; earlier versions in kb_article_versions."""
+
+    __tablename__ = "kb_articles"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    symptoms: Mapped[str] = mapped_column(Text, default="")
+    cause: Mapped[str] = mapped_column(Text, default="")
+    resolution_steps: Mapped[str] = mapped_column(Text, default="")  # Markdown, rendered by lib.safe_markdown
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"))
+    tags: Mapped[str] = mapped_column(String(500), default="")  # lower-case, comma-separated
+    status: Mapped[str] = mapped_column(String(12), default="draft")  # lib.workflow.KbStatus
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    source_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    published_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    category: Mapped[Category | None] = relationship(lazy="joined")
+    author: Mapped[User | None] = relationship(foreign_keys=[author_id], lazy="joined")
+
+    __table_args__ = (
+        Index("ix_kb_articles_status_category", "status", "category_id"),
+        Index("ix_kb_articles_source_ticket", "source_ticket_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+
+class KbArticleVersion(Base):
+    """Every saved version of an article, kept (the newest equals the article's current text)."""
+
+    __tablename__ = "kb_article_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("kb_articles.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    symptoms: Mapped[str] = mapped_column(Text, default="")
+    cause: Mapped[str] = mapped_column(Text, default="")
+    resolution_steps: Mapped[str] = mapped_column(Text, default="")
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"))
+    tags: Mapped[str] = mapped_column(String(500), default="")
+    status: Mapped[str] = mapped_column(String(12))  # lib.workflow.KbStatus
+    edited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    edited_at: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str | None] = mapped_column(String(300))
+
+    editor: Mapped[User | None] = relationship(lazy="joined")
+
+    __table_args__ = (UniqueConstraint("article_id", "version"),)
+
+
+class KbArticleTicket(Base):
+    """An article linked to a ticket; ``solved`` marks "solved with KB-12" (counted in the metrics)."""
+
+    __tablename__ = "kb_article_tickets"
+    article_id: Mapped[int] = mapped_column(ForeignKey("kb_articles.id"), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    solved: Mapped[bool] = mapped_column(Boolean, default=False)
+    linked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    linked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_kb_article_tickets_ticket", "ticket_id"),
+        Index("ix_kb_article_tickets_solved", "solved", "linked_at"),
+    )
+
+
+class FollowUp(Base):
+    """A check scheduled on a ticket: due date, owner, note; reminded once when due, completed with an outcome."""
+
+    __tablename__ = "follow_ups"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    due_at: Mapped[datetime]
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(20), default="manual")  # lib.workflow.FollowUpSource
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reminded_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    outcome: Mapped[str | None] = mapped_column(Text)
+
+    owner: Mapped[User] = relationship(foreign_keys=[owner_id], lazy="joined")
+
+    __table_args__ = (
+        Index("ix_follow_ups_owner_due", "owner_id", "completed_at", "due_at"),
+        Index("ix_follow_ups_due", "completed_at", "due_at"),
+        Index("ix_follow_ups_ticket", "ticket_id"),
+    )
+
+
+class PreventiveStep(Base):
+    """What was done so it does not happen again, recorded at closure (listed in the weekly report)."""
+
+    __tablename__ = "preventive_steps"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    body: Mapped[str] = mapped_column(Text)
+    follow_up_id: Mapped[int | None] = mapped_column(ForeignKey("follow_ups.id"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_preventive_steps_created", "created_at"),
+        Index("ix_preventive_steps_ticket", "ticket_id"),
+    )
+
+
+# --- metrics: one narrow row per ticket, kept by triggers (migration 0004, lib/metrics_store.py) ---------
+
+
+class TicketMetric(Base):
+    """What the metrics read about a ticket: times as epoch microseconds (UTC), flags as 0/1.
+
+    Written only by triggers on ``tickets`` (in the writing transaction, whoever writes: the services, the
+    importers, seed-demo) and by ``python -m lib.cli rebuild-rollups``; the ORM never writes it. Each index
+    starts with (priority, category) and a time, so a period's counts are index-only range reads.
+    """
+
+    __tablename__ = "ticket_metrics"
+    ticket_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    priority: Mapped[int] = mapped_column(SmallInteger)
+    category_id: Mapped[int] = mapped_column(Integer)
+    assignee_id: Mapped[int | None] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(20))
+    is_open: Mapped[int] = mapped_column(SmallInteger)
+    created_us: Mapped[int] = mapped_column(BigInteger)
+    acknowledged_us: Mapped[int | None] = mapped_column(BigInteger)
+    first_response_us: Mapped[int | None] = mapped_column(BigInteger)
+    responded_us: Mapped[int | None] = mapped_column(BigInteger)  # the first of acknowledged and first response
+    resolved_us: Mapped[int | None] = mapped_column(BigInteger)
+    closed_us: Mapped[int | None] = mapped_column(BigInteger)
+    closure_reason: Mapped[str | None] = mapped_column(String(24))
+    reopen_count: Mapped[int] = mapped_column(Integer)
+    escalation_level: Mapped[int] = mapped_column(SmallInteger)
+    sla_target: Mapped[int] = mapped_column(SmallInteger)  # 1: the ticket carries an SLA policy
+    response_breached: Mapped[int] = mapped_column(SmallInteger)
+    resolution_breached: Mapped[int] = mapped_column(SmallInteger)
+    satisfaction: Mapped[int | None] = mapped_column(SmallInteger)
+    requester_id: Mapped[int | None] = mapped_column(Integer)
+    device_id: Mapped[int | None] = mapped_column(Integer)
+    is_duplicate: Mapped[int] = mapped_column(SmallInteger)  # closed as a duplicate of another ticket
+    # Tallies: three 0/1 counters packed 21 bits apart, so one SUM over a period gives three counts
+    # (lib/metrics_store.py TALLIES says which).
+    response_tally: Mapped[int] = mapped_column(BigInteger)
+    resolution_tally: Mapped[int] = mapped_column(BigInteger)
+    closure_tally_a: Mapped[int] = mapped_column(BigInteger)
+    closure_tally_b: Mapped[int] = mapped_column(BigInteger)
+    first_contact: Mapped[int] = mapped_column(SmallInteger)  # resolved at first contact (docs/metrics.md)
+
+    __table_args__ = (
+        Index("ix_ticket_metrics_created", "priority", "category_id", "created_us", "assignee_id", "channel",
+              "requester_id", "device_id", "is_duplicate", "ticket_id"),
+        Index("ix_ticket_metrics_acknowledged", "priority", "category_id", "acknowledged_us", "assignee_id", "channel",
+              "created_us", sqlite_where=text("acknowledged_us IS NOT NULL"),
+              postgresql_where=text("acknowledged_us IS NOT NULL")),
+        Index("ix_ticket_metrics_first_response", "priority", "category_id", "first_response_us", "assignee_id",
+              "channel", "created_us", sqlite_where=text("first_response_us IS NOT NULL"),
+              postgresql_where=text("first_response_us IS NOT NULL")),
+        Index("ix_ticket_metrics_responded", "priority", "category_id", "responded_us", "assignee_id", "channel",
+              "response_tally", sqlite_where=text("responded_us IS NOT NULL"),
+              postgresql_where=text("responded_us IS NOT NULL")),
+        Index("ix_ticket_metrics_resolved", "priority", "category_id", "resolved_us", "assignee_id", "channel",
+              "created_us", "resolution_tally", "first_contact", sqlite_where=text("resolved_us IS NOT NULL"),
+              postgresql_where=text("resolved_us IS NOT NULL")),
+        Index("ix_ticket_metrics_closed", "priority", "category_id", "closed_us", "assignee_id", "channel",
+              "closure_reason", "resolved_us", "closure_tally_a", "closure_tally_b", "satisfaction",
+              sqlite_where=text("closed_us IS NOT NULL"),
+              postgresql_where=text("closed_us IS NOT NULL")),
+        Index("ix_ticket_metrics_open", "assignee_id", "priority", "category_id", "channel", "created_us", "is_open",
+              sqlite_where=text("is_open = 1"), postgresql_where=text("is_open = 1")),
+    )
+
+
+#: Status events that move a ticket into or out of open work (the backlog), for index-only reads.
+BACKLOG_EVENT_PREDICATE = (
+    "to_status IS NOT NULL AND "
+    "(CASE WHEN to_status IN ('new', 'assigned', 'in_progress', 'waiting_user', 'waiting_vendor') THEN 1 ELSE 0 END)"
+    " <> (CASE WHEN from_status IN ('new', 'assigned', 'in_progress', 'waiting_user', 'waiting_vendor') THEN 1 ELSE 0"
+    " END)"
+)
+Index("ix_events_backlog", TicketEvent.occurred_at, TicketEvent.ticket_id, TicketEvent.to_status,
+      TicketEvent.from_status, sqlite_where=text(BACKLOG_EVENT_PREDICATE),
+      postgresql_where=text(BACKLOG_EVENT_PREDICATE))
+Index("ix_events_reopened", TicketEvent.occurred_at, TicketEvent.ticket_id, sqlite_where=text("kind = 'reopened'"),
+      postgresql_where=text("kind = 'reopened'"))

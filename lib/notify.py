@@ -52,6 +52,12 @@ DEFAULT_TEMPLATES: dict[str, dict[str, str]] = {
         "body": "Hello {name},\n\nWe have closed {ref}. {message}\n"
         "If the problem comes back, reply to this mail within a few days and we will reopen it.\n\n{desk}",
     },
+    # To the staff member who owns a follow-up (lib.followups), not to the requester: {name} is the owner.
+    "follow_up_due": {
+        "subject": "[{ref}] Follow-up due: {summary}",
+        "body": "Hello {name},\n\nA follow-up you own on {ref} ({summary}) is due:\n\n{message}\n\n"
+        "Open the ticket, check, and complete the follow-up with its outcome.",
+    },
 }
 _EVENT_MOMENTS = {
     EventKind.INFO_REQUESTED.value: "info_requested",

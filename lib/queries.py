@@ -26,6 +26,7 @@ class QueueView(enum.StrEnum):
     AWAITING = "Resolved, awaiting confirmation"
     RECENTLY_CLOSED = "Recently closed"
     ALL = "All tickets"
+    FOLLOW_UPS = "Follow-ups due"  # tickets with a follow-up of mine due now (lib.followups), open or closed
 
 
 class Sort(enum.StrEnum):
@@ -128,6 +129,10 @@ def _where(f: QueueFilter, now: datetime) -> list:
         conds.append(Ticket.status.in_([Status.RESOLVED.value, Status.AWAITING_CONFIRMATION.value]))
     elif f.view is QueueView.RECENTLY_CLOSED:
         conds += [Ticket.closed_at >= now - timedelta(days=RECENTLY_CLOSED_DAYS)]
+    elif f.view is QueueView.FOLLOW_UPS:
+        from lib.followups import due_ticket_ids
+
+        conds.append(Ticket.id.in_(due_ticket_ids(f.me if f.me is not None else -1, now)))
     if f.statuses:
         conds.append(Ticket.status.in_([Status(s).value for s in f.statuses]))
     if f.priorities:

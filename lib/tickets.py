@@ -18,10 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from lib import notify, sla
+from lib import followups, notify, sla
 from lib.config import get_settings
 from lib.directory import DeviceInput, RequesterInput, find_or_create_device, find_or_create_requester, resolve_category
 from lib.errors import GuardFailed, HelpdeskError, NotFound, PermissionDenied, ValidationError
+from lib.followups import FollowUpRequest
 from lib.models import Attachment, Device, Requester, Ticket, User
 from lib.ticket_core import (
     SYSTEM,
@@ -673,8 +674,10 @@ def record_confirmation(session: Session, *, actor: ActorArg, ticket_id: int, ex
 
 def close(session: Session, *, actor: ActorArg, ticket_id: int, expected_version: int | None,
           reason: ClosureReason | str, duplicate_of: int | None = None, note: str | None = None,
-          override_reason: str | None = None, now: datetime | None = None) -> Ticket:
-    """Close with a reason; each reason has its own guard. A lead may override a guard with a written reason."""
+          override_reason: str | None = None, preventive_steps: str | None = None,
+          follow_up: FollowUpRequest | None = None, now: datetime | None = None) -> Ticket:
+    """Close with a reason; each reason has its own guard. A lead may override a guard with a written reason.
+    ``preventive_steps`` (and a ``follow_up`` to check them) are recorded with the closure (lib.followups)."""
     now = now_utc(now)
     user = load_actor(session, actor)
     ticket = lock_ticket(session, ticket_id)
@@ -709,9 +712,11 @@ def close(session: Session, *, actor: ActorArg, ticket_id: int, expected_version
         if why is ClosureReason.DUPLICATE:
             t.duplicate_of_id = duplicate_of
 
-    return _transition(session, ticket, user, Action.CLOSE, EventKind.CLOSED, now=now, body=body,
-                       public=why is not ClosureReason.NOT_APPLICABLE, before_change=change,
-                       meta={"reason": why.value, "duplicate_of": duplicate_of, "override": bool(missing)})
+    _transition(session, ticket, user, Action.CLOSE, EventKind.CLOSED, now=now, body=body,
+                public=why is not ClosureReason.NOT_APPLICABLE, before_change=change,
+                meta={"reason": why.value, "duplicate_of": duplicate_of, "override": bool(missing)})
+    followups.at_closure(session, ticket, user=user, preventive_steps=preventive_steps, follow_up=follow_up, now=now)
+    return ticket
 
 
 def reopen(session: Session, *, actor: ActorArg, ticket_id: int, expected_version: int | None, reason: str,

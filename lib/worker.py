@@ -17,18 +17,17 @@ technician: it is neither reminded nor closed.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import inspect, select, text
+from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 
-from lib import sla, tickets
+from lib import followups, sla, tickets
+from lib.acknowledge import reassign_unacknowledged
 from lib.config import get_settings
 from lib.db import transaction
 from lib.errors import HelpdeskError
@@ -136,20 +135,10 @@ def follow_up_confirmations(engine: Engine, *, now: datetime | None = None) -> t
     return reminded, closed
 
 
-def follow_up_reminders(engine: Engine, *, now: datetime | None = None) -> int | None:
-    """Follow-up reminders, when the follow-ups feature exists.
-
-    It exists when the database has a ``follow_ups`` table and ``lib.followups`` provides
-    ``send_due_reminders(session, *, now) -> int``; otherwise this step is skipped (None).
-    """
-    if importlib.util.find_spec("lib.followups") is None or not inspect(engine).has_table("follow_ups"):
-        return None
-    module = importlib.import_module("lib.followups")
-    send = getattr(module, "send_due_reminders", None)
-    if send is None:
-        return None
+def follow_up_reminders(engine: Engine, *, now: datetime | None = None) -> int:
+    """Remind owners of follow-ups that fell due (lib.followups); returns how many reminders were queued."""
     with transaction(engine) as session:
-        return int(send(session, now=now_utc(now)))
+        return int(followups.send_due_reminders(session, now=now_utc(now)))
 
 
 def run_cycle(engine: Engine, *, smtp: SmtpConfig | None = None, imap: ImapConfig | None = None,
@@ -170,6 +159,7 @@ def run_cycle(engine: Engine, *, smtp: SmtpConfig | None = None, imap: ImapConfi
     if smtp is not None:
         report.outbox = step("outbox", lambda: send_outbox(engine, smtp, now=now))  # type: ignore[assignment]
     report.breaches = step("sla", lambda: record_sla_breaches(engine, now=now))  # type: ignore[assignment]
+    step("unacknowledged", lambda: reassign_unacknowledged(engine, now=now))  # only when the lead switched it on
     result = step("confirmations", lambda: follow_up_confirmations(engine, now=now))
     if result is not None:
         report.reminded, report.closed = result  # type: ignore[misc]

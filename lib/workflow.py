@@ -221,6 +221,23 @@ class EventKind(enum.StrEnum):
     MAIL_SENT = "mail_sent"
     SLA_BREACHED = "sla_breached"
     OVERRIDE = "override"
+    KB_LINKED = "kb_linked"  # an article linked to the ticket ("solved with KB-12" when meta.solved)
+    KB_DRAFTED = "kb_drafted"  # a KB article drafted from this ticket
+    FOLLOW_UP_SCHEDULED = "follow_up_scheduled"
+    FOLLOW_UP_REMINDED = "follow_up_reminded"
+    FOLLOW_UP_COMPLETED = "follow_up_completed"
+    PREVENTIVE_STEPS = "preventive_steps"
+
+
+class KbStatus(enum.StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+
+
+class FollowUpSource(enum.StrEnum):
+    MANUAL = "manual"
+    PREVENTIVE = "preventive"  # scheduled with the preventive steps at closure
+    REPEAT = "repeat"  # offered by a repeat-issue notice
 
 
 class Action(enum.StrEnum):

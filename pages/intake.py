@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import tickets
+from lib import assignment, tickets
 from lib.directory import DeviceInput, RequesterInput
 from lib.models import ticket_ref
 from lib.tickets import NewAttachment, TicketDraft
-from lib.ui import core, intake_data
+from lib.ui import assignment_view, core, intake_data, kb_view
 from lib.workflow import Channel, Priority, Role
 
 user = core.require_role(Role.TECHNICIAN)
@@ -24,6 +24,11 @@ if done:
             st.warning("Possible duplicates — open tickets of the same requester or device:", icon="👯")
             for d in done["duplicates"]:
                 st.markdown(f"- [{ticket_ref(d[0])}]({core.ticket_url(d[0])}) · {d[2]} · {core.escape_md(d[1])}")
+        if done.get("assigned"):
+            st.info(f"Assigned to **{core.escape_md(done['assigned'][0])}** — {core.escape_md(done['assigned'][1])}",
+                    icon="🧭")
+        elif assignment_view.intake_suggestions(user, done["id"]):
+            st.rerun()
         if st.button("Log another ticket", key="intake_another"):
             st.session_state.pop("intake_done", None)
             st.rerun()
@@ -117,9 +122,15 @@ prio_help = "\n".join(f"- **{p.label}** — {p.definition}" for p in sorted(Prio
 priority = c2.radio("Priority", [p.name for p in sorted(Priority)], format_func=lambda n: Priority[n].label,
                     horizontal=True, key="in_priority", index=1, help=prio_help)
 c2.caption(Priority[priority].definition)
+kb_view.suggestions(summary, category_id=category, description=description)
+kb_view.intake_repeats(requester_id=requester_id, device_id=device_id, category_id=category,
+                       make_model=device_new.make_model if device_new else (model if dmode == "Describe it" else None))
 files = st.file_uploader("Attachments", accept_multiple_files=True, key="in_files")
 field_error("attachments")
 take_it = st.checkbox("Assign to me", key="in_take", value=False)
+auto_assign = st.checkbox("Auto-assign the best candidate", key="in_auto", value=False, disabled=take_it,
+                          help="By skill in the category, workload against capacity and urgency; the reason is "
+                               "recorded in the ticket's timeline")
 
 if st.button("Create ticket", type="primary", key="in_submit"):
     draft = TicketDraft(
@@ -132,9 +143,17 @@ if st.button("Create ticket", type="primary", key="in_submit"):
     if mode == "Existing contact" and requester_id is None:
         st.session_state["intake_errors"] = {"requester": "search and pick a contact, or enter a new one"}
         st.rerun()
-    created = core.write(lambda s: tickets.create_ticket(s, actor=user.id, draft=draft), errors_key="intake_errors")
-    if created is not None:
-        st.session_state["intake_done"] = {"id": created.id, "duplicates": intake_data.duplicates(created.id)}
+
+    def create(s):  # type: ignore[no-untyped-def]
+        ticket = tickets.create_ticket(s, actor=user.id, draft=draft)
+        chosen = assignment.auto_assign(s, actor=user.id, ticket_id=ticket.id) if auto_assign and not take_it else None
+        return ticket, chosen
+
+    result = core.write(create, errors_key="intake_errors")
+    if result is not None:
+        created, chosen = result
+        st.session_state["intake_done"] = {"id": created.id, "duplicates": intake_data.duplicates(created.id),
+                                           "assigned": (chosen.name, chosen.explanation) if chosen else None}
         for key in [k for k in st.session_state if str(k).startswith("in_")]:
             del st.session_state[key]
         st.session_state.pop("intake_errors", None)

@@ -8,7 +8,7 @@ import streamlit as st
 
 from lib import tickets
 from lib.queries import parse_ref
-from lib.ui import assignment_view, core, ticket_view
+from lib.ui import assignment_view, core, kb_view, ticket_view
 from lib.ui.core import write
 from lib.workflow import (
     Action,
@@ -80,9 +80,14 @@ if t.version != loaded_version or new_events:
             st.session_state.pop("stale_message", None)
             st.rerun()
 
+kb_view.ticket_repeats(tid, user)
 main, side = st.columns([2, 1], gap="large")
 with side:
     ticket_view.side_panels(snap)
+    kb_view.ticket_knowledge(t, user)
+    kb_view.follow_ups_panel(tid, user)
+    if Status(t.status) is not Status.CLOSED:
+        kb_view.suggestions(t.summary, category_id=t.category_id, description=t.description, ticket_id=tid, user=user)
     saved(assignment_view.suggestions_panel(user, t, version=loaded_version), "Assignment saved")
 
 with main:
@@ -224,11 +229,13 @@ with main:
                     note = st.text_area("Closing note", key="close_note")
                     override = st.text_input("Lead override: why close anyway", key="close_override") \
                         if missing and Role(user.role) >= Role.LEAD else None
+                    prevent, follow_up = kb_view.preventive_inputs("close_prevent", user)
                     if st.form_submit_button("Close ticket", type="primary"):
                         saved(write(lambda s: tickets.close(
                             s, actor=user.id, ticket_id=tid, expected_version=loaded_version, reason=reason,
                             duplicate_of=parse_ref(dup) if dup else None, note=note or None,
-                            override_reason=override or None)), "Closed", "close_note")
+                            override_reason=override or None, preventive_steps=prevent or None,
+                            follow_up=follow_up)), "Closed", "close_note", "close_prevent_steps")
         if ticket_view.allowed(user, t, Action.REOPEN):
             shown += 1
             if chosen == "↩️ Reopen":

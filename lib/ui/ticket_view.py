@@ -18,6 +18,7 @@ from lib.workflow import (
     Priority,
     Role,
     Status,
+    TicketFacts,
     is_allowed,
     may,
 )
@@ -32,11 +33,11 @@ class Snapshot:
     device_other: list[Related]
     children: list[Related]
     attachments: list
-    action_count: int
+    facts: TicketFacts  # what the closure guards read, as the services read it
 
 
 def load(ticket_id: int) -> Snapshot | None:
-    from lib.ticket_core import action_count
+    from lib.ticket_core import facts
 
     with core.reading() as s:
         t = queries.get_ticket(s, ticket_id)
@@ -51,7 +52,7 @@ def load(ticket_id: int) -> Snapshot | None:
             device_other=queries.device_tickets(s, t.device_id, exclude=t.id) if t.device_id else [],
             children=queries.child_tickets(s, t.id) if t.is_major_incident else [],
             attachments=queries.attachments(s, t.id),
-            action_count=action_count(s, t.id),
+            facts=facts(s, t),
         )
         s.expunge_all()
         return snap
@@ -154,7 +155,9 @@ _KIND_ICONS = {
     EventKind.CONFIRMATION_REQUESTED: "📨", EventKind.CONFIRMED: "🙆", EventKind.CLOSED: "🔒",
     EventKind.REOPENED: "↩️", EventKind.LINKED: "🔗", EventKind.FIELD_CHANGED: "✏️", EventKind.SLA_BREACHED: "🟥",
     EventKind.INBOUND_EMAIL: "📥", EventKind.MAIL_SENT: "📤", EventKind.ALERT: "🚨", EventKind.ATTACHMENT: "📎",
-    EventKind.OVERRIDE: "⚠️", EventKind.STATUS_CHANGED: "🔀",
+    EventKind.OVERRIDE: "⚠️", EventKind.STATUS_CHANGED: "🔀", EventKind.KB_LINKED: "📚", EventKind.KB_DRAFTED: "📝",
+    EventKind.FOLLOW_UP_SCHEDULED: "📅", EventKind.FOLLOW_UP_REMINDED: "⏰", EventKind.FOLLOW_UP_COMPLETED: "☑️",
+    EventKind.PREVENTIVE_STEPS: "🛡️",
 }
 
 
@@ -193,16 +196,9 @@ def closure_preview(snap: Snapshot, reason) -> list[str]:  # type: ignore[no-unt
     from datetime import timedelta
 
     from lib.config import get_settings
-    from lib.workflow import TicketFacts, closure_missing
+    from lib.workflow import closure_missing
 
-    t = snap.ticket
-    facts = TicketFacts(
-        status=Status(t.status), assignee_id=t.assignee_id, resolution_notes=t.resolution_notes,
-        root_cause=t.root_cause, root_cause_unknown_reason=t.root_cause_unknown_reason, confirmed_at=t.confirmed_at,
-        confirmation_via=t.confirmation_via, confirmed_by=t.confirmed_by,
-        confirmation_requested_at=t.confirmation_requested_at, action_count=snap.action_count, closed_at=t.closed_at,
-    )
-    missing = closure_missing(reason, facts, now=datetime.now(UTC),
+    missing = closure_missing(reason, snap.facts, now=datetime.now(UTC),
                               confirmation_wait=timedelta(days=get_settings().confirmation_wait_days),
-                              duplicate_of=-1, ticket_id=t.id, note="(to be written)")
+                              duplicate_of=-1, ticket_id=snap.ticket.id, note="(to be written)")
     return missing

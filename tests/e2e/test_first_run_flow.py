@@ -108,8 +108,8 @@ def test_first_run_to_closed_ticket(page, context, app_server) -> None:  # type:
     wait_idle(tab)
     tab.get_by_text("Closed", exact=True).first.wait_for()
     shot(tab, "09_ticket_closed")
+    assert tab.get_by_text("Confirmed by Ann Smith").count() >= 1
     tab.goto(base + "/account")
     wait_idle(tab)
     tab.get_by_role("heading", name="My account").wait_for()
     shot(tab, "10_account")
-    assert tab.get_by_text("Confirmed by Ann Smith").count() >= 1

@@ -181,7 +181,7 @@ def test_a_failing_step_does_not_stop_the_others(engine, smtp_server, monkeypatc
 
     monkeypatch.setattr(worker.sla, "record_breaches", broken)
     report = worker.run_cycle(engine, smtp=smtp_server.config())
-    assert report.outbox.sent == 1 and report.breaches is None and report.followups is None
+    assert report.outbox.sent == 1 and report.breaches is None and report.followups == 0
     assert report.errors == ["sla: RuntimeError: SLA calendar is broken"]
 
 
