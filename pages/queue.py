@@ -11,7 +11,7 @@ import streamlit as st
 from lib import sla, tickets
 from lib.config import get_settings
 from lib.queries import QueueView, Sort
-from lib.ui import core, queue_data
+from lib.ui import core, kb_view, queue_data
 from lib.workflow import OPEN_STATUSES, Channel, Priority, Role, Status
 
 user = core.require_role(Role.TECHNICIAN)
@@ -30,6 +30,13 @@ if "queue_view" not in st.session_state:
         st.session_state["queue_statuses"] = [s for s in qp.get_all("status") if s in Status._value2member_map_]
     if qp.get("text"):
         st.session_state["queue_text"] = qp.get("text")
+    for param, state in (("category", "queue_categories"), ("assignee", "queue_assignees")):
+        if qp.get(param):
+            st.session_state[state] = [int(v) for v in qp.get_all(param) if v.isdigit()]
+    if qp.get("channel"):
+        st.session_state["queue_channels"] = [c for c in qp.get_all("channel") if c in Channel._value2member_map_]
+    # A metrics tile or bar: tickets created from this day up to (not including) that one, in the desk's zone.
+    st.session_state["queue_created"] = queue_data.created_range(qp.get("created_from"), qp.get("created_to"))
 
 look = queue_data.lookups(int(time.time() // 60))
 categories = dict(look["categories"])
@@ -55,10 +62,19 @@ with st.expander("Filters and sort", expanded=False):
     sort = c6.selectbox("Sort", [s.value for s in Sort], key="queue_sort")
     text = st.text_input("Search number, summary, description or requester", key="queue_text",
                          placeholder="e.g. HD-000123, printer, ann@example.com")
+created = st.session_state.get("queue_created")
+if created:
+    first, last = created[0], created[1]
+    c1, c2 = st.columns([5, 1], vertical_alignment="center")
+    c1.caption(f"Only tickets created {queue_data.describe_range(first, last)} (from the metrics page).")
+    if c2.button("Show all dates", key="queue_created_clear"):
+        st.session_state["queue_created"] = None
+        st.rerun()
 
 filter_key = (
     view, user.id, tuple(statuses), tuple(Priority[p].value for p in priorities), tuple(cats),
     tuple(a for a in assignees if a), 0 in assignees, tuple(channels), text.strip(),
+    tuple(st.session_state.get("queue_created") or ()),
 )
 if st.session_state.get("_queue_filter_key") != filter_key:
     st.session_state["_queue_filter_key"] = filter_key
@@ -82,10 +98,13 @@ def live_queue() -> None:
     page = int(st.session_state.get("queue_page", 1))
     result = queue_data.queue_page(marker, int(time.time() // 60), filter_key, st.session_state.get("queue_sort")
                                    or Sort.PRIORITY.value, page - 1, page_size)
+    if view == QueueView.FOLLOW_UPS.value:
+        kb_view.my_due_follow_ups(user.id)
     if result.total == 0:
         hints = {
             QueueView.MY_OPEN.value: "Nothing assigned to you. Take one from **Unassigned**, or log a new ticket.",
             QueueView.UNASSIGNED.value: "Every open ticket has an owner.",
+            QueueView.FOLLOW_UPS.value: "No follow-ups of yours are due.",
         }
         st.info(hints.get(view, "No tickets match. Clear a filter, or log a new ticket with **New ticket**."),
                 icon="📭")

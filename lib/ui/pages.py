@@ -29,6 +29,10 @@ PAGES: list[PageSpec] = [
     PageSpec("queue.py", "Queue", "📋", "queue", "Work", default=True),
     PageSpec("ticket.py", "Ticket", "🎫", "ticket", "Work"),
     PageSpec("intake.py", "New ticket", "➕", "intake", "Work"),
+    PageSpec("kb.py", "Knowledge base", "📚", "kb", "Work"),
+    PageSpec("metrics.py", "Metrics", "📈", "metrics", "Team", min_role=Role.SENIOR),
+    PageSpec("report.py", "Weekly report", "🗓️", "report", "Team", min_role=Role.SENIOR),
+    PageSpec("board.py", "Workload board", "🧭", "board", "Team", min_role=Role.LEAD),
     PageSpec("admin.py", "Admin", "⚙️", "admin", "Team", min_role=Role.LEAD),
     PageSpec("account.py", "My account", "👤", "account", "Account"),
 ]

@@ -8,6 +8,7 @@ by the unit tests in tests/unit/test_charts.py.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from datetime import date
 
@@ -51,10 +52,6 @@ def open_page(browser, servers, path: str, scheme: str):  # type: ignore[no-unty
     server = servers[scheme]
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme=scheme)
     page = ctx.new_page()
-    # A fresh server's very first request for a deep path runs that page file on its own (Streamlit's
-    # pages/ folder discovery) until the entry script has run once: open the root first.
-    page.goto(server.url + "/")
-    wait_idle(page)
     login(page, server.url, "lena", path=path)
     return ctx, page
 
@@ -63,6 +60,18 @@ def wait_charts(page, n: int) -> None:  # type: ignore[no-untyped-def]
     page.wait_for_function(f"document.querySelectorAll('{CHARTS} .main-svg').length >= {n}", timeout=30_000)
     wait_idle(page)
     page.wait_for_timeout(700)  # plotly finishes its layout after the element appears
+
+
+def full_shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    """The whole page: Streamlit scrolls inside its main area, so grow the window to its height first."""
+    size = page.viewport_size
+    height = page.evaluate("Math.max(...[...document.querySelectorAll("
+                           "'[data-testid=stMain], [data-testid=stMainBlockContainer]')].map(e => e.scrollHeight), 0)")
+    page.set_viewport_size({"width": size["width"], "height": min(max(height + 80, size["height"]), 9000)})
+    page.wait_for_timeout(900)
+    shot(page, name)
+    page.set_viewport_size(size)
+    page.wait_for_timeout(300)
 
 
 def background(page) -> str:  # type: ignore[no-untyped-def]
@@ -86,7 +95,7 @@ def test_metrics_page(browser, servers, scheme: str) -> None:  # type: ignore[no
     # The chart text follows the theme: dark text on the light page, light text on the dark one.
     bg, fg = _luma(background(page)), _luma(title_colour(page))
     assert (bg > 128) == (scheme == "light") and abs(bg - fg) > 100, (scheme, background(page), title_colour(page))
-    shot(page, f"60_metrics_{scheme}")
+    full_shot(page, f"60_metrics_{scheme}")
 
     # Click a bar of "Created per week, by priority": a link opens exactly those tickets in the queue.
     chart = page.locator(CHARTS).first
@@ -97,28 +106,26 @@ def test_metrics_page(browser, servers, scheme: str) -> None:  # type: ignore[no
     link.wait_for(timeout=15_000)
     href = link.get_attribute("href") or ""
     assert href.startswith("/?view=All+tickets") and "created_from=" in href and "priority=" in href
+    counted = int(re.search(r"Open these ([\d,]+) tickets", link.inner_text()).group(1).replace(",", ""))
     shot(page, f"61_metrics_selection_{scheme}")
     if scheme == "light":
         page.goto(servers["light"].url + href)
         wait_idle(page)
         page.get_by_role("heading", name="Queue").wait_for()
         shot(page, "62_queue_from_metrics")
+        # the queue shows exactly the tickets the bar counted, whatever their status now
+        page.get_by_text("Only tickets created from").wait_for()
+        page.get_by_text(f"{counted:,} ticket(s) · page 1").wait_for()
     ctx.close()
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_metrics_page_empty_period(browser, servers, scheme: str) -> None:  # type: ignore[no-untyped-def]
-    ctx, page = open_page(browser, servers, "/metrics", scheme)
+    ctx, page = open_page(browser, servers, f"/metrics?from={date(2001, 1, 1)}&to={date(2001, 3, 31)}", scheme)
     page.get_by_role("heading", name="Metrics").wait_for()
-    wait_charts(page, 8)
-    field = page.get_by_test_id("stDateInput").locator("input")
-    field.fill(f"{date(2001, 1, 1):%Y/%m/%d} – {date(2001, 3, 31):%Y/%m/%d}")
-    field.press("Enter")
-    page.keyboard.press("Escape")
-    wait_idle(page)
     page.get_by_text("No tickets in this period").first.wait_for(timeout=15_000)
     wait_charts(page, 8)
-    shot(page, f"63_metrics_empty_{scheme}")
+    full_shot(page, f"63_metrics_empty_{scheme}")
     ctx.close()
 
 
@@ -128,11 +135,11 @@ def test_report_page(browser, servers, scheme: str, tmp_path) -> None:  # type: 
     page.get_by_role("heading", name="Weekly report").wait_for()
     wait_charts(page, 5)
     for label in ("CSV", "Excel (XLSX)", "HTML with charts"):
-        page.get_by_role("button", name=label).wait_for()
-    shot(page, f"64_report_{scheme}")
+        page.get_by_role("button", name=label, exact=True).wait_for()
+    full_shot(page, f"64_report_{scheme}")
     if scheme == "light":
         with page.expect_download(timeout=60_000) as dl:
-            page.get_by_role("button", name="HTML with charts").click()
+            page.get_by_role("button", name="HTML with charts", exact=True).click()
         path = tmp_path / "report.html"
         dl.value.save_as(path)
         html = path.read_text(encoding="utf-8")

@@ -1,0 +1,109 @@
+"""Metrics: volume by priority and category, backlog, response and resolution times, SLA, workload.
+
+For seniors and leads. Every tile and chart reads lib.metrics through cached reads (lib.ui.metrics_view);
+the definitions are in docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from lib import charts
+from lib.ui import core
+from lib.ui import metrics_view as mv
+from lib.workflow import Role
+
+core.require_role(Role.SENIOR)
+st.title("📈 Metrics")
+
+look = mv.lookups()
+f = mv.filter_bar(look)
+if f.start > f.end:
+    st.warning("The period's first day is after its last day.")
+    st.stop()
+
+change = mv.marker()
+data = mv.load_metrics(change, f.key)
+ageing = mv.load_ageing(change, int(time.time() // 60), f.key)
+periods = f.periods()
+
+mv.kpi_tiles(data["kpis"], data["rates"], data["rates_before"], f)
+with st.expander("Satisfaction, confirmation delay, mean resolution time", expanded=False):
+    mv.rate_tiles(data["rates"], data["durations"])
+
+# --- volume -------------------------------------------------------------------------------------------
+st.subheader("Volume")
+measure = st.segmented_control("Count", ["created", "resolved", "closed"], default="created", key="m_measure",
+                               format_func=str.capitalize) or "created"
+flow = data["flow"]
+fig_prio = charts.flow_by_priority(flow, measure=measure, grain=f.grain, periods=periods)
+left, right = st.columns(2)
+with left:
+    ev_prio = mv.chart(fig_prio, key="m_chart_priority", selectable=measure == "created")
+with right:
+    ev_cat = mv.chart(charts.flow_by_category(flow, measure=measure, grain=f.grain, periods=periods),
+                      key="m_chart_category", selectable=measure == "created")
+if measure == "created" and not charts.is_empty(fig_prio):
+    names_to_ids = {name: cid for cid, name in look["categories"].items()}
+    picked_prio, picked_cat = mv.selected(ev_prio), mv.selected(ev_cat)
+    if picked_prio:
+        mv.show_selection_link(mv.flow_selection(picked_prio, flow, f, by="priority", names_to_ids=names_to_ids))
+    if picked_cat:
+        result = mv.flow_selection(picked_cat, flow, f, by="category", names_to_ids=names_to_ids)
+        if result is None:
+            st.caption(f"“{charts.OTHER}” groups several categories: pick a named one to open its tickets.")
+        mv.show_selection_link(result)
+    if not picked_prio and not picked_cat:
+        st.caption("Click a bar (or drag across bars) to open those tickets in the queue.")
+elif measure == "closed":
+    st.caption("Closed counts resolved work (confirmed, or no reply); duplicates, cancellations and "
+               "not-applicable closures are counted apart, in Closures by reason.")
+
+left, right = st.columns(2)
+with left:
+    mv.chart(charts.backlog_line(data["backlog"], grain=f.grain, periods=periods), key="m_chart_backlog")
+with right:
+    mv.chart(charts.closures_bar(data["closures"]), key="m_chart_closures")
+
+# --- times and SLA -------------------------------------------------------------------------------------
+st.subheader("Response, resolution and SLA")
+left, right = st.columns(2)
+with left:
+    mv.chart(charts.resolution_box(data["resolution"]), key="m_chart_resolution")
+with right:
+    mv.chart(charts.sla_trend(data["sla"], grain=f.grain, periods=periods), key="m_chart_sla")
+st.dataframe(mv.durations_table(data["durations"]), hide_index=True, width="stretch")
+
+# --- team ----------------------------------------------------------------------------------------------
+st.subheader("Team")
+left, right = st.columns([3, 2])
+with left:
+    ev_work = mv.chart(charts.workload_bars(data["workload"], weights=data["weights"]), key="m_chart_workload",
+                       selectable=True)
+    url = mv.workload_selection(mv.selected(ev_work))
+    if url:
+        st.markdown(f"**[Open their open tickets in the queue ↗]({url})**")
+    else:
+        st.caption("Load is what is open now; resolved (in the hover) counts the period. Click a technician's "
+                   "bar to open their open tickets in the queue.")
+with right:
+    mv.chart(charts.ageing_bar(ageing), key="m_chart_ageing")
+    st.caption("Tickets open now, by time since creation (the filters apply, the period does not).")
+
+# --- repeat issues -------------------------------------------------------------------------------------
+st.subheader("Repeat issues")
+st.caption("The same requester, device or category again within 30 days, in the period.")
+repeat = mv.records(data["repeat"])
+if repeat.empty:
+    st.info("No repeat issues in this period.", icon="✅")
+else:
+    table = pd.DataFrame({
+        "Kind": [str(k).capitalize() for k in repeat["kind"]],
+        "Who or what": [str(k) for k in repeat["key"]],
+        "Tickets": [int(c) for c in repeat["count"]],
+        "Ticket numbers": [mv.ticket_links(ids) for ids in repeat["ticket_ids"]],
+    })
+    st.dataframe(table, hide_index=True, width="stretch")

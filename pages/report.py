@@ -1,0 +1,69 @@
+"""Weekly report: the week's headline numbers against the previous week and the 4-week average, trends,
+SLA breaches, the oldest open tickets, repeat issues, and the report as CSV, XLSX or HTML.
+
+The same report comes from the CLI: ``python -m lib.cli report --week 2026-W47 --format html --out FILE``.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lib import charts
+from lib.ui import core
+from lib.ui import metrics_view as mv
+from lib.workflow import Role
+
+core.require_role(Role.SENIOR)
+st.title("🗓️ Weekly report")
+
+weeks = mv.recent_weeks(52)
+if "r_week" not in st.session_state:  # a shared link may name the week: /report?week=2026-W47
+    asked = st.query_params.get("week", "")
+    if mv.valid_week(asked) and asked not in weeks and asked < weeks[0]:
+        weeks.append(asked)
+    if asked in weeks:
+        st.session_state["r_week"] = asked
+
+
+def _week_label(week: str) -> str:
+    monday, sunday = mv.week_bounds(week)
+    return f"{week} · {monday:%a %d %b} – {sunday:%a %d %b %Y}"
+
+
+c1, c2 = st.columns([2, 3])
+week = c1.selectbox("Week", weeks, format_func=_week_label, key="r_week",
+                    help="ISO weeks, Monday to Sunday, in the desk's time zone. Default: the last full week.")
+change = mv.marker()
+report = mv.load_report(change, week)
+
+with c2:
+    st.markdown("**Download**")
+    cols = st.columns(len(mv.REPORT_FORMATS))
+    for col, (fmt, (label, mime, ext)) in zip(cols, mv.REPORT_FORMATS.items(), strict=True):
+        col.download_button(label, data=mv.report_download(week, fmt, change), file_name=f"helpdesk-{week}.{ext}",
+                            mime=mime, key=f"r_dl_{fmt}", icon="⬇️", on_click="ignore")
+
+st.subheader("Headline numbers")
+mv.report_tiles(report)
+
+trend = mv.report_trend(report)
+st.subheader(f"Trends, the {max(1, trend['backlog'].shape[0])} weeks to this one")
+left, right = st.columns(2)
+with left:
+    mv.chart(charts.flow_by_priority(trend["flow"], measure="created"), key="r_chart_priority")
+    mv.chart(charts.backlog_line(trend["backlog"]), key="r_chart_backlog")
+with right:
+    mv.chart(charts.flow_by_category(trend["flow"], measure="created"), key="r_chart_category")
+    mv.chart(charts.sla_trend(trend["sla"]), key="r_chart_sla")
+mv.chart(charts.week_technician_bars(report), key="r_chart_people")
+
+st.subheader("SLA breaches")
+mv.show_table(report.get("sla_breaches"), empty="No SLA target was missed this week.")
+st.subheader("Oldest open tickets")
+mv.show_table(report.get("oldest_open"), empty="No open tickets.")
+st.subheader("Repeat issues")
+mv.show_table(report.get("repeat_issues"), empty="No repeat issues this week.")
+steps = report.get("preventive_steps")
+if steps:
+    st.subheader("Preventive steps")
+    mv.show_table(steps, empty="")
