@@ -150,7 +150,7 @@ def _prepare(url: str, tickets: int) -> str:
         t0 = time.perf_counter()
         summary = seed_demo(engine, tickets=tickets, years=5, seed=1, demo_password="bench password 123")
         print(f"{summary} in {time.perf_counter() - t0:.0f} s", flush=True)
-    elif have != tickets:
+    elif abs(have - tickets) > tickets // 100:  # the other benchmarks add a few tickets to a shared database
         raise SystemExit(f"the database holds {have:,} tickets, not {tickets:,}: use another --database-url")
     if engine.dialect.name == "postgresql":  # what autovacuum does after a bulk load: index-only scans need it
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

@@ -5,7 +5,7 @@
 
 Databases are seeded once per size with `seed-demo` tickets plus generated KB articles written from the
 same vocabulary (so the common words - printer, Outlook, VPN - are as common as on a real desk), and kept
-under bench/results/ (git-ignored) for re-runs. Target: search and suggestions <= 50 ms median.
+under bench/results/ (git-ignored; the SQLite file is bench_queue.py's) for re-runs. Target: search and suggestions <= 50 ms median.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def main() -> None:
     args = p.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     columns: dict[str, dict[str, float]] = {}
-    engines = [] if args.no_sqlite else [("sqlite", f"sqlite:///{RESULTS / f'search_{args.tickets}.sqlite3'}")]
+    engines = [] if args.no_sqlite else [("sqlite", f"sqlite:///{RESULTS / f'queue_{args.tickets}.sqlite3'}")]
     if args.postgres:
         engines.append(("postgresql", args.postgres))
     for name, url in engines:

@@ -39,6 +39,12 @@ class Progress:
                          f"({now - self.start:.0f} s)")
         sys.stderr.flush()
 
+    def stage(self, message: str) -> None:
+        """A new stage of the work whose length the counter cannot show (e.g. building indexes)."""
+        if not self.quiet:
+            sys.stderr.write(f"\n{message} ({time.monotonic() - self.start:.0f} s)")
+            sys.stderr.flush()
+
     def done(self) -> float:
         if not self.quiet:
             sys.stderr.write("\n")
@@ -93,7 +99,7 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
     engine = _engine(args)
     progress = Progress("seeding tickets", quiet=args.quiet)
     summary = seed_demo(engine, tickets=args.tickets, years=args.years, seed=args.seed, progress=progress,
-                        demo_password=args.demo_password)
+                        demo_password=args.demo_password, stage=progress.stage)
     elapsed = progress.done()
     print(f"{summary} in {elapsed:.1f} s")
     return 0

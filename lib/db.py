@@ -43,7 +43,11 @@ def make_engine(url: str | None = None, **kwargs: object) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, **kwargs)  # type: ignore[arg-type]
+    # JIT compilation pays off for long analytic queries, not for a help desk's short ones: a board query whose
+    # estimate crosses jit_above_cost spent 400 of its 480 ms compiling (bench/bench_at_risk.py, 1M tickets).
+    connect_args = dict(kwargs.pop("connect_args", None) or {})  # type: ignore[call-overload]
+    connect_args["options"] = f"{connect_args.get('options', '')} -c jit=off".strip()
+    return create_engine(url, connect_args=connect_args, **kwargs)  # type: ignore[arg-type]
 
 
 def _configure_sqlite(engine: Engine) -> None:

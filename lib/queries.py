@@ -252,9 +252,12 @@ def change_marker(session: Session) -> int:
     handed out at insert time, so a transaction holding a lower id can commit after one holding a higher
     id, and the newest id alone would not move when that late commit lands.
     """
+    # The newest ids come from a backward walk of the primary key (a LIMIT the planner cannot misjudge; a bare
+    # "id > (subquery)" gets a generic estimate and a full scan on PostgreSQL at millions of events).
     newest = select(func.max(TicketEvent.id)).scalar_subquery()
+    latest = select(TicketEvent.id.label("id")).order_by(TicketEvent.id.desc()).limit(_MARKER_WINDOW).subquery()
     top, recent = session.execute(
-        select(func.max(TicketEvent.id), func.count()).where(TicketEvent.id > newest - _MARKER_WINDOW)
+        select(func.max(latest.c.id), func.count()).where(latest.c.id > newest - _MARKER_WINDOW)
     ).one()
     return (top or 0) * (_MARKER_WINDOW + 1) + (recent or 0)
 

@@ -45,7 +45,8 @@ BULK_FROM = 20_000
 
 
 def seed_demo(engine: Engine, *, tickets: int, years: float, seed: int, progress: Progress = None,
-              demo_password: str | None = None, now: datetime | None = None, batch_size: int = 10_000) -> str:
+              demo_password: str | None = None, now: datetime | None = None, batch_size: int = 10_000,
+              stage: Callable[[str], None] | None = None) -> str:
     """Fill the database with demo data and return a one-line summary (which shows a generated password once)."""
     if not isinstance(tickets, int) or isinstance(tickets, bool) or not 0 <= tickets <= 20_000_000:
         raise ValidationError({"--tickets": "give a whole number from 0 to 20,000,000"})
@@ -94,6 +95,8 @@ def seed_demo(engine: Engine, *, tickets: int, years: float, seed: int, progress
             if progress:
                 progress(done, tickets)
     finally:
+        if (deferred or rollups) and stage:
+            stage("building the indexes and the metrics tables (about two minutes per million tickets) ...")
         if deferred:
             restore_indexes(engine)
         if rollups:
@@ -102,6 +105,11 @@ def seed_demo(engine: Engine, *, tickets: int, years: float, seed: int, progress
         with transaction(engine) as s:  # parents of linked tickets are major incidents
             s.execute(text("UPDATE tickets SET is_major_incident = :t WHERE id IN "
                            "(SELECT DISTINCT parent_id FROM tickets WHERE parent_id IS NOT NULL)"), {"t": True})
+        if plan.postgres and bulk:
+            # Fresh statistics and visibility map: without them the planner guesses half the tickets are
+            # open and counts them with a full scan until autovacuum comes by.
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM (ANALYZE) tickets, ticket_events, ticket_metrics, metric_days")
     elif progress:
         progress(0, 0)
     staff = (f"{len(people.created)} new demo staff accounts ({', '.join(people.created)})" if people.created
@@ -109,7 +117,7 @@ def seed_demo(engine: Engine, *, tickets: int, years: float, seed: int, progress
     secret = ""
     if people.created and demo_password is None:
         secret = f"; their password (shown only now, stored only as a hash): {password}"
-    return (f"seeded {tickets:,} tickets and {events_total:,} events over {years:g} years "
+    return (f"seeded {tickets:,} tickets and {events_total:,} events over {years:g} year{'' if years == 1 else 's'} "
             f"({open_count:,} open at the end), {people.requesters:,} contacts, {people.devices:,} devices, "
             f"{staff}{secret}")
 
