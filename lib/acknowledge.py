@@ -75,8 +75,10 @@ def ack_due(policy: dict | None, assigned_at: datetime) -> tuple[int | None, dat
 
 
 def _assigned_at():  # the moment the ticket last entered "assigned" (correlated subquery; never logged: last update)
-    last = (select(func.max(TicketEvent.occurred_at))
-            .where(TicketEvent.ticket_id == Ticket.id, TicketEvent.to_status == Status.ASSIGNED.value)
+    # The status is tested inside the aggregate so the ticket's own events are read (see
+    # ticket_core.last_requester_reply), not the (to_status, occurred_at) index over every ticket.
+    last = (select(func.max(case((TicketEvent.to_status == Status.ASSIGNED.value, TicketEvent.occurred_at))))
+            .where(TicketEvent.ticket_id == Ticket.id)
             .correlate(Ticket).scalar_subquery())
     return func.coalesce(last, Ticket.updated_at)
 

@@ -10,7 +10,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from lib.config import get_settings
@@ -181,10 +181,11 @@ def action_count(session: Session, ticket_id: int) -> int:
 
 
 def last_requester_reply(session: Session, ticket_id: int) -> datetime | None:
+    # The kind is tested inside the aggregate, not in WHERE: with "kind = ?" there SQLite answers max() by
+    # walking the (kind, occurred_at) index backwards over every ticket's mail (130 ms at 1M tickets).
     return session.scalar(
-        select(func.max(TicketEvent.occurred_at)).where(
-            TicketEvent.ticket_id == ticket_id, TicketEvent.kind == EventKind.INBOUND_EMAIL.value
-        )
+        select(func.max(case((TicketEvent.kind == EventKind.INBOUND_EMAIL.value, TicketEvent.occurred_at))))
+        .where(TicketEvent.ticket_id == ticket_id)
     )
 
 
