@@ -3,7 +3,8 @@
     .venv/bin/python bench/bench_pages.py --db bench/results/queue_1000000.sqlite3 [--runs 15] [--browser]
 
 The database comes from bench/bench_queue.py (seed-demo). Measures the median rerun of the same AppTest
-instance, logged in, for: an empty page (the floor), the queue page, the ticket page; with --browser,
+instance, logged in as the lead, for: an empty page (the floor), the queue, ticket, metrics, weekly report,
+workload board and knowledge base pages; with --browser,
 the time from opening a ticket link in a new tab to its content shown, and from a click on a queue view
 to the updated table (Debian's Chromium).
 """
@@ -63,6 +64,11 @@ def apptest(db: Path, runs: int) -> dict[str, float]:
         "empty page (floor)": rerun_ms(logged_in(fh.name), runs),
         "queue page": rerun_ms(logged_in(str(ROOT / "pages" / "queue.py")), runs),
         "ticket page": rerun_ms(logged_in(str(ROOT / "pages" / "ticket.py"), {"id": str(tid)}), runs),
+        # the default 12 weeks, rerun with the app's cache warm (the cold figures are in bench_metrics.py)
+        "metrics page": rerun_ms(logged_in(str(ROOT / "pages" / "metrics.py")), runs),
+        "weekly report page": rerun_ms(logged_in(str(ROOT / "pages" / "report.py")), runs),
+        "workload board": rerun_ms(logged_in(str(ROOT / "pages" / "board.py")), runs),
+        "knowledge base page": rerun_ms(logged_in(str(ROOT / "pages" / "kb.py")), runs),
     }
 
 

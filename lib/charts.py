@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -155,6 +156,7 @@ def _customdata(starts: Sequence[date], grain: str, key: Any) -> list[list[Any]]
 
 
 def _priority(value: Any) -> Priority:
+    value = value.item() if isinstance(value, np.generic) else value  # numpy scalars from Series.unique()
     return Priority.parse(int(value) if isinstance(value, float) and not math.isnan(value) else value)
 
 
@@ -170,7 +172,8 @@ def flow_by_priority(flow: pd.DataFrame | None, *, measure: str = "created", gra
     if df.empty or measure not in df or df[measure].fillna(0).sum() == 0:
         return empty_figure(title)
     df, starts = _with_starts(df, periods)
-    df["_p"] = [int(_priority(p)) for p in df["priority"]]
+    codes = {v: int(_priority(v)) for v in df["priority"].unique()}  # a few distinct values, many rows
+    df["_p"] = df["priority"].map(codes)
     table = df.pivot_table(index="_start", columns="_p", values=measure, aggfunc="sum", fill_value=0)
     table = table.reindex(starts, fill_value=0)
     totals = table.sum(axis=1)
@@ -297,7 +300,8 @@ def resolution_box(data: pd.DataFrame | None, *, title: str = "Resolution time b
     if df.empty or "hours" not in df or df["hours"].dropna().empty:
         return empty_figure(title)
     sampled = bool(getattr(data, "attrs", {}).get("sampled"))
-    df["_p"] = [int(_priority(p)) for p in df["priority"]]
+    codes = {v: int(_priority(v)) for v in df["priority"].unique()}  # a few distinct values, many rows
+    df["_p"] = df["priority"].map(codes)
     fig = go.Figure()
     for p in PRIORITY_ORDER:
         stats = resolution_stats(df.loc[df["_p"] == int(p), "hours"])

@@ -27,7 +27,8 @@ if f.start > f.end:
 
 change = mv.marker()
 data = mv.load_metrics(change, f.key)
-ageing = mv.load_ageing(change, int(time.time() // 60), f.key)
+minute = int(time.time() // 60)
+ageing = mv.load_ageing(change, minute, f.key)
 periods = f.periods()
 
 mv.kpi_tiles(data["kpis"], data["rates"], data["rates_before"], f)
@@ -39,13 +40,15 @@ st.subheader("Volume")
 measure = st.segmented_control("Count", ["created", "resolved", "closed"], default="created", key="m_measure",
                                format_func=str.capitalize) or "created"
 flow = data["flow"]
-fig_prio = charts.flow_by_priority(flow, measure=measure, grain=f.grain, periods=periods)
+fig_prio = mv.figure(change, f.key, "flow_priority",
+                     lambda: charts.flow_by_priority(flow, measure=measure, grain=f.grain, periods=periods), measure)
 left, right = st.columns(2)
 with left:
     ev_prio = mv.chart(fig_prio, key="m_chart_priority", selectable=measure == "created")
 with right:
-    ev_cat = mv.chart(charts.flow_by_category(flow, measure=measure, grain=f.grain, periods=periods),
-                      key="m_chart_category", selectable=measure == "created")
+    fig_cat = mv.figure(change, f.key, "flow_category",
+                        lambda: charts.flow_by_category(flow, measure=measure, grain=f.grain, periods=periods), measure)
+    ev_cat = mv.chart(fig_cat, key="m_chart_category", selectable=measure == "created")
 if measure == "created" and not charts.is_empty(fig_prio):
     names_to_ids = {name: cid for cid, name in look["categories"].items()}
     picked_prio, picked_cat = mv.selected(ev_prio), mv.selected(ev_cat)
@@ -64,25 +67,30 @@ elif measure == "closed":
 
 left, right = st.columns(2)
 with left:
-    mv.chart(charts.backlog_line(data["backlog"], grain=f.grain, periods=periods), key="m_chart_backlog")
+    mv.chart(mv.figure(change, f.key, "backlog", lambda: charts.backlog_line(data["backlog"], grain=f.grain,
+                                                                           periods=periods)), key="m_chart_backlog")
 with right:
-    mv.chart(charts.closures_bar(data["closures"]), key="m_chart_closures")
+    mv.chart(mv.figure(change, f.key, "closures", lambda: charts.closures_bar(data["closures"])),
+             key="m_chart_closures")
 
 # --- times and SLA -------------------------------------------------------------------------------------
 st.subheader("Response, resolution and SLA")
 left, right = st.columns(2)
 with left:
-    mv.chart(charts.resolution_box(data["resolution"]), key="m_chart_resolution")
+    mv.chart(mv.figure(change, f.key, "resolution", lambda: charts.resolution_box(data["resolution"])),
+             key="m_chart_resolution")
 with right:
-    mv.chart(charts.sla_trend(data["sla"], grain=f.grain, periods=periods), key="m_chart_sla")
+    mv.chart(mv.figure(change, f.key, "sla", lambda: charts.sla_trend(data["sla"], grain=f.grain, periods=periods)),
+             key="m_chart_sla")
 st.dataframe(mv.durations_table(data["durations"]), hide_index=True, width="stretch")
 
 # --- team ----------------------------------------------------------------------------------------------
 st.subheader("Team")
 left, right = st.columns([3, 2])
 with left:
-    ev_work = mv.chart(charts.workload_bars(data["workload"], weights=data["weights"]), key="m_chart_workload",
-                       selectable=True)
+    fig_work = mv.figure(change, f.key, "workload",
+                         lambda: charts.workload_bars(data["workload"], weights=data["weights"]))
+    ev_work = mv.chart(fig_work, key="m_chart_workload", selectable=True)
     url = mv.workload_selection(mv.selected(ev_work))
     if url:
         st.markdown(f"**[Open their open tickets in the queue ↗]({url})**")
@@ -90,7 +98,7 @@ with left:
         st.caption("Load is what is open now; resolved (in the hover) counts the period. Click a technician's "
                    "bar to open their open tickets in the queue.")
 with right:
-    mv.chart(charts.ageing_bar(ageing), key="m_chart_ageing")
+    mv.chart(mv.figure(change, f.key, "ageing", lambda: charts.ageing_bar(ageing), minute), key="m_chart_ageing")
     st.caption("Tickets open now, by time since creation (the filters apply, the period does not).")
 
 # --- repeat issues -------------------------------------------------------------------------------------

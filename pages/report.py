@@ -50,12 +50,14 @@ trend = mv.report_trend(report)
 st.subheader(f"Trends, the {max(1, trend['backlog'].shape[0])} weeks to this one")
 left, right = st.columns(2)
 with left:
-    mv.chart(charts.flow_by_priority(trend["flow"], measure="created"), key="r_chart_priority")
-    mv.chart(charts.backlog_line(trend["backlog"]), key="r_chart_backlog")
+    mv.chart(mv.figure(change, (week,), "flow_priority", lambda: charts.flow_by_priority(trend["flow"], measure="created")),
+             key="r_chart_priority")
+    mv.chart(mv.figure(change, (week,), "backlog", lambda: charts.backlog_line(trend["backlog"])), key="r_chart_backlog")
 with right:
-    mv.chart(charts.flow_by_category(trend["flow"], measure="created"), key="r_chart_category")
-    mv.chart(charts.sla_trend(trend["sla"]), key="r_chart_sla")
-mv.chart(charts.week_technician_bars(report), key="r_chart_people")
+    mv.chart(mv.figure(change, (week,), "flow_category",
+                       lambda: charts.flow_by_category(trend["flow"], measure="created")), key="r_chart_category")
+    mv.chart(mv.figure(change, (week,), "sla", lambda: charts.sla_trend(trend["sla"])), key="r_chart_sla")
+mv.chart(mv.figure(change, (week,), "people", lambda: charts.week_technician_bars(report)), key="r_chart_people")
 
 st.subheader("SLA breaches")
 mv.show_table(report.get("sla_breaches"), empty="No SLA target was missed this week.")

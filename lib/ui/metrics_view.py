@@ -390,6 +390,17 @@ def durations_table(durations: Mapping[str, Any]) -> pd.DataFrame:
 # --- charts and their click-through ------------------------------------------------------------------------
 
 
+@st.cache_resource(ttl=900, max_entries=300, show_spinner=False)
+def _cached_figure(change: int, key: tuple, name: str, options: tuple, _build: Callable[[], Any]) -> Any:
+    return _build()
+
+
+def figure(change: int, key: tuple, name: str, build: Callable[[], Any], *options: Any) -> Any:
+    """The figure ``build`` makes, built once per data version (``change``), filters (``key``) and ``options``:
+    building Plotly figures costs more than drawing them. Shared between sessions, so never modified."""
+    return _cached_figure(change, key, name, options, build)
+
+
 def chart(fig, *, key: str, selectable: bool = False) -> Any:  # type: ignore[no-untyped-def]
     """Draw a figure with Streamlit's theme; selectable charts rerun with the selection."""
     config = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "autoScale2d"]}
