@@ -488,15 +488,9 @@ def _pg_selective(session: Session, table: str, parsed: ParsedQuery) -> ParsedQu
 
 def _postgres(session: Session, kind: str, query: str, parsed: ParsedQuery, *, match: str, category_id: int | None,
               limit: int, include_drafts: bool, exclude_ticket_id: int | None) -> list[SearchHit]:
-    if match == "any":
-        parsed = _pg_selective(session, "kb_articles" if kind == "kb" else "tickets", parsed)
-        tsq = "to_tsquery('english', :q)"
-        params: dict[str, object] = {"q": tsquery_any(parsed)}
-    else:
-        tsq = "websearch_to_tsquery('english', :q)"
-        params = {"q": query[:MAX_QUERY_CHARS]}
     table, alias = ("kb_articles", "a") if kind == "kb" else ("tickets", "t")
     conds = [f"{alias}.search_vector @@ q.q"]
+    params: dict[str, object] = {}
     if kind == "kb":
         if not include_drafts:
             conds.append(f"a.status = '{KbStatus.PUBLISHED.value}'")
@@ -508,12 +502,36 @@ def _postgres(session: Session, kind: str, query: str, parsed: ParsedQuery, *, m
     if category_id is not None:
         conds.append(f"{alias}.category_id = :cat")
         params["cat"] = category_id
-    # Rank the newest CANDIDATES matches, as on SQLite. A GIN index cannot hand out matches newest first, so
-    # the newest ids are searched first (the GIN bitmap and the primary-key range are combined before any
-    # row is read; see _pg_scope) and the span widens only while it holds too few matches. ``id + 0`` keeps the
-    # planner off a backward primary-key walk that would test every row of the span against the query.
-    window = CANDIDATES[kind]
-    params["window"] = window
+    if match != "any":
+        rows = _pg_window(session, table, alias, "websearch_to_tsquery('english', :q)", conds,
+                          {**params, "q": query[:MAX_QUERY_CHARS]}, CANDIDATES[kind], limit)
+        return _hits(session, kind, [(int(r.id), float(r.score)) for r in rows], parsed.words)
+    parsed = _pg_selective(session, table, parsed)
+    rows = []
+    if len(parsed.words) > 1:
+        # Matches holding every word first: GIN intersects posting lists cheaply, while OR-ing common words
+        # reads all of them (7 ms against 63 ms at 1M tickets). They rank highest anyway; OR only when too few.
+        rows = _pg_window(session, table, alias, "to_tsquery('english', :q)", conds,
+                          {**params, "q": " & ".join(parsed.words)}, CANDIDATES[kind], limit)
+    if len(rows) < limit:
+        # Any word: the span widens only until ``limit`` matches are seen (each widening reads every common
+        # word's whole posting list again), and at most a quarter of the window is ranked.
+        rows = _pg_window(session, table, alias, "to_tsquery('english', :q)", conds,
+                          {**params, "q": tsquery_any(parsed)}, max(CANDIDATES[kind] // 4, limit), limit,
+                          enough=limit)
+    return _hits(session, kind, [(int(r.id), float(r.score)) for r in rows], parsed.words)
+
+
+def _pg_window(session: Session, table: str, alias: str, tsq: str, conds: list[str], params: dict[str, object],
+               window: int, limit: int, *, enough: int | None = None) -> list:  # type: ignore[type-arg]
+    """The best ``limit`` of the newest ``window`` matches, by ts_rank (the span stops widening once it holds
+    ``enough`` matches: the whole window unless told).
+
+    Ranks the newest matches, as on SQLite. A GIN index cannot hand out matches newest first, so the newest
+    ids are searched first (the GIN bitmap and the primary-key range are combined before any row is read; see
+    _pg_scope) and the span widens only while it holds too few matches. ``id + 0`` keeps the planner off a
+    backward primary-key walk that would test every row of the span against the query."""
+    params = {**params, "window": window, "n": limit}
     session.execute(text("SET LOCAL enable_indexscan = on"))  # max(id) walks the index
     top = session.scalar(text(f"SELECT max(id) FROM {table}")) or 0
     session.execute(text("SET LOCAL enable_indexscan = off"))
@@ -528,14 +546,12 @@ def _postgres(session: Session, kind: str, query: str, parsed: ParsedQuery, *, m
             f"ts_rank({alias}.search_vector, q.q) AS score FROM {table} {alias}, {tsq} AS q(q) "
             f"WHERE {' AND '.join(conds)}{'' if span is None else f' AND {alias}.id > :lo'} "
             f"ORDER BY {alias}.id + 0 DESC LIMIT :window) AS c ORDER BY score DESC, id DESC LIMIT :n"),
-            {**params, "n": limit}).all()
+            params).all()
         found = rows[0].found if rows else 0
-        if found >= window or span is None:
-            break
+        if found >= (window if enough is None else enough) or span is None:
+            return rows
         # widen to where the matches seen so far say the window will fill (tenfold if none were seen)
         span = int(span * min(max(1.5 * window / found, 2.0), 10.0)) if found else span * 10
-    ranked = [(int(r.id), float(r.score)) for r in rows]
-    return _hits(session, kind, ranked, parsed.words)
 
 
 # --- suggestions -----------------------------------------------------------------------------------------
