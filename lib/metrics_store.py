@@ -574,7 +574,13 @@ def event_counts(session: Session, kind: str, bounds: Sequence[datetime], scope:
     if session.get_bind().dialect.name == "postgresql":
         sql = (f"SELECT width_bucket(e.occurred_at, CAST(:bounds AS timestamptz[])) - 1 AS k, m.priority, "
                f"m.category_id, count(*) {base} AND e.occurred_at >= :lo AND e.occurred_at < :hi GROUP BY 1, 2, 3")
-        rows = session.execute(text(sql), {"bounds": list(bounds), "lo": bounds[0], "hi": bounds[-1]})
+        # A few thousand events, each looked up by ticket: left to itself the planner merge-joins them with a
+        # scan of all of ticket_metrics (247 ms against 70 ms for a year at 1M tickets).
+        session.execute(text("SET LOCAL enable_mergejoin = off"))
+        session.execute(text("SET LOCAL enable_hashjoin = off"))
+        rows = session.execute(text(sql), {"bounds": list(bounds), "lo": bounds[0], "hi": bounds[-1]}).all()
+        session.execute(text("SET LOCAL enable_mergejoin TO DEFAULT"))  # (an error rolls the SETs back anyway)
+        session.execute(text("SET LOCAL enable_hashjoin TO DEFAULT"))
     else:
         utc = UTCDateTime()
         hint = "ix_events_reopened" if kind == "reopened" else "ix_events_kind_time"
