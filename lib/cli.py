@@ -256,7 +256,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "sla-check": (cmd_sla_check, "record each new SLA breach once as an event (for cron)"),
     "ingest-email": (cmd_ingest_email, "turn mail into tickets and comments: files, a Maildir, or - for one message "
                                        "on stdin (MTA pipe)"),
-    "worker": (cmd_worker, "run the background worker: IMAP poll, outbox, SLA, confirmation reminders"),
+    "worker": (cmd_worker, "run the background worker: IMAP poll, outbox, SLA breaches, unacknowledged tickets, "
+                                 "confirmation and follow-up reminders"),
     "report": (cmd_report, "the weekly review of one ISO week as json, csv (headline table), xlsx or html"),
     "rebuild-rollups": (cmd_rebuild_rollups, "refill the metrics tables (ticket_metrics, metric_days) from tickets, "
                                              "or --check them"),
