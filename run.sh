@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command to set up and run the help desk, one more to test it.
-#   ./run.sh            create .venv if needed, install, create/upgrade the database, serve on http://localhost:8501
+#   ./run.sh [streamlit options]   create .venv if needed, install, create/upgrade the database, serve on http://localhost:8501
 #   ./run.sh test [pytest args]   install the test tools too and run the whole test suite
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -27,10 +27,10 @@ install() {
 }
 
 case "${1:-run}" in
-  run)
+  run|-*)  # "./run.sh --server.port 8600" passes the options to Streamlit
     install app
     "$VENV/bin/python" -m lib.cli init-db
-    shift || true
+    [ "${1:-}" = run ] && shift
     exec "$VENV/bin/python" -m streamlit run server.py "$@"
     ;;
   test)
