@@ -19,62 +19,24 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
-from sqlalchemy.engine import Engine, make_url  # noqa: E402
+from sqlalchemy import func, select, text  # noqa: E402
+from sqlalchemy.engine import Engine  # noqa: E402
 
+from bench.common import database_for, median_ms, seeded  # noqa: E402
 from lib import assignment, board, queries  # noqa: E402
-from lib.db import make_engine, read_session, upgrade_schema  # noqa: E402
+from lib.db import read_session  # noqa: E402
 from lib.models import Ticket  # noqa: E402
 from lib.queries import QueueFilter, QueueView  # noqa: E402
-from lib.seed import seed_demo  # noqa: E402
-
-RESULTS = ROOT / "bench" / "results"
-
-
-def median_ms(fn, runs: int) -> float:  # type: ignore[no-untyped-def]
-    fn()  # warm the page cache and the statement cache
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(samples)
-
-
-def database_for(base_url: str | None, size: int) -> str:
-    if base_url is None:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{RESULTS / f'queue_{size}.sqlite3'}"  # shared with bench_queue.py
-    name = f"helpdesk_bench_{size}"  # shared with bench_queue.py
-    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(base_url).set(database=name).render_as_string(hide_password=False)
 
 
 def prepare(url: str, size: int) -> Engine:
-    engine = make_engine(url)
-    upgrade_schema(engine)
-    with read_session(engine) as s:
-        have = s.scalar(select(func.count()).select_from(Ticket)) or 0
-    if have < size:
-        print(f"  seeding {size - have:,} tickets into {engine.url.render_as_string()} ...", file=sys.stderr,
-              flush=True)
-        t0 = time.perf_counter()
-        seed_demo(engine, tickets=size - have, years=5 if size >= 100_000 else 1, seed=7,
-                  demo_password="bench password 123")
-        print(f"  seeded in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    engine = seeded(url, size, log=lambda line: print(line, file=sys.stderr, flush=True))
     if engine.dialect.name == "postgresql":  # what autovacuum does soon after a bulk load
         with engine.connect() as conn:
             conn.execute(text("ANALYZE"))

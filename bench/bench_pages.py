@@ -22,18 +22,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import DEMO_PASSWORD, median_ms  # noqa: E402
+
 EMPTY_PAGE = "import streamlit as st\nst.write('')\n"
 
 
 def rerun_ms(at, runs: int) -> float:  # type: ignore[no-untyped-def]
-    at.run()
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        at.run()
-        samples.append((time.perf_counter() - t0) * 1000)
+    ms = median_ms(at.run, runs)
     assert not at.exception, at.exception
-    return statistics.median(samples)
+    return ms
 
 
 def apptest(db: Path, runs: int) -> dict[str, float]:
@@ -86,7 +83,7 @@ def browser(db: Path, runs: int) -> dict[str, float]:
             b = p.chromium.launch(executable_path="/usr/bin/chromium", args=LAUNCH_FLAGS)
             ctx = b.new_context(viewport={"width": 1400, "height": 1000})
             page = ctx.new_page()
-            login(page, server.url, "lead", "bench password 123")
+            login(page, server.url, "lead", DEMO_PASSWORD)
             from sqlalchemy import select
 
             from lib.db import make_engine, read_session

@@ -11,51 +11,22 @@ per-status open counts, the at-risk view, creating a ticket, and a status change
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import func, select, text  # noqa: E402
+from sqlalchemy import select, text  # noqa: E402
 
+from bench.common import database_for, median_ms, seeded  # noqa: E402
 from lib import queries, tickets  # noqa: E402
-from lib.db import make_engine, read_session, transaction, upgrade_schema  # noqa: E402
+from lib.db import read_session, transaction  # noqa: E402
 from lib.directory import RequesterInput  # noqa: E402
 from lib.models import Ticket, User  # noqa: E402
 from lib.queries import QueueFilter, QueueView  # noqa: E402
-from lib.seed import seed_demo  # noqa: E402
 from lib.tickets import TicketDraft  # noqa: E402
 from lib.workflow import Priority, Status  # noqa: E402
-
-RESULTS = ROOT / "bench" / "results"
-
-
-def median_ms(fn, runs: int) -> float:  # type: ignore[no-untyped-def]
-    fn()  # warm the page cache and the statement cache
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(samples)
-
-
-def prepare(url: str, size: int):  # type: ignore[no-untyped-def]
-    engine = make_engine(url)
-    upgrade_schema(engine)
-    with read_session(engine) as s:
-        have = s.scalar(select(func.count()).select_from(Ticket)) or 0
-    if have < size:
-        print(f"  seeding {size - have:,} tickets ...", flush=True)
-        t0 = time.perf_counter()
-        seed_demo(engine, tickets=size - have, years=5 if size >= 100_000 else 1, seed=7,
-                  progress=lambda d, t=None: None, demo_password="bench password 123")
-        print(f"  seeded in {time.perf_counter() - t0:.0f} s", flush=True)
-    return engine
 
 
 def measure(engine, runs: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -125,23 +96,14 @@ def main() -> None:
     ap.add_argument("--postgres", help="also run on this PostgreSQL URL (one database per size is created)")
     ap.add_argument("--runs", type=int, default=15)
     args = ap.parse_args()
-    RESULTS.mkdir(parents=True, exist_ok=True)
     table: dict[str, dict[str, float]] = {}
     for size in args.sizes:
-        targets = [("sqlite", f"sqlite:///{RESULTS / f'queue_{size}.sqlite3'}")]
+        targets = [("sqlite", database_for(None, size))]
         if args.postgres:
-            from sqlalchemy import create_engine
-            from sqlalchemy.engine import make_url
-
-            name = f"helpdesk_bench_{size}"
-            admin = create_engine(args.postgres, isolation_level="AUTOCOMMIT")
-            with admin.connect() as c:
-                if not c.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
-                    c.execute(text(f'CREATE DATABASE "{name}"'))
-            targets.append(("postgresql", make_url(args.postgres).set(database=name).render_as_string(False)))
+            targets.append(("postgresql", database_for(args.postgres, size)))
         for engine_name, url in targets:
             print(f"{engine_name} {size:,} tickets", flush=True)
-            engine = prepare(url, size)
+            engine = seeded(url, size)
             table[f"{engine_name} {size:,}"] = measure(engine, args.runs)
             engine.dispose()
     cols = list(table)

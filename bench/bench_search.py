@@ -12,35 +12,21 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import func, insert, select  # noqa: E402
 
+from bench.common import database_for, median_ms, seeded  # noqa: E402
 from lib import followups, repeats, search  # noqa: E402
-from lib.db import make_engine, read_session, transaction, upgrade_schema  # noqa: E402
+from lib.db import read_session, transaction  # noqa: E402
 from lib.models import Category, FollowUp, KbArticle, Ticket, User  # noqa: E402
-from lib.seed import seed_demo  # noqa: E402
 from lib.seed_data import ACTIONS, APPS, DEVICE_MODELS, RESOLUTIONS, ROOT_CAUSES, SITES, SUMMARIES  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 TARGET_MS = 50.0
-
-
-def median_ms(fn, runs: int) -> float:  # type: ignore[no-untyped-def]
-    fn()  # warm caches and the statement cache
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(samples)
 
 
 def article_rows(n: int, categories: dict[str, int], author: int, start: int) -> list[dict]:
@@ -65,17 +51,9 @@ def article_rows(n: int, categories: dict[str, int], author: int, start: int) ->
 
 
 def prepare(url: str, tickets: int, articles: int):  # type: ignore[no-untyped-def]
-    engine = make_engine(url)
-    upgrade_schema(engine)
+    engine = seeded(url, tickets)
     with read_session(engine) as s:
-        have = s.scalar(select(func.count()).select_from(Ticket)) or 0
         have_kb = s.scalar(select(func.count()).select_from(KbArticle)) or 0
-    if have < tickets:
-        print(f"  seeding {tickets - have:,} tickets ...", flush=True)
-        t0 = time.perf_counter()
-        seed_demo(engine, tickets=tickets - have, years=5 if tickets >= 100_000 else 1, seed=7,
-                  progress=lambda d, t=None: None, demo_password="bench password 123")
-        print(f"  seeded in {time.perf_counter() - t0:.0f} s", flush=True)
     if have_kb < articles:
         print(f"  writing {articles - have_kb:,} articles ...", flush=True)
         with transaction(engine) as s:
@@ -139,9 +117,8 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=15)
     p.add_argument("--no-sqlite", action="store_true")
     args = p.parse_args()
-    RESULTS.mkdir(parents=True, exist_ok=True)
     columns: dict[str, dict[str, float]] = {}
-    engines = [] if args.no_sqlite else [("sqlite", f"sqlite:///{RESULTS / f'queue_{args.tickets}.sqlite3'}")]
+    engines = [] if args.no_sqlite else [("sqlite", database_for(None, args.tickets))]
     if args.postgres:
         engines.append(("postgresql", args.postgres))
     for name, url in engines:
