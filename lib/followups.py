@@ -31,6 +31,7 @@ from lib.ticket_core import (
     clean_id,
     clean_text,
     load_actor,
+    lock_row,
     lock_ticket,
     now_utc,
     require,
@@ -111,14 +112,7 @@ def _add(session: Session, ticket: Ticket, user: User | None, *, due_at: datetim
 def _lock_follow_up(session: Session, follow_up_id: int) -> FollowUp:
     if clean_id(follow_up_id, "follow_up") is None:
         raise NotFound("no follow-up given")
-    stmt = select(FollowUp).where(FollowUp.id == follow_up_id)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(of=FollowUp)
-    follow_up = session.execute(stmt).unique().scalar_one_or_none()
-    if follow_up is None:
-        raise NotFound(f"follow-up {follow_up_id} does not exist")
-    session.refresh(follow_up)
-    return follow_up
+    return lock_row(session, FollowUp, follow_up_id, missing=f"follow-up {follow_up_id} does not exist")
 
 
 def complete(session: Session, *, actor: int, follow_up_id: int, outcome: str,

@@ -28,6 +28,7 @@ from lib.ticket_core import (
     clean_line,
     clean_text,
     load_actor,
+    lock_row,
     lock_ticket,
     now_utc,
     ref,
@@ -120,14 +121,7 @@ def _keep_version(session: Session, article: KbArticle, user: User | None, now: 
 def _lock_article(session: Session, article_id: int) -> KbArticle:
     if clean_id(article_id, "article") is None:
         raise NotFound("no article given")
-    stmt = select(KbArticle).where(KbArticle.id == article_id)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(of=KbArticle)
-    article = session.execute(stmt).unique().scalar_one_or_none()
-    if article is None:
-        raise NotFound(f"article {kb_ref(article_id)} does not exist")
-    session.refresh(article)
-    return article
+    return lock_row(session, KbArticle, article_id, missing=f"article {kb_ref(article_id)} does not exist")
 
 
 def _check_version(session: Session, article: KbArticle, expected_version: int | None) -> None:

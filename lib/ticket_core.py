@@ -9,6 +9,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -75,18 +76,27 @@ def require_role(user: User | None, role: Role, what: str) -> None:
         raise PermissionDenied(f"only a {role.label.lower()} may {what}")
 
 
+_Row = TypeVar("_Row")
+
+
+def lock_row(session: Session, model: type[_Row], row_id: int, *, missing: str) -> _Row:
+    """Load a row for change. PostgreSQL: row lock; SQLite: the BEGIN IMMEDIATE write lock already serialises.
+    ``missing``: the NotFound message when there is no such row."""
+    stmt = select(model).where(model.id == row_id)  # type: ignore[attr-defined]
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=model)
+    row = session.execute(stmt).unique().scalar_one_or_none()
+    if row is None:
+        raise NotFound(missing)
+    session.refresh(row)  # never act on a stale identity-map copy
+    return row
+
+
 def lock_ticket(session: Session, ticket_id: int) -> Ticket:
-    """Load a ticket for change. PostgreSQL: row lock; SQLite: the BEGIN IMMEDIATE write lock already serialises."""
+    """Load a ticket for change (see :func:`lock_row`)."""
     if not _is_id(ticket_id):
         raise NotFound(f"ticket {ticket_id!r} does not exist")
-    stmt = select(Ticket).where(Ticket.id == ticket_id)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(of=Ticket)
-    ticket = session.execute(stmt).unique().scalar_one_or_none()
-    if ticket is None:
-        raise NotFound(f"ticket {ticket_ref(ticket_id)} does not exist")
-    session.refresh(ticket)  # never act on a stale identity-map copy
-    return ticket
+    return lock_row(session, Ticket, ticket_id, missing=f"ticket {ticket_ref(ticket_id)} does not exist")
 
 
 def check_version(session: Session, ticket: Ticket, expected_version: int | None) -> None:
