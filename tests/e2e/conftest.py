@@ -15,8 +15,12 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -122,8 +126,9 @@ def login(page, base: str, username: str, password: str = PASSWORD, path: str = 
     wait_idle(page)
 
 
-def seed_accounts(db: Path) -> None:
-    """Create lead + technician directly in the database (for tests that do not test the setup flow)."""
+def seed_accounts(db: Path) -> Engine:
+    """Create lead + technician directly in the database (for tests that do not test the setup flow);
+    returns an engine on that database for the test's own data."""
     os.environ.setdefault("HELPDESK_SERVER_SECRET", "e2e-secret-" + "z" * 40)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
@@ -138,7 +143,7 @@ def seed_accounts(db: Path) -> None:
                                password=PASSWORD, role="lead", first_run=True)
             create_user(s, actor=lead.id, username="tom", name="Tom Tech", email="tom@example.com",
                         password=PASSWORD, role="technician")
-    engine.dispose()
+    return engine
 
 
 __all__ = ["AppServer", "login", "seed_accounts", "shot", "wait_idle", "shutil"]

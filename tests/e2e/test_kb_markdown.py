@@ -3,9 +3,6 @@ no javascript: link, no event handler; the harmless parts still render."""
 
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
 
 from tests.e2e.conftest import login, seed_accounts, shot, wait_idle
@@ -33,16 +30,11 @@ HOSTILE_STEPS = """\
 
 @pytest.fixture(scope="module")
 def article(app_server):  # type: ignore[no-untyped-def]
-    seed_accounts(app_server.db)
-    os.environ.setdefault("HELPDESK_SERVER_SECRET", "e2e-secret-" + "z" * 40)
-    root = str(app_server.db.parent)
-    if root not in sys.path:
-        sys.path.insert(0, root)
+    engine = seed_accounts(app_server.db)
     from lib import kb
-    from lib.db import make_engine, transaction
+    from lib.db import transaction
     from lib.users import get_by_username
 
-    engine = make_engine(f"sqlite:///{app_server.db}")
     with transaction(engine) as s:
         tom, lena = get_by_username(s, "tom"), get_by_username(s, "lena")
         a = kb.create_article(s, actor=tom.id, draft=kb.ArticleDraft(

@@ -7,9 +7,7 @@ by the unit tests in tests/unit/test_charts.py.
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 from datetime import date
 
 import pytest
@@ -21,15 +19,9 @@ CHARTS = '[data-testid="stPlotlyChart"]'
 
 @pytest.fixture(scope="module")
 def seeded(app_server):  # type: ignore[no-untyped-def]
-    seed_accounts(app_server.db)
-    os.environ.setdefault("HELPDESK_SERVER_SECRET", "e2e-secret-" + "z" * 40)
-    root = str(app_server.db.parent)
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    from lib.db import make_engine
+    engine = seed_accounts(app_server.db)
     from lib.seed import seed_demo
 
-    engine = make_engine(f"sqlite:///{app_server.db}")
     seed_demo(engine, tickets=2000, years=1, seed=23, demo_password=PASSWORD)
     engine.dispose()
     return app_server

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
 
 from tests.e2e.conftest import PASSWORD, login, open_from_grid, seed_accounts, shot, wait_idle
@@ -12,18 +9,13 @@ from tests.e2e.conftest import PASSWORD, login, open_from_grid, seed_accounts, s
 
 @pytest.fixture(scope="module")
 def seeded(app_server):  # type: ignore[no-untyped-def]
-    seed_accounts(app_server.db)
-    os.environ.setdefault("HELPDESK_SERVER_SECRET", "e2e-secret-" + "z" * 40)
-    root = str(app_server.db.parent)
-    if root not in sys.path:
-        sys.path.insert(0, root)
+    engine = seed_accounts(app_server.db)
     from lib import tickets
-    from lib.db import make_engine, transaction
+    from lib.db import transaction
     from lib.directory import RequesterInput
     from lib.tickets import TicketDraft
     from lib.users import get_by_username
 
-    engine = make_engine(f"sqlite:///{app_server.db}")
     ids = []
     with transaction(engine) as s:
         tom = get_by_username(s, "tom")
