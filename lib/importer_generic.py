@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from lib import clock
 from lib.directory import RequesterInput, clean_email, find_or_create_requester
 from lib.errors import ValidationError
 from lib.importer import Item, count_rows, data_rows, norm, one_of, parse_iso_time, refuse
@@ -99,7 +100,7 @@ def parse(session: Session, item: Item) -> Row:
     if "__width__" in v:
         raise refuse(item.where, [v["__width__"]])
     problems: list[str] = []
-    now = datetime.now(UTC)
+    now = clock.now()
 
     def cell(name: str) -> str:
         return v.get(name) or ""
@@ -205,7 +206,7 @@ def _event(session: Session, ticket: Ticket, kind: EventKind, at: datetime, *, f
                             to_status=to, field=fld, old_value=None if old is None else str(old),
                             new_value=None if new is None else str(new), body=body, public=public,
                             meta={**(meta or {}), "source": SOURCE, "v": ticket.version}, occurred_at=at,
-                            recorded_at=datetime.now(UTC)))
+                            recorded_at=clock.now()))
 
 
 def status_path(cur: str, target: str, resolved: datetime | None, closed: datetime | None,
@@ -278,7 +279,7 @@ def update(session: Session, ticket: Ticket, row: Row, where: str) -> str:
     if ticket.created_at != row.created_at:
         raise refuse(where, [f"created_at {row.created_at.isoformat()} differs from the imported ticket's "
                              f"{ticket.created_at.isoformat()}; a ticket's creation time cannot change"])
-    now = datetime.now(UTC)
+    now = clock.now()
     requester = _requester(session, row.requester)
     names = {"category": lambda c: session.get(Category, c).name if c else None,  # type: ignore[union-attr]
              "priority": lambda p: Priority(p).label, "assignee": lambda u: session.get(User, u).name if u else None}  # type: ignore[union-attr]

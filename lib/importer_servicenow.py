@@ -22,6 +22,7 @@ from pathlib import Path
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from lib import clock
 from lib.errors import ValidationError
 from lib.importer import Item, Refused, count_rows, data_rows
 from lib.models import Category, Requester, Ticket, TicketEvent, User, ticket_ref
@@ -347,7 +348,7 @@ class ServiceNowLayout:
             ticket_id=t.id, kind=kind.value, actor_id=None, actor_label=actor or "ServiceNow", from_status=frm,
             to_status=to, field=fld, old_value=None if old is None else str(old),
             new_value=None if new is None else str(new), body=body, public=public,
-            meta={**(meta or {}), "v": t.version}, minutes=None, occurred_at=at, recorded_at=datetime.now(UTC)))
+            meta={**(meta or {}), "v": t.version}, minutes=None, occurred_at=at, recorded_at=clock.now()))
 
     def _write_events(self, session: Session) -> None:
         """All the events of an incident in one bulk INSERT (much cheaper than one ORM object each)."""

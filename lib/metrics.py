@@ -32,6 +32,7 @@ import pandas as pd
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from lib import clock
 from lib import metrics_store as store
 from lib.config import get_settings
 from lib.workflow import CLOSURE_LABELS, WORK_CLOSURES, ClosureReason, EventKind, Priority
@@ -475,9 +476,9 @@ def sla_compliance(session: Session, f: MetricFilter) -> pd.DataFrame:
            "resolution": (_per_period(resolved, 1, len(p)), _per_period(resolved, 2, len(p)))}
     rows = []
     for k, label in enumerate(p.labels):
-        for clock, (target, breached) in per.items():
+        for which, (target, breached) in per.items():
             met = int(target[k] - breached[k])
-            rows.append((label, clock, met, int(breached[k]), _pct(met, int(target[k]))))
+            rows.append((label, which, met, int(breached[k]), _pct(met, int(target[k]))))
     return pd.DataFrame(rows, columns=["period", "clock", "met", "breached", "pct"])
 
 
@@ -554,7 +555,7 @@ def ageing(session: Session, *, now: datetime | None = None, tz: str | None = No
     """Open tickets by time since creation (elapsed time: a day is 24 hours, whatever the time zone ``tz``).
 
     ``f`` narrows by priority, category, assignee and channel (its dates are not used)."""
-    now = (now or datetime.now(UTC)).astimezone(UTC)
+    now = (now or clock.now()).astimezone(UTC)
     now_us = to_us(now)
     scope = f.scope(tuple(_categories(session))) if f is not None else store.Scope()
     cuts = [now_us - days * 86_400 * 1_000_000 for _, days in AGE_BUCKETS if days is not None]

@@ -260,33 +260,43 @@ def _day_bulk_inserts(source: str) -> list[str]:
     return out
 
 
+#: PostgreSQL: the transaction-scoped advisory lock that serialises metric_days changes (see days_ddl).
+ROLLUP_LOCK_ID = 727_274_002
+
+
 def days_ddl(dialect: str) -> list[str]:
     """Triggers on ticket_metrics that keep metric_days in step (in the same transaction). An update fires
-    them only when a value a day row depends on changed: most writes (a status, a note) change none."""
+    them only when a value a day row depends on changed: most writes (a status, a note) change none.
+
+    PostgreSQL: the triggers are deferred to commit and begin with one transaction-scoped advisory lock.
+    Immediate triggers deadlocked under concurrent writers: two transactions that each touch two day rows
+    (two tickets of different priority in one alert post, a priority change, a creation and a closure) took
+    the rows in opposite orders. At commit a transaction takes no more ticket locks, so waiting there for the
+    one rollup lock cannot close a cycle; the lock is held only for the few upserts and the commit."""
     watched = ", ".join(DAY_SOURCES)
     distinct = "IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT"
     changed = " OR ".join(f"OLD.{c} {distinct} NEW.{c}" for c in DAY_SOURCES)
     if dialect == "postgresql":
-        sub_old, add_new = "\n  ".join(_day_upserts(dialect, "OLD", "-")), "\n  ".join(_day_upserts(dialect, "NEW", ""))
+        sub_old, add_new = "\n    ".join(_day_upserts(dialect, "OLD", "-")), "\n    ".join(_day_upserts(dialect, "NEW", ""))
+        deferred = "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
         return [
             f"""CREATE OR REPLACE FUNCTION metric_days_row() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  {sub_old}
-  IF TG_OP = 'UPDATE' THEN
-  {add_new}
+  PERFORM pg_advisory_xact_lock({ROLLUP_LOCK_ID});
+  IF TG_OP IN ('UPDATE', 'DELETE') THEN
+    {sub_old}
+  END IF;
+  IF TG_OP IN ('UPDATE', 'INSERT') THEN
+    {add_new}
   END IF;
   RETURN NULL;
 END $$""",
-            f"""CREATE OR REPLACE FUNCTION metric_days_insert() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  {" ".join(_day_bulk_inserts("new_facts"))}
-  RETURN NULL;
-END $$""",
-            f"CREATE TRIGGER metric_days_insert AFTER INSERT ON {TABLE} REFERENCING NEW TABLE AS new_facts "
-            "FOR EACH STATEMENT EXECUTE FUNCTION metric_days_insert()",
-            f"CREATE TRIGGER metric_days_update AFTER UPDATE OF {watched} ON {TABLE} FOR EACH ROW "
+            f"CREATE CONSTRAINT TRIGGER metric_days_insert AFTER INSERT ON {TABLE} {deferred} "
+            "EXECUTE FUNCTION metric_days_row()",
+            f"CREATE CONSTRAINT TRIGGER metric_days_update AFTER UPDATE OF {watched} ON {TABLE} {deferred} "
             f"WHEN ({changed}) EXECUTE FUNCTION metric_days_row()",
-            f"CREATE TRIGGER metric_days_delete AFTER DELETE ON {TABLE} FOR EACH ROW EXECUTE FUNCTION metric_days_row()",
+            f"CREATE CONSTRAINT TRIGGER metric_days_delete AFTER DELETE ON {TABLE} {deferred} "
+            "EXECUTE FUNCTION metric_days_row()",
         ]
     add_new, sub_old = " ".join(_day_upserts(dialect, "NEW", "")), " ".join(_day_upserts(dialect, "OLD", "-"))
     return [

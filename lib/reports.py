@@ -25,7 +25,7 @@ import pandas as pd
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from lib import metrics
+from lib import clock, metrics
 from lib.config import get_settings
 from lib.metrics import MetricFilter, iso_week, local_midnight, week_range
 from lib.models import Base, ticket_ref
@@ -61,7 +61,7 @@ class ReportError(ValueError):
 
 def weekly_report(session: Session, iso_week_: str, *, now: datetime | None = None) -> dict[str, Any]:
     """Everything the weekly review shows for ``iso_week_`` ("2026-W47"), JSON-serialisable."""
-    now = (now or datetime.now(UTC)).astimezone(UTC)
+    now = (now or clock.now()).astimezone(UTC)
     monday, next_monday = week_range(iso_week_)
     week = iso_week(monday)
     zone_name = get_settings().timezone
@@ -90,10 +90,10 @@ def weekly_report(session: Session, iso_week_: str, *, now: datetime | None = No
         out["first_response_median_hours"] = d["first_response"]["median_h"]
         out["resolution_median_hours"] = d["resolution"]["median_h"]
         out["resolution_p90_hours"] = d["resolution"]["p90_h"]
-        for clock in ("response", "resolution"):
-            rows = sla[(sla["clock"] == clock) & sla["period"].isin(weeks)]
+        for which in ("response", "resolution"):
+            rows = sla[(sla["clock"] == which) & sla["period"].isin(weeks)]
             met, breached = int(rows["met"].sum()), int(rows["breached"].sum())
-            out[f"sla_{clock}_pct"] = None if met + breached == 0 else 100.0 * met / (met + breached)
+            out[f"sla_{which}_pct"] = None if met + breached == 0 else 100.0 * met / (met + breached)
         return out
 
     report: dict[str, Any] = {
@@ -342,10 +342,10 @@ def _trend_table(trend: Mapping[str, Any]) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     counts = flow.groupby("period")[["created", "resolved", "closed", "closed_other", "reopened"]].sum()
     out = counts.join(backlog.set_index("period")["backlog_end"], how="outer")
-    for clock in ("response", "resolution"):
-        part = sla[sla["clock"] == clock].set_index("period")
+    for which in ("response", "resolution"):
+        part = sla[sla["clock"] == which].set_index("period")
         total = part["met"] + part["breached"]
-        out[f"sla_{clock}_pct"] = (100.0 * part["met"] / total.where(total > 0)).round(1)
+        out[f"sla_{which}_pct"] = (100.0 * part["met"] / total.where(total > 0)).round(1)
     out = out.reset_index()
     out.insert(0, "week", [iso_week(date.fromisoformat(str(p))) for p in out["period"]])
     return out[columns]
@@ -476,5 +476,5 @@ made {html.escape(report['generated_at'])} · definitions: docs/metrics.md</p>
 
 def last_full_week(today: date | None = None) -> str:
     """The ISO week before the current one, in the desk's time zone."""
-    today = today or datetime.now(ZoneInfo(get_settings().timezone)).date()
+    today = today or clock.now().astimezone(ZoneInfo(get_settings().timezone)).date()
     return iso_week(today - timedelta(days=today.weekday() + 7))

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 
-from lib import metrics_store, sla
+from lib import clock, metrics_store, sla
 from lib.bizcal import BusinessCalendar
 from lib.config import get_settings
 from lib.db import transaction
@@ -57,7 +57,7 @@ def seed_demo(engine: Engine, *, tickets: int, years: float, seed: int, progress
 
         validate_password(demo_password, field="--demo-password")
     check_columns()
-    now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    now = (now or clock.now()).astimezone(UTC).replace(microsecond=0)
     end = int(now.timestamp())
     start = end - int(years * YEAR)
     password = demo_password or secrets.token_urlsafe(12)

@@ -14,7 +14,7 @@ from typing import TypeVar
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from lib.config import get_settings
+from lib import clock
 from lib.errors import NotFound, PermissionDenied, StaleTicket, ValidationError
 from lib.models import Ticket, TicketEvent, User, ticket_ref
 from lib.workflow import (
@@ -43,7 +43,7 @@ ActorArg = int | SystemActor
 
 def now_utc(now: datetime | None = None) -> datetime:
     if now is None:
-        return datetime.now(UTC)
+        return clock.now()
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     return now.astimezone(UTC)
@@ -176,7 +176,7 @@ def add_event(
         minutes=minutes,
         meta=meta or None,
         occurred_at=now,
-        recorded_at=datetime.now(UTC),
+        recorded_at=clock.now(),
     )
     session.add(ev)
     return ev
@@ -290,4 +290,4 @@ def clean_minutes(value: object) -> int | None:
 
 
 def ref(ticket: Ticket) -> str:
-    return ticket_ref(ticket.id, get_settings().ticket_prefix)
+    return ticket_ref(ticket.id)

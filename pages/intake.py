@@ -45,7 +45,8 @@ def field_error(*names: str) -> None:
 
 INTAKE_CHANNELS = [Channel.PHONE, Channel.WALK_IN, Channel.ON_BEHALF, Channel.EMAIL]
 channel = st.segmented_control("How did it reach us?", [c.value for c in INTAKE_CHANNELS],
-                               format_func=lambda v: Channel(v).label, key="in_channel", default=Channel.PHONE.value)
+                               format_func=lambda v: Channel(v).label, key="in_channel", default=Channel.PHONE.value,
+                               required=True)
 field_error("channel")
 
 st.markdown("#### Requester")

@@ -66,7 +66,8 @@ if raw_id:
                f"by {core.escape_md(a.author.name) if a.author else 'system'} · updated {core.fmt_time(a.updated_at)}"
                + (f" · tags: {core.escape_md(a.tags)}" if a.tags else ""))
     panel = st.segmented_control("Article", ["📖 Article", "✏️ Edit", "🕘 History", "🎫 Tickets"],
-                                 default="📖 Article", key=f"kb_panel_{a.id}", label_visibility="collapsed")
+                                 default="📖 Article", key=f"kb_panel_{a.id}", label_visibility="collapsed",
+                                 required=True)
     if panel in (None, "📖 Article"):
         for heading, value in (("Symptoms", a.symptoms), ("Cause", a.cause)):
             st.markdown(f"##### {heading}")
@@ -133,7 +134,7 @@ if raw_id:
 st.title("📚 Knowledge base")
 sections = ["🔎 Search", "🗂️ Browse", "➕ New article"] + (["🔁 Repeat issues"] if role >= Role.LEAD else [])
 section = st.segmented_control("Section", sections, default="🔎 Search", key="kb_section",
-                               label_visibility="collapsed") or "🔎 Search"
+                               label_visibility="collapsed", required=True) or "🔎 Search"
 
 if section == "🔎 Search":
     c1, c2, c3 = st.columns([3, 1, 1])

@@ -6,12 +6,10 @@ the definitions are in docs/metrics.md.
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 import streamlit as st
 
-from lib import charts
+from lib import charts, clock
 from lib.ui import core
 from lib.ui import metrics_view as mv
 from lib.workflow import Role
@@ -27,7 +25,7 @@ if f.start > f.end:
 
 change = mv.marker()
 data = mv.load_metrics(change, f.key)
-minute = int(time.time() // 60)
+minute = clock.minute()
 ageing = mv.load_ageing(change, minute, f.key)
 periods = f.periods()
 
@@ -38,7 +36,7 @@ with st.expander("Satisfaction, confirmation delay, mean resolution time", expan
 # --- volume -------------------------------------------------------------------------------------------
 st.subheader("Volume")
 measure = st.segmented_control("Count", ["created", "resolved", "closed"], default="created", key="m_measure",
-                               format_func=str.capitalize) or "created"
+                               format_func=str.capitalize, required=True) or "created"
 flow = data["flow"]
 fig_prio = mv.figure(change, f.key, "flow_priority",
                      lambda: charts.flow_by_priority(flow, measure=measure, grain=f.grain, periods=periods), measure)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
-
 import pandas as pd
 import streamlit as st
 
-from lib import sla, tickets
+from lib import clock, sla, tickets
 from lib.config import get_settings
 from lib.queries import QueueView, Sort
 from lib.ui import core, kb_view, queue_data
@@ -38,11 +35,12 @@ if "queue_view" not in st.session_state:
     # A metrics tile or bar: tickets created from this day up to (not including) that one, in the desk's zone.
     st.session_state["queue_created"] = queue_data.created_range(qp.get("created_from"), qp.get("created_to"))
 
-look = queue_data.lookups(int(time.time() // 60))
+look = queue_data.lookups(clock.minute())
 categories = dict(look["categories"])
 people = dict(look["people"])
 
-view = st.segmented_control("View", [v.value for v in QueueView], key="queue_view", label_visibility="collapsed")
+view = st.segmented_control("View", [v.value for v in QueueView], key="queue_view", label_visibility="collapsed",
+                            required=True)
 view = view or QueueView.ALL_OPEN.value
 with st.expander("Filters and sort", expanded=False):
     c1, c2, c3 = st.columns(3)
@@ -84,7 +82,7 @@ refresh = get_settings().queue_refresh_seconds
 
 
 def _sla_label(row) -> str:  # type: ignore[no-untyped-def]
-    state = sla.state(row, now=datetime.now(UTC))
+    state = sla.state(row, now=clock.now())
     return f"{sla.SLA_ICONS[state]} {state.label}".strip()
 
 
@@ -96,7 +94,7 @@ def live_queue() -> None:
     for col, status in zip(cols, OPEN_STATUSES, strict=True):
         col.metric(f"{core.STATUS_ICONS[status]} {status.label}", counts.get(status.value, 0))
     page = int(st.session_state.get("queue_page", 1))
-    result = queue_data.queue_page(marker, int(time.time() // 60), filter_key, st.session_state.get("queue_sort")
+    result = queue_data.queue_page(marker, clock.minute(), filter_key, st.session_state.get("queue_sort")
                                    or Sort.PRIORITY.value, page - 1, page_size)
     if view == QueueView.FOLLOW_UPS.value:
         kb_view.my_due_follow_ups(user.id)
@@ -110,7 +108,7 @@ def live_queue() -> None:
                 icon="📭")
         st.markdown("[➕ Log a new ticket](/intake)")
         return
-    now = datetime.now(UTC)
+    now = clock.now()
     frame = pd.DataFrame([{
         "Ticket": core.ticket_url(r.id) + f"#HD-{r.id:06d}",
         "Priority": f"{core.PRIORITY_ICONS[r.priority]} {r.priority.label}",

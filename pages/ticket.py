@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import datetime, time
 
 import streamlit as st
 
-from lib import tickets
+from lib import clock, tickets
 from lib.queries import parse_ref
 from lib.ui import assignment_view, core, kb_view, ticket_view
 from lib.ui.core import write
@@ -54,7 +54,7 @@ def saved(result, message: str, *clear: str) -> None:  # type: ignore[no-untyped
     """After a successful write: clear the used drafts and reload this tab at the new version."""
     if result is None:
         return
-    for key in clear:
+    for key in (*clear, f"act_{tid}"):  # the next step is chosen afresh for the new state
         st.session_state.pop(key, None)
     st.session_state.pop(vkey, None)
     st.session_state.pop("stale_message", None)
@@ -94,7 +94,7 @@ with main:
     status = Status(t.status)
     # One panel at a time (only it is rendered, which keeps the page fast); the choice survives reruns.
     panel = st.segmented_control("Panel", ["⚡ Actions", "✏️ Details", "📝 Document"], key=f"panel_{tid}",
-                                 default="⚡ Actions", label_visibility="collapsed") or "⚡ Actions"
+                                 default="⚡ Actions", label_visibility="collapsed", required=True, wrap=True) or "⚡ Actions"
     A = Action
     form_actions = [label for label, ok in [
         ("👤 Assign", ticket_view.allowed(user, t, A.ASSIGN)),
@@ -116,7 +116,13 @@ with main:
                 saved(write(lambda s: tickets.take(s, actor=user.id, ticket_id=tid)), "You took the ticket")
         suggested = "✅ Resolve" if status is Status.IN_PROGRESS and "✅ Resolve" in form_actions else (
             "🔒 Close" if t.confirmed_at is not None and "🔒 Close" in form_actions else None)
-        chosen = st.pills("What next?", form_actions, key=f"act_{tid}_{status.value}", default=suggested) \
+        # One key per ticket, whatever its status: a key that changed with the status made the first click
+        # after someone else's change land on a widget that no longer existed. A choice that is no longer
+        # allowed falls back to the suggestion; clicking the chosen action again keeps it chosen.
+        act_key = f"act_{tid}"
+        if st.session_state.get(act_key) not in form_actions:
+            st.session_state[act_key] = suggested
+        chosen = st.pills("What next?", form_actions, key=act_key, required=True, wrap=True) \
             if form_actions else None
         shown += len(form_actions)
         if chosen == "👤 Assign":
@@ -339,4 +345,4 @@ with main:
     show_internal = st.toggle("Show internal entries", value=True, key="tl_internal")
     ticket_view.timeline(snap, show_internal=show_internal)
 
-st.caption(f"Version {loaded_version} loaded at {core.fmt_time(datetime.now(UTC))}")
+st.caption(f"Version {loaded_version} loaded at {core.fmt_time(clock.now())}")

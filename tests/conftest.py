@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import Engine, make_url  # noqa: E402
 
 import lib.mail_in  # noqa: E402,F401  (its table is part of the schema)
+from lib import clock as product_clock  # noqa: E402
 from lib.db import make_engine, transaction, upgrade_schema  # noqa: E402
 from lib.models import Base, User  # noqa: E402
 from lib.workflow import Role  # noqa: E402
@@ -38,6 +42,68 @@ TESTDATA = SHARED / "testdata"
 # bcrypt with few rounds: fast tests; the hash format is the same as production's.
 FAST_HASHES: dict[str, str] = {}
 _SNAPSHOTS: dict[int, dict[str, list[dict]]] = {}
+
+
+class TestClock:
+    """The product's clock in tests: it starts at a fixed instant and moves on with real elapsed time.
+
+    Starting from a fixed instant takes today's date out of every result (weekday, holidays, SLA targets,
+    report weeks); moving on keeps events in order and lets waits and retries work. ``set`` and
+    ``advance`` move it; ``now()`` reads it (what services called without ``now=`` read).
+    """
+
+    START = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)  # a Tuesday, 10:00 in London (GMT): inside opening hours
+
+    def __init__(self, start: datetime = START) -> None:
+        self._lock = threading.Lock()
+        self._base, self._t0 = start.astimezone(UTC), time.monotonic()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._base + timedelta(seconds=time.monotonic() - self._t0)
+
+    __call__ = now
+
+    def set(self, at: datetime) -> None:
+        if at.tzinfo is None:
+            raise ValueError("the clock takes timezone-aware datetimes")
+        with self._lock:
+            self._base, self._t0 = at.astimezone(UTC), time.monotonic()
+
+    def advance(self, delta: timedelta) -> None:
+        with self._lock:
+            self._base += delta
+
+
+@pytest.fixture(autouse=True)
+def clock() -> Iterator[TestClock]:
+    """Every test reads the product's time from a :class:`TestClock`, never from the wall clock."""
+    test_clock = TestClock()
+    with product_clock.using(test_clock.now):
+        yield test_clock
+
+
+def wait_for_lock_waiter(engine: Engine, timeout: float = 10.0) -> bool:
+    """Wait until another session of this database waits on a lock (PostgreSQL); True once one does.
+
+    A test that holds a transaction open "while the other one arrives" waits for that state instead of
+    sleeping. SQLite cannot show a writer waiting in its busy handler, but it serialises writers, so there
+    the outcome does not depend on when the other one arrives: return False at once.
+    """
+    if engine.dialect.name != "postgresql":
+        return False
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    with engine.connect() as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")).scalar_one()
+            conn.rollback()
+            if waiting:
+                return True
+            pause.wait(0.01)
+    return False
 
 
 def testdata_dir(sub: str = "") -> Path:

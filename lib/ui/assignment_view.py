@@ -7,13 +7,12 @@ move with the clock), never cleared globally.
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 import pandas as pd
 import streamlit as st
 
-from lib import acknowledge, assignment, board, sla
+from lib import acknowledge, assignment, board, clock, sla
 from lib.models import Ticket, ticket_ref
 from lib.ui import core
 from lib.ui.queue_data import change_marker
@@ -24,7 +23,7 @@ STATE_LABELS = {sla.SlaState.BREACHED: "🟥 breached", sla.SlaState.AT_RISK: "�
 
 
 def _minute() -> int:
-    return int(time.time() // 60)
+    return clock.minute()
 
 
 # --- cached reads ------------------------------------------------------------------------------
@@ -146,19 +145,19 @@ def ticket_notices(t: Ticket) -> None:
     """Acknowledgement state and the lead's flag, under the ticket header."""
     if Status(t.status) is Status.CLOSED:
         return
-    now = datetime.now(UTC)
-    clock = None
+    now = clock.now()
+    ack = None
     if Status(t.status) is Status.ASSIGNED and t.assignee_id is not None:
         with core.reading() as s:
-            clock = acknowledge.clock_for(s, t.id)
+            ack = acknowledge.clock_for(s, t.id)
     who = core.escape_md(t.assignee.name) if t.assignee else "the assignee"
-    late = clock is not None and clock.overdue(now)
-    if clock is not None and clock.due_at is not None:
+    late = ack is not None and ack.overdue(now)
+    if ack is not None and ack.due_at is not None:
         if late:
-            st.warning(f"**Acknowledgement at risk** — assigned to {who} {core.fmt_age(clock.assigned_at, now=now)}, "
-                       f"not acknowledged; the {clock.describe()} passed at {core.fmt_time(clock.due_at)}.", icon="🟧")
+            st.warning(f"**Acknowledgement at risk** — assigned to {who} {core.fmt_age(ack.assigned_at, now=now)}, "
+                       f"not acknowledged; the {ack.describe()} passed at {core.fmt_time(ack.due_at)}.", icon="🟧")
         else:
-            st.caption(f"Waiting for {who} to acknowledge: due {core.fmt_time(clock.due_at)} ({clock.describe()}).")
+            st.caption(f"Waiting for {who} to acknowledge: due {core.fmt_time(ack.due_at)} ({ack.describe()}).")
     state = sla.state(t, now=now)
     if Priority(t.priority) in board.FLAG_PRIORITIES and (late or state in (sla.SlaState.AT_RISK,
                                                                            sla.SlaState.BREACHED)):
@@ -270,5 +269,5 @@ def flags_table(b: board.Board) -> None:
 
 def ticket_option(t: board.BoardTicket) -> str:
     state = STATE_LABELS.get(t.state, "")
-    ack = " · ack late" if t.ack_due_at is not None and t.ack_due_at <= datetime.now(UTC) else ""
+    ack = " · ack late" if t.ack_due_at is not None and t.ack_due_at <= clock.now() else ""
     return f"{ticket_ref(t.id)} · {t.priority.label} · {t.category} · {state}{ack} · {t.summary[:60]}"

@@ -7,13 +7,13 @@ with pre-hashed bcrypt passwords (``auto_hash=False``) and a cookie key from sec
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import streamlit as st
 import streamlit_authenticator as stauth
 from streamlit_authenticator.utilities.exceptions import LoginError
 
-from lib import users
+from lib import clock, users
 from lib.config import get_secret, get_settings
 from lib.db import transaction
 from lib.models import User
@@ -56,7 +56,7 @@ def _credentials(now: datetime) -> tuple[dict, dict[str, int]]:
 
 def authenticator() -> tuple[stauth.Authenticate, dict, dict[str, int]]:
     settings = get_settings()
-    creds, before = _credentials(datetime.now(UTC))
+    creds, before = _credentials(clock.now())
     auth = stauth.Authenticate(
         creds,
         cookie_name=settings.cookie_name,
@@ -141,7 +141,7 @@ def login_gate() -> bool:
         submitted = st.form_submit_button("Log in", type="primary")
     if not submitted:
         return False
-    now = datetime.now(UTC)
+    now = clock.now()
     name = (username or "").strip().lower()
     with transaction(get_engine()) as s:
         user = users.get_by_username(s, name)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
@@ -15,6 +15,7 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from lib import clock
 from lib.config import get_settings
 from lib.db import make_engine, read_session, transaction, upgrade_schema
 from lib.errors import GuardFailed, HelpdeskError, PermissionDenied, StaleTicket, ValidationError
@@ -133,7 +134,7 @@ def fmt_time(value: datetime | None, *, with_date: bool = True) -> str:
 def fmt_age(value: datetime | None, *, now: datetime | None = None) -> str:
     if value is None:
         return "—"
-    seconds = ((now or datetime.now(UTC)) - value).total_seconds()
+    seconds = ((now or clock.now()) - value).total_seconds()
     future = seconds < 0
     seconds = abs(seconds)
     if seconds < 3600:

@@ -8,11 +8,11 @@ scripts.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 
 import streamlit as st
 
-from lib import followups, kb, repeats, safe_markdown, search
+from lib import clock, followups, kb, repeats, safe_markdown, search
 from lib.followups import FollowUpRequest
 from lib.models import ticket_ref
 from lib.repeats import RepeatNotice
@@ -140,9 +140,9 @@ def problem_form(ticket_ids: list[int], *, key: str, user, summary: str) -> None
 
 def _due_inputs(key: str, user, *, days: int = 7):  # type: ignore[no-untyped-def]
     c1, c2, c3 = st.columns(3)
-    day = c1.date_input("Due", value=(datetime.now(core.tz()) + timedelta(days=days)).date(), key=f"{key}_date")
+    day = c1.date_input("Due", value=(clock.now().astimezone(core.tz()) + timedelta(days=days)).date(), key=f"{key}_date")
     at = c2.time_input("at", value=time(9, 0), key=f"{key}_time")
-    people = staff_names(int(datetime.now(UTC).timestamp() // 60))
+    people = staff_names(int(clock.now().timestamp() // 60))
     ids = list(people)
     owner = c3.selectbox("Owner", ids, index=ids.index(user.id) if user.id in ids else 0,
                          format_func=lambda i: people.get(i, str(i)), key=f"{key}_owner")
@@ -168,7 +168,7 @@ def schedule_form(ticket_id: int, user, *, key: str, source: FollowUpSource = Fo
 def follow_ups_panel(ticket_id: int, user) -> None:  # type: ignore[no-untyped-def]
     with core.reading() as s:
         rows = followups.list_for_ticket(s, ticket_id)
-    now = datetime.now(UTC)
+    now = clock.now()
     with st.container(border=True):
         st.markdown("#### 🗓️ Follow-ups")
         for r in rows:
@@ -297,7 +297,7 @@ def repeat_groups() -> tuple[int, list]:  # type: ignore[type-arg]
 
     with core.reading() as s:
         days, marker = repeats.window_days(s), queries.change_marker(s)
-    return days, _repeat_groups(int(datetime.now(UTC).timestamp() // 60), marker, days)
+    return days, _repeat_groups(int(clock.now().timestamp() // 60), marker, days)
 
 
 @st.cache_data(ttl=300, max_entries=20, show_spinner=False)

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from lib import charts, metrics, reports
+from lib import charts, clock, metrics, reports
 from lib.assignment import get_weights
 from lib.queries import QueueView
 from lib.ui import core, queue_data
@@ -29,7 +29,7 @@ from lib.workflow import Channel, Priority
 
 
 def local_today() -> date:
-    return datetime.now(core.tz()).date()
+    return clock.now().astimezone(core.tz()).date()
 
 
 def last_full_weeks(n: int = 12, *, today: date | None = None) -> tuple[date, date]:
@@ -108,7 +108,7 @@ class Filters:
 
 
 def lookups() -> dict[str, dict[int, str]]:
-    look = queue_data.lookups(int(datetime.now().timestamp() // 60))
+    look = queue_data.lookups(clock.minute())
     return {"categories": dict(look["categories"]), "people": dict(look["people"])}
 
 
@@ -130,7 +130,8 @@ def filter_bar(look: Mapping[str, Mapping[int, str]], *, key: str = "m") -> Filt
     c1, c2, c3 = st.columns([3, 1.4, 5])
     picked = c1.date_input("Period", min_value=date(1990, 1, 1), max_value=local_today(), key=f"{key}_range",
                            help="First and last day, in the desk's time zone. Default: the last 12 full weeks.")
-    grain = c2.segmented_control("Per", ["week", "day"], key=f"{key}_grain", format_func=str.capitalize) or "week"
+    grain = c2.segmented_control("Per", ["week", "day"], key=f"{key}_grain", format_func=str.capitalize,
+                                 required=True) or "week"
     start, end = (picked if isinstance(picked, tuple | list) and len(picked) == 2 else default)
     with c3.expander("Filters", expanded=False):
         f1, f2 = st.columns(2)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import streamlit as st
 
-from lib import queries, sla
+from lib import clock, queries, sla
 from lib.models import Ticket, ticket_ref
 from lib.queries import Related, TimelineEntry
 from lib.ui import core
@@ -68,7 +67,7 @@ def allowed(user, ticket: Ticket, action: Action) -> bool:  # type: ignore[no-un
 
 def header(snap: Snapshot) -> None:
     t = snap.ticket
-    now = datetime.now(UTC)
+    now = clock.now()
     st.title(f"🎫 {ticket_ref(t.id)}")
     st.subheader(core.escape_md(t.summary), anchor=False)
     cols = st.columns([1, 1, 1, 1, 3])
@@ -198,7 +197,7 @@ def closure_preview(snap: Snapshot, reason) -> list[str]:  # type: ignore[no-unt
     from lib.config import get_settings
     from lib.workflow import closure_missing
 
-    missing = closure_missing(reason, snap.facts, now=datetime.now(UTC),
+    missing = closure_missing(reason, snap.facts, now=clock.now(),
                               confirmation_wait=timedelta(days=get_settings().confirmation_wait_days),
                               duplicate_of=-1, ticket_id=snap.ticket.id, note="(to be written)")
     return missing

@@ -3,7 +3,7 @@ and assignment suggestions on the intake and ticket pages."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import streamlit as st
@@ -42,14 +42,14 @@ def new_ticket(engine, actor: int, *, priority: str = "Low", assignee: int | Non
 
 
 @pytest.fixture
-def desk(app_env, staff_app):
+def desk(clock, app_env, staff_app):
     """Tom: networking expert, overloaded (capacity 4); Tara: basic networking, idle; Sam: senior, no skill."""
     with transaction(app_env) as s:
         net = s.scalar(select(Category.id).where(Category.name == "Networking"))
         s.add(UserSkill(user_id=staff_app.tech, category_id=net, level=3))
         s.add(UserSkill(user_id=staff_app.tech2, category_id=net, level=1))
         s.get(User, staff_app.tech).capacity = 4
-    old = datetime.now(UTC) - timedelta(days=5)  # long enough for every target to pass, whatever today is
+    old = clock.now() - timedelta(days=5)  # long enough for every target to pass, whatever today is
     ids = {
         "critical": new_ticket(app_env, staff_app.lead, priority="Critical", assignee=staff_app.tech, now=old),
         "high": new_ticket(app_env, staff_app.lead, priority="High", assignee=staff_app.tech, now=old),

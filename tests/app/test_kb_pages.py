@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from lib import followups, kb, tickets
+from lib import clock, followups, kb, tickets
 from lib.db import read_session, transaction
 from lib.directory import DeviceInput, RequesterInput
 from lib.models import Category, KbArticle, KbArticleTicket, Ticket
@@ -46,7 +46,7 @@ def published_article(engine, staff, **kw) -> int:
 
 def ticket(engine, staff, *, summary: str = "Printer jams", days_ago: float = 0, device=None) -> int:
     with transaction(engine) as s:
-        return tickets.create_ticket(s, actor=staff.tech, now=datetime.now(UTC) - timedelta(days=days_ago),
+        return tickets.create_ticket(s, actor=staff.tech, now=clock.now() - timedelta(days=days_ago),
                                      draft=TicketDraft(summary=summary, category="Printing", priority="Medium",
                                                        channel="phone", device=device,
                                                        requester=RequesterInput(name="Ann", email="ann@example.com"))).id
@@ -172,9 +172,9 @@ def test_new_article_form_keeps_input_on_error(app_env, staff_app) -> None:
         assert s.scalars(select(KbArticle.title)).all() == ["Scanner to e-mail fails"]
 
 
-def test_follow_ups_due_view_shows_the_owner_what_is_due(app_env, staff_app) -> None:
+def test_follow_ups_due_view_shows_the_owner_what_is_due(clock, app_env, staff_app) -> None:
     tid = ticket(app_env, staff_app, summary="Check the new roller")
-    past = datetime.now(UTC) - timedelta(days=3)
+    past = clock.now() - timedelta(days=3)
     with transaction(app_env) as s:
         followups.schedule(s, actor=staff_app.lead, ticket_id=tid, due_at=past + timedelta(days=1),
                            owner_id=staff_app.tech, note="Call Ann about the roller", now=past)

@@ -26,6 +26,7 @@ from lib.db import read_session, transaction
 from lib.errors import GuardFailed
 from lib.models import Category, Ticket, TicketEvent
 from lib.workflow import ClosureReason, EventKind, Priority, Status
+from tests.conftest import wait_for_lock_waiter
 
 ALERTS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "alerts"
 
@@ -190,7 +191,7 @@ def test_concurrent_first_fire_makes_one_ticket(engine):
         for t in threads:
             t.start()
         assert first_done.wait(10)
-        threading.Event().wait(0.5)  # let the second reach its insert (PostgreSQL) or BEGIN IMMEDIATE (SQLite)
+        wait_for_lock_waiter(engine)  # the second waits on our insert (PostgreSQL) or at BEGIN IMMEDIATE (SQLite)
         release.set()
         for t in threads:
             t.join(30)

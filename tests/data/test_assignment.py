@@ -260,7 +260,9 @@ def test_lead_choice_outside_the_candidates_is_recorded_as_such(engine, desk) ->
                                    senior_id=desk["senior"], reason="beyond me", now=NOW)
     with transaction(engine) as s:
         t = s.get(Ticket, tid)
-        assert assignment.reassign(s, actor=desk["lead"], moves=[(tid, t.version)], assignee_id=desk["ben"]) == [None]
-        ev = s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == tid).order_by(TicketEvent.id.desc())
-                       .limit(1)).unique().one()
+        assert assignment.reassign(s, actor=desk["lead"], moves=[(tid, t.version)], assignee_id=desk["ben"],
+                                   now=NOW) == [None]
+        ev = s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == tid,
+                                                 TicketEvent.kind == EventKind.ASSIGNED.value)
+                       .order_by(TicketEvent.id.desc()).limit(1)).unique().one()
         assert ev.meta["explanation"] == "chosen by the lead outside the suggestions"

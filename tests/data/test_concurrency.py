@@ -16,6 +16,7 @@ from lib.errors import PermissionDenied, StaleTicket
 from lib.models import Ticket, TicketEvent
 from lib.tickets import DuplicateExternalRef, TicketDraft
 from lib.workflow import EventKind, Status
+from tests.conftest import wait_for_lock_waiter
 
 THREADS = 20
 UPDATES_PER_THREAD = 10
@@ -200,7 +201,7 @@ def test_same_external_ref_recorded_twice_at_once(engine, staff):
         with transaction(engine) as s:
             outcome["first"] = make(s).id
             first_inserted.set()
-            time.sleep(0.3)  # keep the transaction open while the second one arrives
+            wait_for_lock_waiter(engine)  # keep the transaction open until the second one waits on it
 
     def second(_: int) -> None:
         first_inserted.wait(10)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lib import queries, tickets
+from lib import clock, queries, tickets
 from lib.db import read_session, transaction
 from lib.directory import DeviceInput, RequesterInput, resolve_category
 from lib.models import Ticket
@@ -39,7 +39,7 @@ PLAN = [
 
 
 def seed(engine, staff) -> tuple[dict[str, int], datetime]:
-    base = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+    base = clock.now().replace(microsecond=0) - timedelta(days=2)
     ids: dict[str, int] = {}
     with transaction(engine) as s:
         for key, minutes, summary, priority, category, channel, requester, then in PLAN:
@@ -270,8 +270,8 @@ def test_change_marker_moves_on_each_write(engine, staff):
     assert len(set(seen)) == len(seen), seen
 
 
-def test_timeline(engine, staff):
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+def test_timeline(clock, engine, staff):
+    start = clock.now().replace(microsecond=0) - timedelta(hours=3)
     with transaction(engine) as s:
         tid = tickets.create_ticket(s, actor=staff.tech, now=start, draft=TicketDraft(
             summary="Phone will not sync", priority="Medium", category="Software", channel="email",

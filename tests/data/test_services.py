@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -346,9 +346,9 @@ def test_escalate_to_senior(engine, staff):
     assert do(engine, tickets.acknowledge, tid, actor=staff.senior).status == Status.IN_PROGRESS
 
 
-def test_escalate_to_vendor_and_resume(engine, staff):
+def test_escalate_to_vendor_and_resume(clock, engine, staff):
     tid = in_progress(engine, staff)
-    promised = datetime.now(UTC) + timedelta(days=2)
+    promised = clock.now() + timedelta(days=2)
     with pytest.raises(ValidationError) as err:
         do(engine, tickets.escalate_to_vendor, tid, actor=staff.tech, vendor_name="Acme", case_ref="C-1",
            promised_at="tomorrow")
@@ -449,9 +449,9 @@ def test_close_confirmed_lists_what_is_missing(engine, staff):
     assert get(engine, tid).status == Status.RESOLVED
 
 
-def test_close_no_reply_only_after_the_wait(engine, staff):
+def test_close_no_reply_only_after_the_wait(clock, engine, staff):
     tid = resolved(engine, staff)
-    asked = datetime.now(UTC)
+    asked = clock.now()
     do(engine, tickets.request_confirmation, tid, actor=staff.tech, now=asked)
     wait = timedelta(days=get_settings().confirmation_wait_days)
     with pytest.raises(GuardFailed, match="wait"):
@@ -461,9 +461,9 @@ def test_close_no_reply_only_after_the_wait(engine, staff):
     assert "Closed" in mails(engine, tid)[-1].subject
 
 
-def test_close_no_reply_refused_when_the_user_replied(engine, staff):
+def test_close_no_reply_refused_when_the_user_replied(clock, engine, staff):
     tid = resolved(engine, staff)
-    asked = datetime.now(UTC)
+    asked = clock.now()
     do(engine, tickets.request_confirmation, tid, actor=staff.tech, now=asked)
     do(engine, tickets.requester_reply, tid, from_label="ann@example.com", text="Still jams sometimes",
        now=asked + timedelta(days=1))
@@ -541,9 +541,9 @@ def test_lead_override_with_a_written_reason(engine, staff):
 
 
 @pytest.mark.parametrize("reason", list(ClosureReason))
-def test_every_closure_reason_end_to_end(engine, staff, reason):
+def test_every_closure_reason_end_to_end(clock, engine, staff, reason):
     tid = resolved(engine, staff)
-    asked = datetime.now(UTC)
+    asked = clock.now()
     do(engine, tickets.request_confirmation, tid, actor=staff.tech, now=asked)
     kw: dict = {"now": asked + timedelta(days=get_settings().confirmation_wait_days, minutes=1)}
     if reason is ClosureReason.CONFIRMED:
@@ -563,9 +563,9 @@ def test_every_closure_reason_end_to_end(engine, staff, reason):
 # --- reopen ------------------------------------------------------------------------------------
 
 
-def test_reopen_within_the_window(engine, staff):
+def test_reopen_within_the_window(clock, engine, staff):
     tid = confirmed(engine, staff)
-    closed_at = datetime.now(UTC)
+    closed_at = clock.now()
     do(engine, tickets.close, tid, actor=staff.tech, reason=ClosureReason.CONFIRMED, now=closed_at)
     with pytest.raises(ValidationError):
         do(engine, tickets.reopen, tid, actor=staff.tech2, reason="  ")
@@ -581,9 +581,9 @@ def test_reopen_within_the_window(engine, staff):
         do(engine, tickets.close, tid, actor=staff.tech, reason=ClosureReason.CONFIRMED)
 
 
-def test_reopen_refused_after_the_window(engine, staff):
+def test_reopen_refused_after_the_window(clock, engine, staff):
     tid = confirmed(engine, staff)
-    closed_at = datetime.now(UTC)
+    closed_at = clock.now()
     do(engine, tickets.close, tid, actor=staff.tech, reason=ClosureReason.CONFIRMED, now=closed_at)
     late = closed_at + timedelta(days=get_settings().reopen_window_days, seconds=1)
     with pytest.raises(GuardFailed, match="new ticket"):

@@ -146,7 +146,7 @@ def seed_accounts(db: Path) -> Engine:
     return engine
 
 
-__all__ = ["AppServer", "login", "seed_accounts", "shot", "wait_idle", "shutil"]
+__all__ = ["AppServer", "login", "pick", "seed_accounts", "shot", "wait_idle", "shutil"]
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -195,6 +195,18 @@ def open_from_grid(page, context, text: str):  # type: ignore[no-untyped-def]
     return tab
 
 
+def pick(page, text: str) -> None:  # type: ignore[no-untyped-def]
+    """Choose an option of st.pills / st.segmented_control with one click, then wait until it shows as chosen
+    and the run it started has finished. One click must be enough: a lost click fails the test."""
+    wait_idle(page)
+    label = page.get_by_text(text, exact=True)
+    groups = page.get_by_test_id("stButtonGroup")
+    groups.locator("button").filter(has=label).first.click()
+    chosen = 'button[aria-checked="true"], button[aria-pressed="true"]'  # radio (required=True) or toggle
+    groups.locator(chosen).filter(has=label).first.wait_for(timeout=30_000)
+    wait_idle(page)
+
+
 def choose(page, label: str, option: str) -> None:  # type: ignore[no-untyped-def]
     """Pick an option of a st.selectbox by its label."""
     for _ in range(3):
@@ -209,3 +221,14 @@ def choose(page, label: str, option: str) -> None:  # type: ignore[no-untyped-de
         wait_idle(page)
         return
     raise AssertionError(f"could not choose {option!r} in {label!r}")
+
+
+@pytest.fixture(autouse=True)
+def clock() -> Iterator[None]:
+    """The app server under test runs on the machine's clock, so what a browser test writes directly does too."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from lib import clock as product_clock
+
+    with product_clock.using(product_clock.system_now):
+        yield

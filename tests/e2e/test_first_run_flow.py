@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.e2e.conftest import PASSWORD, choose, login, open_from_grid, shot, wait_idle
+from tests.e2e.conftest import PASSWORD, choose, login, open_from_grid, pick, shot, wait_idle
 
 
 def _fill(page, label: str, value: str) -> None:  # type: ignore[no-untyped-def]
@@ -87,19 +87,19 @@ def test_first_run_to_closed_ticket(page, context, app_server) -> None:  # type:
     wait_idle(tab)
     tab.get_by_role("button", name="Acknowledge").click()
     wait_idle(tab)
-    tab.get_by_test_id("stButtonGroup").get_by_text("Document", exact=True).click()
+    pick(tab, "Document")
     tab.get_by_role("textbox", name="What you did and found").fill("Worn pickup roller on tray 2.")
     tab.get_by_role("button", name="Add to timeline").click()
     wait_idle(tab)
     tab.get_by_text("Worn pickup roller on tray 2.").first.wait_for()
-    tab.get_by_test_id("stButtonGroup").get_by_text("Actions", exact=True).click()
+    pick(tab, "Actions")
     tab.get_by_role("textbox", name="Resolution notes (what fixed it; sent to the requester)").fill("Replaced the roller.")
     tab.get_by_role("textbox", name="Root cause", exact=True).fill("Worn pickup roller")
     tab.get_by_role("button", name="Resolve").click()
     wait_idle(tab)
     tab.get_by_role("button", name="📨 Ask the user to confirm the fix").click()
     wait_idle(tab)
-    tab.get_by_test_id("stButtonGroup").get_by_text("Record confirmation", exact=True).first.click()
+    pick(tab, "Record confirmation")
     wait_idle(tab)
     tab.get_by_role("button", name="Record confirmation").click()
     wait_idle(tab)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import PASSWORD, login, open_from_grid, seed_accounts, shot, wait_idle
+from tests.e2e.conftest import PASSWORD, login, open_from_grid, pick, seed_accounts, shot, wait_idle
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_two_people_edit_one_ticket(browser, seeded) -> None:  # type: ignore[no
     login(a, server.url, "tom", path=f"/ticket?id={tid}")
     login(b, server.url, "lena", path=f"/ticket?id={tid}")
     for p in (a, b):
-        p.get_by_test_id("stButtonGroup").get_by_text("Details", exact=True).click()
+        pick(p, "Details")
     a.get_by_role("textbox", name="Summary").fill("Laptop 0 will not boot after update")
     a.get_by_role("button", name="Save changes").click()
     wait_idle(a)
@@ -95,10 +95,10 @@ def test_two_people_edit_one_ticket(browser, seeded) -> None:  # type: ignore[no
     shot(b, "23_conflict_attempt")
     b.get_by_text("was changed after you loaded it").first.wait_for()
     shot(b, "23_conflict")
-    b.get_by_test_id("stButtonGroup").get_by_text("Details", exact=True).click()
+    pick(b, "Details")
     assert b.get_by_role("textbox", name="Summary").input_value() == "Laptop 0: no POST"  # the draft is kept
     # A note from the second person still goes through.
-    b.get_by_test_id("stButtonGroup").get_by_text("Document", exact=True).click()
+    pick(b, "Document")
     b.get_by_role("textbox", name="Note").fill("Checked BIOS settings")
     b.get_by_role("button", name="Add note").click()
     wait_idle(b)

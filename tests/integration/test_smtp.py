@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
@@ -66,11 +66,11 @@ def test_outbox_is_sent_with_stable_ids_and_threading_and_shows_on_the_timeline(
     assert len(smtp_server.received) == 1
 
 
-def test_a_temporary_refusal_is_retried_later_with_backoff(engine, smtp_server):
+def test_a_temporary_refusal_is_retried_later_with_backoff(clock, engine, smtp_server):
     [tid] = new_tickets(engine, 1)
     config = smtp_server.config(retry_base_seconds=60, retry_max_seconds=3600)
     smtp_server.handler.reply = "451 4.3.0 Try again later"
-    t0 = datetime.now(UTC)
+    t0 = clock.now()
     report = mailer.send_outbox(engine, config, now=t0)
     assert (report.sent, report.retried, report.failed) == (0, 1, 0)
     [row] = outbox(engine)
@@ -100,7 +100,7 @@ def test_backoff_is_capped():
     assert [mailer.backoff(n, config).total_seconds() for n in (1, 2, 3, 6, 7, 20)] == [60, 120, 240, 1920, 3600, 3600]
 
 
-def test_permanent_refusal_and_too_many_temporary_ones_fail_visibly(engine, smtp_server):
+def test_permanent_refusal_and_too_many_temporary_ones_fail_visibly(clock, engine, smtp_server):
     first, second = new_tickets(engine, 2)
     config = smtp_server.config(max_attempts=3, retry_base_seconds=1)
     smtp_server.handler.reply = "550 5.1.1 No such user"
@@ -112,7 +112,7 @@ def test_permanent_refusal_and_too_many_temporary_ones_fail_visibly(engine, smtp
     assert "could not be delivered (refused by the mail server)" in note.body and not note.public
 
     smtp_server.handler.reply = "452 4.2.2 Mailbox full"
-    t = datetime.now(UTC)
+    t = clock.now()
     for n in range(3):
         mailer.send_outbox(engine, config, now=t + timedelta(hours=n))
     rows = outbox(engine)
@@ -122,11 +122,11 @@ def test_permanent_refusal_and_too_many_temporary_ones_fail_visibly(engine, smtp
     assert not timeline(engine, second, EventKind.MAIL_SENT)
 
 
-def test_smtp_down_loses_nothing_and_sends_when_back(engine):
+def test_smtp_down_loses_nothing_and_sends_when_back(clock, engine):
     server = SmtpServer(port=free_port())  # not started: connections are refused
     config = server.config(max_attempts=2, retry_base_seconds=60, retry_max_seconds=600)
     new_tickets(engine, 3)
-    t = datetime.now(UTC)
+    t = clock.now()
     for n in range(6):  # far more tries than max_attempts: an outage never fails a mail
         report = mailer.send_outbox(engine, config, now=t + timedelta(hours=n))
         assert report.unavailable and report.retried == 3 and report.failed == 0
@@ -145,19 +145,19 @@ def test_smtp_down_loses_nothing_and_sends_when_back(engine):
     assert {r.state for r in outbox(engine)} == {"sent"}
 
 
-def test_the_server_going_away_and_coming_back_on_the_same_port(engine, smtp_server):
+def test_the_server_going_away_and_coming_back_on_the_same_port(clock, engine, smtp_server):
     new_tickets(engine, 1)
     smtp_server.stop()
     assert mailer.send_outbox(engine, smtp_server.config()).unavailable
     smtp_server.start()  # a new Controller on the same port
-    report = mailer.send_outbox(engine, smtp_server.config(), now=datetime.now(UTC) + timedelta(minutes=5))
+    report = mailer.send_outbox(engine, smtp_server.config(), now=clock.now() + timedelta(minutes=5))
     assert report.sent == 1 and len(smtp_server.received) == 1
 
 
-def test_a_crashed_workers_claim_expires(engine, smtp_server):
+def test_a_crashed_workers_claim_expires(clock, engine, smtp_server):
     new_tickets(engine, 2)
     config = smtp_server.config(claim_seconds=300)
-    t = datetime.now(UTC)
+    t = clock.now()
     claimed = mailer.claim(engine, config, now=t)  # ... and the worker dies before sending
     assert len(claimed) == 2
     assert mailer.send_outbox(engine, config, now=t + timedelta(seconds=299)).sent == 0

