@@ -39,6 +39,7 @@ def main() -> None:
             sections.setdefault(spec.section, []).append(spec.page())
     with st.sidebar:
         st.caption(f"Signed in as **{user.name}** · {role.label}")
+    core.settings_banner(role)
     st.navigation(sections).run()
 
 

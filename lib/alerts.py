@@ -22,9 +22,7 @@ SAVEPOINT and it looks again. See docs/alerts.md.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -37,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from lib import tickets
 from lib.alertparse import DEFAULT_MAPPING, PRIORITIES, AlertMapping, NormalisedAlert
-from lib.config import Settings, get_settings
+from lib.config import Settings, load_settings
 from lib.errors import HelpdeskError, ValidationError
 from lib.models import Category, Ticket, TicketEvent, ticket_ref
 from lib.ticket_core import SystemActor, add_event, lock_ticket, now_utc, ref
@@ -90,87 +88,33 @@ class AlertSettings:
         )
 
 
-def _raw_setting(name: str, env: Mapping[str, str], extra: Mapping[str, Any]) -> Any:
-    value = env.get(f"HELPDESK_{name.upper()}")
-    if value not in (None, ""):
-        return value
-    return extra.get(name)
-
-
-def _as_bool(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError(f"setting {name}: {value!r} is not true or false")
-
-
-def _as_names(name: str, value: Any) -> tuple[str, ...]:
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list | tuple):
-        raise ValueError(f"setting {name}: expected a list of label names, got {value!r}")
-    names = tuple(str(item).strip() for item in items if str(item).strip())
-    if not names:
-        raise ValueError(f"setting {name}: the list of label names is empty")
-    return names
-
-
-def _as_map(name: str, value: Any) -> dict[str, str]:
-    """A TOML table, a JSON object, or ``"critical=critical, warning=medium"``."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("{"):
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"setting {name}: not valid JSON: {exc.msg}") from None
-        else:
-            pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
-            if any(len(pair) != 2 for pair in pairs):
-                raise ValueError(f"setting {name}: write severity=priority pairs separated by commas")
-            value = {k.strip(): v.strip() for k, v in pairs}
-    if not isinstance(value, dict):
-        raise ValueError(f"setting {name}: expected a table of severity = priority, got {value!r}")
-    out = {}
-    for key, priority in value.items():
-        p = str(priority).strip().lower()
-        if p not in PRIORITIES:
-            raise ValueError(f"setting {name}: {key} = {priority!r}; use one of {', '.join(PRIORITIES)}")
-        out[str(key).strip().lower()] = p
-    return out
-
-
 def load_alert_settings(settings: Settings | None = None, env: Mapping[str, str] | None = None) -> AlertSettings:
-    """Alert settings: ``HELPDESK_ALERT_*`` environment variables first, then ``[helpdesk]`` in secrets.toml.
+    """Alert settings from the typed settings (``HELPDESK_ALERT_*``, then ``[helpdesk]`` in secrets.toml).
 
+    Read afresh at each post unless ``settings`` is given, so a changed setting applies without a restart.
     ``alert_severity_map`` entries are merged over the built-in table (so one line changes one severity).
     """
-    extra = (settings or get_settings()).extra
-    env = os.environ if env is None else env
-    kwargs: dict[str, Any] = {}
-    raw = _raw_setting("alert_severity_map", env, extra)
-    if raw is not None:
-        kwargs["severity_map"] = {**DEFAULT_MAPPING.severity_to_priority, **_as_map("alert_severity_map", raw)}
-    raw = _raw_setting("alert_default_priority", env, extra)
-    if raw is not None:
-        priority = str(raw).strip().lower()
-        if priority not in PRIORITIES:
-            raise ValueError(f"setting alert_default_priority: {raw!r}; use one of {', '.join(PRIORITIES)}")
-        kwargs["default_priority"] = priority
-    for name, attr in (("alert_severity_labels", "severity_labels"), ("alert_category_labels", "category_labels")):
-        raw = _raw_setting(name, env, extra)
-        if raw is not None:
-            kwargs[attr] = _as_names(name, raw)
-    raw = _raw_setting("alert_default_category", env, extra)
-    if raw is not None and str(raw).strip():
-        kwargs["default_category"] = str(raw).strip()
-    raw = _raw_setting("alert_auto_resolve", env, extra)
-    if raw is not None:
-        kwargs["auto_resolve"] = _as_bool("alert_auto_resolve", raw)
-    return AlertSettings(**kwargs)
+    s = settings or load_settings(dict(env) if env is not None else None)
+    unknown = {k: v for k, v in s.alert_severity_map.items() if v.strip().lower() not in PRIORITIES}
+    if unknown:
+        key, value = next(iter(unknown.items()))
+        raise ValueError(f"setting alert_severity_map: {key} = {value!r}; use one of {', '.join(PRIORITIES)}")
+    priority = s.alert_default_priority.strip().lower()
+    if priority not in PRIORITIES:
+        raise ValueError(f"setting alert_default_priority: {s.alert_default_priority!r}; "
+                         f"use one of {', '.join(PRIORITIES)}")
+    for name in ("alert_severity_labels", "alert_category_labels"):
+        if not getattr(s, name):
+            raise ValueError(f"setting {name}: the list of label names is empty")
+    return AlertSettings(
+        severity_map={**DEFAULT_MAPPING.severity_to_priority,
+                      **{k.strip().lower(): v.strip().lower() for k, v in s.alert_severity_map.items()}},
+        default_priority=priority,
+        severity_labels=s.alert_severity_labels,
+        category_labels=s.alert_category_labels,
+        default_category=s.alert_default_category.strip() or DEFAULT_MAPPING.default_category,
+        auto_resolve=s.alert_auto_resolve,
+    )
 
 
 # --- references --------------------------------------------------------------------------------
@@ -448,7 +392,7 @@ def _draft(ctx: _Context, key: str, number: int, alert: NormalisedAlert, previou
 
 
 def _ticket_ref(ticket_id: int) -> str:
-    return ticket_ref(ticket_id, get_settings().ticket_prefix)
+    return ticket_ref(ticket_id)
 
 
 def _meta(alert: NormalisedAlert, state: str, **more: Any) -> dict[str, Any]:

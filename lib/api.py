@@ -39,7 +39,8 @@ from starlette.routing import Route
 from lib.alertparse import MAX_BODY_BYTES, AlertPayloadError, parse_alert_payload
 from lib.alerts import AlertIngestError, AlertResult, AlertSettings, ingest_alerts, load_alert_settings
 from lib.config import get_secret
-from lib.db import make_engine, transaction, upgrade_schema
+from lib.db import get_engine as shared_engine
+from lib.db import transaction
 from lib.errors import HelpdeskError
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,6 @@ class _State:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.engine: Engine | None = None
-        self.owns_engine = False
         self.token: Any = _UNSET
         self.alert_settings: AlertSettings | None = None
 
@@ -84,7 +84,6 @@ def configure(engine: Engine | None = None, *, token: str | None | _Unset = _UNS
     """
     with _state.lock:
         if engine is not None:
-            _drop_own_engine()
             _state.engine = engine
         if not isinstance(token, _Unset):
             _state.token = token
@@ -95,25 +94,16 @@ def configure(engine: Engine | None = None, *, token: str | None | _Unset = _UNS
 def reset() -> None:
     """Forget overrides; the next request builds the default engine from config again."""
     with _state.lock:
-        _drop_own_engine()
         _state.engine = None
         _state.token = _UNSET
         _state.alert_settings = None
 
 
-def _drop_own_engine() -> None:
-    if _state.owns_engine and _state.engine is not None:
-        _state.engine.dispose()
-    _state.owns_engine = False
-
-
 def get_engine() -> Engine:
-    """The configured engine, or one made from config (schema upgraded) on first use."""
+    """The engine given to :func:`configure`, else the process's one engine (lib.db.get_engine)."""
     with _state.lock:
-        if _state.engine is None:
-            engine = make_engine()
-            upgrade_schema(engine)
-            _state.engine, _state.owns_engine = engine, True
+        if _state.engine is None:  # the process's one engine, shared with the pages and the worker
+            return shared_engine()
         return _state.engine
 
 

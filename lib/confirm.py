@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from lib import tickets
 from lib.config import get_secret, get_settings
 from lib.errors import HelpdeskError, ValidationError
-from lib.models import ActionToken, Ticket, ticket_ref
+from lib.models import PUBLIC_URL_MARK, ActionToken, Ticket, ticket_ref
 from lib.ticket_core import SystemActor, add_event, now_utc
 from lib.workflow import ConfirmationVia, EventKind, Status
 
@@ -47,14 +47,16 @@ def issue(session: Session, ticket: Ticket, *, now: datetime | None = None, ttl:
     return f"{row.id}.{row.nonce}.{_sign(row.id, row.nonce, ticket.id, PURPOSE)}"
 
 
-def public_url() -> str:
-    return str(get_settings().extra.get("public_url", "http://localhost:8501")).rstrip("/")
+def public_url() -> str | None:
+    """The address people open the app at (``public_url``), without a trailing slash; None when unset."""
+    url = get_settings().public_url
+    return url.rstrip("/") if url else None
 
 
 def links_text(session: Session, ticket: Ticket) -> str:
     token = issue(session, ticket)
     return (f"Confirm or tell us it is still broken here (the link works once, for {TTL.days} days):\n"
-            f"{public_url()}/confirm?t={token}")
+            f"{PUBLIC_URL_MARK}/confirm?t={token}")
 
 
 def check(session: Session, token: str, *, now: datetime | None = None) -> tuple[ActionToken, Ticket]:

@@ -26,8 +26,34 @@ _WRITE_OPTION = "helpdesk_write"
 _ADVISORY_LOCK_ID = 727_274_001
 
 
-def make_engine(url: str | None = None, **kwargs: object) -> Engine:
+_shared: dict[str, Engine] = {}
+_shared_lock = threading.Lock()
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The engine of this process for the configured database: one per process, shared by the pages, the HTTP
+    routes and the worker, with its schema upgraded once. Its pool is ``db_pool_size`` + ``db_max_overflow``
+    connections on PostgreSQL (docs/configuration.md has the connection budget of several servers)."""
     url = url or get_settings().database_url
+    with _shared_lock:
+        engine = _shared.get(url)
+        if engine is None:
+            engine = make_engine(url)
+            upgrade_schema(engine)
+            _shared[url] = engine
+        return engine
+
+
+def shared_engines() -> int:
+    """How many engines this process holds through :func:`get_engine` (one per database)."""
+    with _shared_lock:
+        return len(_shared)
+
+
+def make_engine(url: str | None = None, **kwargs: object) -> Engine:
+    """A new engine (and pool). The app uses :func:`get_engine`; the CLI, tests and tools make their own."""
+    settings = get_settings()
+    url = url or settings.database_url
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
@@ -41,8 +67,8 @@ def make_engine(url: str | None = None, **kwargs: object) -> Engine:
         _configure_sqlite(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_size", settings.db_pool_size)
+    kwargs.setdefault("max_overflow", settings.db_max_overflow)
     # JIT compilation pays off for long analytic queries, not for a help desk's short ones: a board query whose
     # estimate crosses jit_above_cost spent 400 of its 480 ms compiling (bench/bench_at_risk.py, 1M tickets).
     connect_args = dict(kwargs.pop("connect_args", None) or {})  # type: ignore[call-overload]

@@ -170,9 +170,9 @@ def _queue_reminder(session: Session, ticket: Ticket, owner: User, follow_up: Fo
 
     settings = get_settings()
     values = {
-        "ref": ticket_ref(ticket.id, settings.ticket_prefix), "summary": ticket.summary, "name": owner.name,
+        "ref": ticket_ref(ticket.id), "summary": ticket.summary, "name": owner.name,
         "message": follow_up.note or "(no note)", "status": ticket.status.replace("_", " "),
-        "desk": str(settings.extra.get("desk_signature", "Your IT help desk")),
+        "desk": settings.desk_signature,
     }
     templates = notify.templates(session)
     tpl = templates.get(TEMPLATE) or notify.DEFAULT_TEMPLATES[TEMPLATE]

@@ -91,7 +91,7 @@ class IngestResult:
     message_id: str | None = None
 
     def __str__(self) -> str:
-        where = f" {ticket_ref(self.ticket_id, get_settings().ticket_prefix)}" if self.ticket_id else ""
+        where = f" {ticket_ref(self.ticket_id)}" if self.ticket_id else ""
         why = f" ({self.reason})" if self.reason else ""
         return f"{self.kind}{where}{why}"
 
@@ -218,7 +218,7 @@ def _route(session: Session, mail: InboundMail, raw: bytes, key: str, *, now: da
     if match is None:
         return _new_ticket(session, mail, key, now=now, defaults=defaults)
     ticket = match.ticket
-    ref = ticket_ref(ticket.id, get_settings().ticket_prefix)
+    ref = ticket_ref(ticket.id)
     if ticket.status == Status.CLOSED.value:
         return _new_ticket(session, mail, key, now=now, defaults=defaults, parent=ticket,
                            reason=f"reply to closed {ref}: new ticket linked to it")

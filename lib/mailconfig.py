@@ -3,66 +3,19 @@
 Each value comes from the environment (``HELPDESK_SMTP_HOST`` ...) or from ``.streamlit/secrets.toml``
 under ``[helpdesk]`` (``smtp_host = "..."``); the environment wins, as for every other setting. No host
 configured means the route is off: the worker then leaves the outbox pending and skips IMAP.
-See docs/email.md for the full list.
+Every setting is listed in docs/configuration.md (generated from lib/config.py).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from lib.config import get_settings
-from lib.notify import mail_domain
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+from lib.config import Settings, load_settings
 
 
-def _raw(name: str, env: dict[str, str] | None = None) -> object:
-    env = os.environ if env is None else env
-    value = env.get(f"HELPDESK_{name.upper()}")
-    if value not in (None, ""):
-        return value
-    return get_settings().extra.get(name)
-
-
-def _str(name: str, default: str | None = None, env: dict[str, str] | None = None) -> str | None:
-    value = _raw(name, env)
-    return default if value is None or str(value) == "" else str(value)
-
-
-def _int(name: str, default: int, env: dict[str, str] | None = None) -> int:
-    value = _raw(name, env)
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        raise ValueError(f"setting {name} (HELPDESK_{name.upper()}): {value!r} is not a whole number") from None
-
-
-def _float(name: str, default: float, env: dict[str, str] | None = None) -> float:
-    value = _raw(name, env)
-    if value is None or value == "":
-        return default
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"setting {name} (HELPDESK_{name.upper()}): {value!r} is not a number") from None
-
-
-def _bool(name: str, default: bool, env: dict[str, str] | None = None) -> bool:
-    value = _raw(name, env)
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError(f"setting {name} (HELPDESK_{name.upper()}): {value!r} is not yes/no")
+def _settings(env: dict[str, str] | None) -> Settings:
+    """The settings as they are now: mail settings are read afresh at each worker cycle."""
+    return load_settings(env)
 
 
 @dataclass(frozen=True)
@@ -85,27 +38,25 @@ class SmtpConfig:
     @classmethod
     def from_settings(cls, env: dict[str, str] | None = None) -> SmtpConfig | None:
         """The configured SMTP server, or None when no ``smtp_host`` is set."""
-        host = _str("smtp_host", env=env)
-        if not host:
+        st = _settings(env)
+        if not st.smtp_host:
             return None
-        starttls = _bool("smtp_starttls", False, env)
-        ssl = _bool("smtp_ssl", False, env)
-        default_port = 465 if ssl else (587 if starttls else 25)
+        default_port = 465 if st.smtp_ssl else (587 if st.smtp_starttls else 25)
         return cls(
-            host=host,
-            port=_int("smtp_port", default_port, env),
-            starttls=starttls,
-            ssl=ssl,
-            user=_str("smtp_user", env=env),
-            password=_str("smtp_password", env=env),
-            from_address=_str("smtp_from", f"helpdesk@{mail_domain()}", env) or "",
-            from_name=_str("smtp_from_name", env=env),
-            timeout=_float("smtp_timeout", 30.0, env),
-            batch=_int("smtp_batch", 100, env),
-            max_attempts=_int("smtp_max_attempts", 10, env),
-            retry_base_seconds=_float("smtp_retry_base_seconds", 60.0, env),
-            retry_max_seconds=_float("smtp_retry_max_seconds", 3600.0, env),
-            claim_seconds=_float("smtp_claim_seconds", 300.0, env),
+            host=st.smtp_host,
+            port=st.smtp_port if st.smtp_port is not None else default_port,
+            starttls=st.smtp_starttls,
+            ssl=st.smtp_ssl,
+            user=st.smtp_user,
+            password=st.smtp_password,
+            from_address=st.smtp_from or f"helpdesk@{st.mail_domain}",
+            from_name=st.smtp_from_name,
+            timeout=st.smtp_timeout,
+            batch=st.smtp_batch,
+            max_attempts=st.smtp_max_attempts,
+            retry_base_seconds=st.smtp_retry_base_seconds,
+            retry_max_seconds=st.smtp_retry_max_seconds,
+            claim_seconds=st.smtp_claim_seconds,
         )
 
 
@@ -125,24 +76,22 @@ class ImapConfig:
     @classmethod
     def from_settings(cls, env: dict[str, str] | None = None) -> ImapConfig | None:
         """The configured mailbox, or None when no ``imap_host`` is set."""
-        host = _str("imap_host", env=env)
-        if not host:
+        st = _settings(env)
+        if not st.imap_host:
             return None
-        tls = _bool("imap_tls", True, env)
-        user, password = _str("imap_user", env=env), _str("imap_password", env=env)
-        if not user or password is None:
+        if not st.imap_user or st.imap_password is None:
             raise ValueError("imap_host is set but imap_user or imap_password is missing")
         return cls(
-            host=host,
-            user=user,
-            password=password,
-            port=_int("imap_port", 993 if tls else 143, env),
-            tls=tls,
-            starttls=_bool("imap_starttls", False, env),
-            folder=_str("imap_folder", "INBOX", env) or "INBOX",
-            processed_folder=_str("imap_processed_folder", env=env),
-            batch=_int("imap_batch", 200, env),
-            timeout=_float("imap_timeout", 60.0, env),
+            host=st.imap_host,
+            user=st.imap_user,
+            password=st.imap_password,
+            port=st.imap_port if st.imap_port is not None else (993 if st.imap_tls else 143),
+            tls=st.imap_tls,
+            starttls=st.imap_starttls,
+            folder=st.imap_folder or "INBOX",
+            processed_folder=st.imap_processed_folder,
+            batch=st.imap_batch,
+            timeout=st.imap_timeout,
         )
 
 
@@ -154,20 +103,19 @@ class InboundDefaults:
 
     @classmethod
     def from_settings(cls, env: dict[str, str] | None = None) -> InboundDefaults:
-        own = {a.strip().lower() for a in (_str("email_own_addresses", "", env) or "").split(",") if a.strip()}
-        smtp_from = _str("smtp_from", env=env)
-        if smtp_from:
-            own.add(smtp_from.strip().lower())
-        imap_user = _str("imap_user", env=env)
-        if imap_user and "@" in imap_user:
-            own.add(imap_user.strip().lower())
+        st = _settings(env)
+        own = {a.lower() for a in st.email_own_addresses}
+        if st.smtp_from:
+            own.add(st.smtp_from.strip().lower())
+        if st.imap_user and "@" in st.imap_user:
+            own.add(st.imap_user.strip().lower())
         return cls(
-            category=_str("email_category", "Other", env) or "Other",
-            priority=_str("email_priority", "Medium", env) or "Medium",
+            category=st.email_category or "Other",
+            priority=st.email_priority or "Medium",
             own_addresses=tuple(sorted(own)),
         )
 
 
 def worker_interval(env: dict[str, str] | None = None) -> float:
-    return _float("worker_interval", 60.0, env)
+    return _settings(env).worker_interval
 

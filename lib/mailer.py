@@ -32,13 +32,16 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from lib import tickets
+from lib.config import load_settings
 from lib.db import transaction
 from lib.mailconfig import SmtpConfig
-from lib.models import OutboxMail, Ticket
+from lib.models import PUBLIC_URL_MARK, OutboxMail, Ticket
 from lib.ticket_core import SystemActor, add_event, now_utc
 from lib.workflow import EventKind
 
 log = logging.getLogger("helpdesk.mailer")
+NO_PUBLIC_URL = ("public_url (HELPDESK_PUBLIC_URL) is not set; mail waits in the outbox until it is, because the "
+                 "links in it (e.g. confirm the fix) would point nowhere")
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 MAILER = SystemActor(label="mailer")
@@ -67,7 +70,8 @@ def backoff(attempts: int, config: SmtpConfig) -> timedelta:
     return timedelta(seconds=min(seconds, config.retry_max_seconds))
 
 
-def build_message(row: OutboxMail, config: SmtpConfig) -> EmailMessage:
+def build_message(row: OutboxMail, config: SmtpConfig, public_url: str | None = None) -> EmailMessage:
+    """The mail as it goes out; links in the body get ``public_url`` (the sender refuses to run without it)."""
     msg = EmailMessage(policy=SMTP_POLICY)
     msg["From"] = formataddr((config.from_name, config.from_address)) if config.from_name else config.from_address
     msg["To"] = row.to_address
@@ -80,7 +84,8 @@ def build_message(row: OutboxMail, config: SmtpConfig) -> EmailMessage:
     # RFC 3834: our mails are automatic; well-behaved auto-responders do not answer them (no mail loops).
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Auto-Response-Suppress"] = "All"
-    msg.set_content(row.body, charset="utf-8")
+    body = row.body if public_url is None else row.body.replace(PUBLIC_URL_MARK, public_url.rstrip("/"))
+    msg.set_content(body, charset="utf-8")
     return msg
 
 
@@ -210,6 +215,12 @@ def send_outbox(engine: Engine, config: SmtpConfig | None = None, *, now: dateti
     if config is None:
         report.unavailable = "no SMTP server configured (smtp_host)"
         return report
+    base = load_settings().public_url
+    if not base:
+        # Mail to requesters carries links to this app; without the address they would point nowhere.
+        report.unavailable = NO_PUBLIC_URL
+        log.error("outbox: not sending: %s", NO_PUBLIC_URL)
+        return report
     rows = claim(engine, config, now=now, limit=limit)
     if not rows:
         return report
@@ -225,7 +236,7 @@ def send_outbox(engine: Engine, config: SmtpConfig | None = None, *, now: dateti
             try:
                 if server is None:
                     server = connect(config)
-                _send_one(server, row, config)
+                _send_one(server, row, config, base)
             except SmtpUnavailable as exc:
                 report.unavailable = str(exc)
                 for rest in rows[index:]:
@@ -271,8 +282,8 @@ def send_outbox(engine: Engine, config: SmtpConfig | None = None, *, now: dateti
     return report
 
 
-def _send_one(server: smtplib.SMTP, row: OutboxMail, config: SmtpConfig) -> None:
-    msg = build_message(row, config)
+def _send_one(server: smtplib.SMTP, row: OutboxMail, config: SmtpConfig, public_url: str) -> None:
+    msg = build_message(row, config, public_url)
     server.send_message(msg, from_addr=config.from_address, to_addrs=[row.to_address])
 
 

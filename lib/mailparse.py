@@ -29,6 +29,8 @@ from html import unescape
 
 import html2text
 
+from lib.config import get_settings
+
 NO_SUBJECT = "(no subject)"
 SYNTHETIC_ID_DOMAIN = "helpdesk.invalid"
 _MAX_FILENAME = 200
@@ -76,7 +78,7 @@ class InboundMail:
     ticket_ref: int | None  # number from a "[HD-000123]" subject tag
 
 
-def parse_mail(raw: bytes, *, tag_prefix: str = "HD") -> InboundMail:
+def parse_mail(raw: bytes, *, tag_prefix: str | None = None) -> InboundMail:
     """Parse one RFC 5322 message; see the module docstring for what raises :class:`MailParseError`."""
     if not isinstance(raw, bytes | bytearray | memoryview):
         raise MailParseError(f"expected the raw message as bytes, got {type(raw).__name__}")
@@ -123,8 +125,12 @@ def _parse(raw: bytes, tag_prefix: str) -> InboundMail:
     )
 
 
-def find_ticket_tag(subject: str, *, tag_prefix: str = "HD") -> int | None:
-    """Ticket number from a ``[HD-000123]`` tag (any case, leading zeros) in ``subject``, else None."""
+def find_ticket_tag(subject: str, *, tag_prefix: str | None = None) -> int | None:
+    """Ticket number from a ``[HD-000123]`` tag (any case, leading zeros) in ``subject``, else None.
+
+    ``tag_prefix`` defaults to the configured ``ticket_prefix``."""
+    if tag_prefix is None:
+        tag_prefix = get_settings().ticket_prefix
     tag = rf"\[\s*{re.escape(tag_prefix)}-0*([1-9][0-9]{{0,8}})\s*\]"
     match = re.search(tag, subject or "", re.IGNORECASE)
     return int(match.group(1)) if match else None

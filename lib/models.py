@@ -26,6 +26,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from lib import clock
+from lib.config import get_settings
 from lib.workflow import Status
 
 
@@ -318,6 +319,11 @@ class AuditLog(Base):
     __table_args__ = (Index("ix_audit_at", "at"),)
 
 
+#: Stands for the configured ``public_url`` in a queued mail's body: the sender puts the address in when it
+#: sends, so a mail queued before the setting was made (or changed) still links to the right place.
+PUBLIC_URL_MARK = "{{public_url}}"
+
+
 class OutboxMail(Base):
     """Mail to send, written in the same transaction as the change it reports."""
 
@@ -367,8 +373,9 @@ class ActionToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-def ticket_ref(ticket_id: int, prefix: str = "HD") -> str:
-    return f"{prefix}-{ticket_id:06d}"
+def ticket_ref(ticket_id: int, prefix: str | None = None) -> str:
+    """The ticket number people see, e.g. ``HD-000123``: the configured prefix (``ticket_prefix``) unless given."""
+    return f"{get_settings().ticket_prefix if prefix is None else prefix}-{ticket_id:06d}"
 
 
 # --- knowledge base, follow-ups, preventive steps (see docs/knowledge.md) --------------------------

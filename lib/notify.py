@@ -89,7 +89,7 @@ def check_template(text: str) -> list[str]:
 
 
 def mail_domain() -> str:
-    return str(get_settings().extra.get("mail_domain", "helpdesk.invalid"))
+    return get_settings().mail_domain
 
 
 def new_message_id(ticket_id: int | None) -> str:
@@ -105,12 +105,12 @@ def queue_mail(session: Session, ticket: Ticket, moment: str, *, message: str = 
         return None
     tpl = templates(session)[moment]
     values = {
-        "ref": ticket_ref(ticket.id, get_settings().ticket_prefix),
+        "ref": ticket_ref(ticket.id),
         "summary": ticket.summary,
         "name": requester.name or requester.email,
         "message": message or "",
         "status": ticket.status.replace("_", " "),
-        "desk": str(get_settings().extra.get("desk_signature", "Your IT help desk")),
+        "desk": get_settings().desk_signature,
     }
     try:
         subject = tpl["subject"].format(**values)

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from lib import clock
 from lib.models import Attachment, Category, Device, Requester, Ticket, TicketEvent, User
 from lib.workflow import OPEN_STATUSES, Channel, Priority, Status
 
@@ -97,7 +98,7 @@ _REF = re.compile(r"^\s*(?:[a-z]{1,5}-)?0*(\d{1,9})\s*$", re.IGNORECASE)
 
 
 def parse_ref(text: str) -> int | None:
-    """'HD-000123', 'hd-123', '123' -> 123."""
+    """'HD-000123', 'hd-123', '123' -> 123 (any prefix of letters: numbers written before a prefix change still work)."""
     m = _REF.match(text or "")
     return int(m.group(1)) if m else None
 
@@ -202,7 +203,7 @@ def _queue_select() -> Select:
 def list_queue(session: Session, f: QueueFilter, *, sort: Sort = Sort.PRIORITY, page: int = 0,
                page_size: int = 50, with_total: bool = True) -> QueuePage:
     """One page of the queue and the total matching. Default: open tickets, highest priority, oldest first."""
-    now = f.now or datetime.now().astimezone()
+    now = f.now or clock.now()
     conds = _where(f, now)
     page = max(0, int(page))
     page_size = max(1, min(int(page_size), 500))

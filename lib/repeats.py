@@ -63,7 +63,7 @@ def window_days(session: Session) -> int:
     if row is not None:
         value = row.value.get("days") if isinstance(row.value, dict) else row.value
     if value is None:
-        value = get_settings().extra.get(SETTING_KEY)
+        value = get_settings().repeat_window_days
     try:
         days = int(value) if value is not None else DEFAULT_WINDOW_DAYS  # type: ignore[arg-type]
     except (TypeError, ValueError):

@@ -208,7 +208,7 @@ def repeat_window_days(session: Session) -> int:
     if isinstance(value, dict):
         value = value.get("days")
     if value is None:
-        value = get_settings().extra.get("repeat_window_days")
+        value = get_settings().repeat_window_days
     try:
         days = int(value) if value is not None else 30  # type: ignore[arg-type]
     except (TypeError, ValueError):

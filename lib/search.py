@@ -29,7 +29,6 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from lib.config import get_settings
 from lib.models import Category, KbArticle, Ticket, ticket_ref
 from lib.safe_markdown import to_plain
 from lib.workflow import KbStatus
@@ -314,7 +313,7 @@ def _kb_hit(r, words: list[str], score: float) -> SearchHit:  # type: ignore[no-
 
 def _ticket_hit(r, words: list[str], score: float) -> SearchHit:  # type: ignore[no-untyped-def]
     return SearchHit(
-        kind="tickets", id=r.id, ref=ticket_ref(r.id, get_settings().ticket_prefix), title=r.summary,
+        kind="tickets", id=r.id, ref=ticket_ref(r.id), title=r.summary,
         snippet=_snippet([r.description], words), resolution=_resolution(r.resolution_notes, r.workaround,
                                                                           r.root_cause),
         category_id=r.category_id, category=r.category, status=r.status, score=score, when=r.resolved_at,

@@ -11,6 +11,7 @@ import math
 import random
 from datetime import UTC, datetime
 
+from lib.models import ticket_ref
 from lib.seed_clock import Seconds
 from lib.seed_data import ACTIONS, CANCEL_NOTES, RESOLUTIONS, ROOT_CAUSES, UNKNOWN_CAUSES, VENDORS
 from lib.seed_life import (
@@ -77,7 +78,7 @@ def _user_story(w: World, s: Spec, L: TicketLife) -> None:
         L.link(t + rng.randrange(60, 900), tech, s.parent_id)
     if s.outcome == "duplicate" and rng.random() < 0.5:
         L.close(clock.add(t, rng.randrange(300, 3 * HOUR)), tech, ClosureReason.DUPLICATE,
-                f"Same issue as HD-{s.duplicate_of:06d}", duplicate_of=s.duplicate_of)
+                f"Same issue as {ticket_ref(s.duplicate_of)}", duplicate_of=s.duplicate_of)
         return
     if s.stall == ASSIGNED:
         raise Stop
@@ -87,7 +88,7 @@ def _user_story(w: World, s: Spec, L: TicketLife) -> None:
         L.reply(t + rng.randrange(60, 1200), tech, f"Hello {req_name.split()[0]}, we are looking into this now.")
     if s.outcome == "duplicate":
         L.close(clock.add(t, rng.randrange(600, 4 * HOUR)), tech, ClosureReason.DUPLICATE,
-                f"Same issue as HD-{s.duplicate_of:06d}", duplicate_of=s.duplicate_of)
+                f"Same issue as {ticket_ref(s.duplicate_of)}", duplicate_of=s.duplicate_of)
         return
     budget = max(900.0, s.resolution_secs * _lognorm(rng, 0.4, 0.75) - clock.between(s.created, t))
     tech, t = _work(w, s, L, tech, t, budget, can_ask_user=True)

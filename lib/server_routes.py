@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from lib.config import get_settings
 
 log = logging.getLogger("helpdesk.server")
 
@@ -28,12 +29,10 @@ def routes() -> list[Route]:
 
 def start_worker() -> Callable[[], None]:
     """Run the background worker inside the app server unless HELPDESK_WORKER=off (then run it separately)."""
-    if os.environ.get("HELPDESK_WORKER", "on").lower() in ("off", "0", "false", "no"):
+    if not get_settings().worker:
         log.info("in-process worker disabled (HELPDESK_WORKER=off)")
         return lambda: None
-    from lib.db import make_engine, upgrade_schema
+    from lib.db import get_engine
     from lib.worker import start_background
 
-    engine = make_engine()
-    upgrade_schema(engine)
-    return start_background(engine)
+    return start_background(get_engine())

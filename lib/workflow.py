@@ -480,7 +480,7 @@ def closure_missing(
             missing.append("resolution notes")
     elif reason is ClosureReason.DUPLICATE:
         if duplicate_of is None:
-            missing.append("the ticket this one duplicates (HD-number)")
+            missing.append("the ticket this one duplicates (its number)")
         elif ticket_id is not None and duplicate_of == ticket_id:
             missing.append("a different ticket: a ticket cannot duplicate itself")
     elif reason in (ClosureReason.CANCELLED, ClosureReason.NOT_APPLICABLE):

@@ -7,6 +7,7 @@ import streamlit as st
 
 from lib import clock, sla, tickets
 from lib.config import get_settings
+from lib.models import ticket_ref
 from lib.queries import QueueView, Sort
 from lib.ui import core, kb_view, queue_data
 from lib.workflow import OPEN_STATUSES, Channel, Priority, Role, Status
@@ -59,7 +60,7 @@ with st.expander("Filters and sort", expanded=False):
                               key="queue_channels")
     sort = c6.selectbox("Sort", [s.value for s in Sort], key="queue_sort")
     text = st.text_input("Search number, summary, description or requester", key="queue_text",
-                         placeholder="e.g. HD-000123, printer, ann@example.com")
+                         placeholder=f"e.g. {ticket_ref(123)}, printer, ann@example.com")
 created = st.session_state.get("queue_created")
 if created:
     first, last = created[0], created[1]

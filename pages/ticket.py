@@ -7,6 +7,7 @@ from datetime import datetime, time
 import streamlit as st
 
 from lib import clock, tickets
+from lib.models import ticket_ref
 from lib.queries import parse_ref
 from lib.ui import assignment_view, core, kb_view, ticket_view
 from lib.ui.core import write
@@ -27,7 +28,7 @@ raw_id = st.query_params.get("id")
 ticket_id = parse_ref(raw_id) if raw_id else None
 if ticket_id is None:
     st.title("🎫 Open a ticket")
-    ref = st.text_input("Ticket number", placeholder="HD-000123 or 123")
+    ref = st.text_input("Ticket number", placeholder=f"{ticket_ref(123)} or 123")
     if ref:
         if parse_ref(ref) is None:
             st.error(f"{ref!r} is not a ticket number.")
@@ -65,7 +66,7 @@ def saved(result, message: str, *clear: str) -> None:  # type: ignore[no-untyped
 ticket_view.header(snap)
 assignment_view.ticket_notices(t)
 stale = st.session_state.get("stale_message")
-if stale and f"HD-{tid:06d}" in stale:
+if stale and ticket_ref(tid) in stale:
     st.error(stale, icon="🔄")
 new_events = sum(1 for e in snap.timeline if e.id > st.session_state[ekey])
 if t.version != loaded_version or new_events:
@@ -230,7 +231,7 @@ with main:
                 if missing:
                     st.info("Still needed:\n" + "\n".join(f"- {m}" for m in missing), icon="📋")
                 with st.form("close_form"):
-                    dup = st.text_input("Duplicate of (HD-number)", key="close_dup") \
+                    dup = st.text_input(f"Duplicate of (ticket number, e.g. {ticket_ref(123)})", key="close_dup") \
                         if reason == ClosureReason.DUPLICATE else ""
                     note = st.text_area("Closing note", key="close_note")
                     override = st.text_input("Lead override: why close anyway", key="close_override") \
@@ -255,8 +256,8 @@ with main:
             shown += 1
             if chosen == "🔗 Link to a major incident":
                 with st.form("link_form"):
-                    parent = st.text_input("Parent ticket (HD-number; empty to unlink)",
-                                           value=f"HD-{t.parent_id:06d}" if t.parent_id else "", key="link_parent")
+                    parent = st.text_input(f"Parent ticket (ticket number, e.g. {ticket_ref(123)}; empty to unlink)",
+                                           value=ticket_ref(t.parent_id) if t.parent_id else "", key="link_parent")
                     if st.form_submit_button("Save link"):
                         saved(write(lambda s: tickets.link(s, actor=user.id, ticket_id=tid,
                                                            parent_id=parse_ref(parent) if parent.strip() else None)),

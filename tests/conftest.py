@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:
 # Never write secrets into the working tree from tests.
 os.environ.setdefault("HELPDESK_SERVER_SECRET", "test-server-secret-" + "x" * 40)
 os.environ.setdefault("HELPDESK_COOKIE_KEY", "test-cookie-key-" + "y" * 40)
+os.environ.setdefault("HELPDESK_PUBLIC_URL", "https://desk.example.test")
 
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import Engine, make_url  # noqa: E402

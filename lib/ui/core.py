@@ -15,9 +15,9 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from lib import clock
+from lib import clock, db
 from lib.config import get_settings
-from lib.db import make_engine, read_session, transaction, upgrade_schema
+from lib.db import read_session, transaction
 from lib.errors import GuardFailed, HelpdeskError, PermissionDenied, StaleTicket, ValidationError
 from lib.models import User
 from lib.workflow import Priority, Role, Status
@@ -25,15 +25,18 @@ from lib.workflow import Priority, Role, Status
 T = TypeVar("T")
 
 
-@st.cache_resource(show_spinner=False)
-def _engine(url: str) -> Engine:
-    engine = make_engine(url)
-    upgrade_schema(engine)
-    return engine
+def settings_banner(role: Role) -> None:
+    """What a lead must set before the desk can work as documented (shown on every page to leads)."""
+    if role >= Role.LEAD and not get_settings().public_url:
+        st.warning("**Mail to requesters is on hold**: set `HELPDESK_PUBLIC_URL` (or `public_url` in "
+                   "`.streamlit/secrets.toml`) to the address people open this app at, e.g. "
+                   "`https://desk.example.com`. The links in that mail are built on it; see docs/configuration.md.",
+                   icon="📮")
 
 
 def get_engine() -> Engine:
-    return _engine(get_settings().database_url)
+    """The process's one engine (lib.db.get_engine), shared with the HTTP routes and the worker."""
+    return db.get_engine(get_settings().database_url)
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from lib import charts, clock, metrics, reports
+from lib import charts, clock, metrics, models, reports
 from lib.assignment import get_weights
 from lib.queries import QueueView
 from lib.ui import core, queue_data
@@ -471,7 +471,7 @@ def workload_selection(points: Sequence[dict]) -> str | None:
 
 def ticket_ref(ticket_id: Any) -> str:
     try:
-        return f"HD-{int(ticket_id):06d}"
+        return models.ticket_ref(int(ticket_id))
     except (TypeError, ValueError):
         return str(ticket_id)
 

@@ -21,7 +21,7 @@ from lib.alerts import (
     list_incidents,
     load_alert_settings,
 )
-from lib.config import Settings
+from lib.config import load_settings
 from lib.db import read_session, transaction
 from lib.errors import GuardFailed
 from lib.models import Category, Ticket, TicketEvent
@@ -366,29 +366,28 @@ def test_default_settings_use_the_parser_table(engine):
 
 
 def test_load_alert_settings_from_secrets_and_environment():
-    settings = Settings(database_url="sqlite://", extra={
-        "alert_severity_map": {"warning": "high"}, "alert_default_category": "Hardware", "alert_auto_resolve": True,
-        "alert_category_labels": ["team"],
-    })
-    cfg = load_alert_settings(settings, env={})
+    toml = {"alert_severity_map": {"warning": "high"}, "alert_default_category": "Hardware", "alert_auto_resolve": True,
+            "alert_category_labels": ["team"]}
+    cfg = load_alert_settings(load_settings({}, toml=toml))
     assert cfg.severity_map["warning"] == "high" and cfg.severity_map["critical"] == "critical"
     assert (cfg.default_category, cfg.auto_resolve, cfg.category_labels) == ("Hardware", True, ("team",))
     env = {"HELPDESK_ALERT_AUTO_RESOLVE": "no", "HELPDESK_ALERT_SEVERITY_MAP": "error=critical, info=medium",
            "HELPDESK_ALERT_DEFAULT_PRIORITY": "Medium", "HELPDESK_ALERT_SEVERITY_LABELS": "sev, level"}
-    cfg = load_alert_settings(settings, env=env)
+    cfg = load_alert_settings(load_settings(env, toml=toml))  # the environment wins over the file
     assert cfg.auto_resolve is False and cfg.default_priority == "medium"
     assert (cfg.severity_map["error"], cfg.severity_map["info"], cfg.severity_map["warning"]) == ("critical", "medium", "medium")
     assert cfg.severity_labels == ("sev", "level")
-    assert load_alert_settings(settings, env={"HELPDESK_ALERT_SEVERITY_MAP": '{"p1": "critical"}'}).severity_map["p1"] == "critical"
-    assert load_alert_settings(Settings(database_url="sqlite://"), env={}) == AlertSettings()
+    json_map = load_settings({"HELPDESK_ALERT_SEVERITY_MAP": '{"p1": "critical"}'}, toml=toml)
+    assert load_alert_settings(json_map).severity_map["p1"] == "critical"
+    assert load_alert_settings(load_settings({}, toml={})) == AlertSettings()
     for env, message in (
         ({"HELPDESK_ALERT_AUTO_RESOLVE": "maybe"}, "alert_auto_resolve"),
         ({"HELPDESK_ALERT_SEVERITY_MAP": "warning=urgent"}, "use one of low, medium, high, critical"),
-        ({"HELPDESK_ALERT_SEVERITY_MAP": "warning"}, "severity=priority pairs"),
+        ({"HELPDESK_ALERT_SEVERITY_MAP": "warning"}, "key=value"),
         ({"HELPDESK_ALERT_DEFAULT_PRIORITY": "p0"}, "alert_default_priority"),
     ):
         with pytest.raises(ValueError, match=message):
-            load_alert_settings(settings, env=env)
+            load_alert_settings(load_settings(env, toml={}))
 
 
 def test_alert_keys_fit_the_reference_column(engine):

@@ -475,7 +475,7 @@ def test_close_duplicate(engine, staff):
     original = create(engine, staff.tech)
     tid = create(engine, staff.tech, summary="Printer jam again")
     do(engine, tickets.take, tid, actor=staff.tech)
-    with pytest.raises(GuardFailed, match="HD-number"):
+    with pytest.raises(GuardFailed, match="duplicates \\(its number\\)"):
         do(engine, tickets.close, tid, actor=staff.tech, reason=ClosureReason.DUPLICATE)
     with pytest.raises(GuardFailed, match="itself"):
         do(engine, tickets.close, tid, actor=staff.tech, reason=ClosureReason.DUPLICATE, duplicate_of=tid)

@@ -186,7 +186,7 @@ class TestNoReplyClosure:
 
 class TestOtherClosures:
     def test_duplicate_needs_another_ticket(self):
-        assert "HD-number" in missing(ClosureReason.DUPLICATE, facts(status=N))[0]
+        assert "duplicates (its number)" in missing(ClosureReason.DUPLICATE, facts(status=N))[0]
         assert "itself" in missing(ClosureReason.DUPLICATE, facts(status=N), duplicate_of=5, ticket_id=5)[0]
         assert missing(ClosureReason.DUPLICATE, facts(status=N), duplicate_of=4, ticket_id=5) == []
 
