@@ -246,3 +246,24 @@ def make_staff(engine: Engine, password: str = "correct horse battery") -> Staff
 @pytest.fixture
 def staff(engine: Engine) -> Staff:
     return make_staff(engine)
+
+
+def awaiting_confirmation(engine: Engine, staff: Staff, *, summary: str = "Wi-Fi drops in room 4",
+                          requester: tuple[str, str] = ("Dee", "dee@example.com")) -> int:
+    """A phone ticket for a requester with an e-mail address, worked, resolved and waiting for their word."""
+    from lib import tickets
+    from lib.directory import RequesterInput
+    from lib.tickets import TicketDraft
+    from lib.workflow import ActionKind
+
+    with transaction(engine) as s:
+        t = tickets.create_ticket(s, actor=staff.tech, draft=TicketDraft(
+            summary=summary, category="Networking", priority="Medium", channel="phone",
+            requester=RequesterInput(name=requester[0], email=requester[1])))
+        t = tickets.take(s, actor=staff.tech, ticket_id=t.id)
+        t = tickets.acknowledge(s, actor=staff.tech, ticket_id=t.id, expected_version=t.version)
+        tickets.log_action(s, actor=staff.tech, ticket_id=t.id, kind=ActionKind.DIAGNOSIS, text="Found the cause")
+        t = tickets.resolve(s, actor=staff.tech, ticket_id=t.id, expected_version=t.version,
+                            resolution_notes="Moved the access point to channel 11", root_cause="Channel clash")
+        t = tickets.request_confirmation(s, actor=staff.tech, ticket_id=t.id, expected_version=t.version)
+        return t.id

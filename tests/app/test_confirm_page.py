@@ -9,25 +9,14 @@ from streamlit.testing.v1 import AppTest
 
 from lib import confirm, tickets
 from lib.db import transaction
-from lib.directory import RequesterInput
 from lib.queries import timeline
-from lib.tickets import TicketDraft
-from lib.workflow import ActionKind, Status
+from lib.workflow import Status
 from tests.app.conftest import PAGES
+from tests.conftest import awaiting_confirmation
 
 
 def _resolved_ticket(engine, staff) -> int:  # type: ignore[no-untyped-def]
-    with transaction(engine) as s:
-        t = tickets.create_ticket(s, actor=staff.tech, draft=TicketDraft(
-            summary="Wi-Fi drops in room 4", category="Networking", priority="Medium", channel="phone",
-            requester=RequesterInput(name="Dee", email="dee@example.com")))
-        t = tickets.take(s, actor=staff.tech, ticket_id=t.id)
-        t = tickets.acknowledge(s, actor=staff.tech, ticket_id=t.id, expected_version=t.version)
-        tickets.log_action(s, actor=staff.tech, ticket_id=t.id, kind=ActionKind.DIAGNOSIS, text="Channel clash")
-        t = tickets.resolve(s, actor=staff.tech, ticket_id=t.id, expected_version=t.version,
-                            resolution_notes="Moved the access point to channel 11", root_cause="Channel clash")
-        t = tickets.request_confirmation(s, actor=staff.tech, ticket_id=t.id, expected_version=t.version)
-        return t.id
+    return awaiting_confirmation(engine, staff)
 
 
 def _token(engine, tid: int, **kw) -> str:  # type: ignore[no-untyped-def]
@@ -94,3 +83,17 @@ def test_tampered_and_expired_links_are_refused(app_env, staff_app) -> None:
     at.run()
     assert any("expired" in e.value for e in at.error)
     assert _status(app_env, tid) is Status.AWAITING_CONFIRMATION
+
+
+def test_the_page_names_the_ticket_in_the_configured_form(app_env, staff_app, monkeypatch) -> None:
+    from lib.config import get_settings
+
+    tid = _resolved_ticket(app_env, staff_app)
+    monkeypatch.setenv("HELPDESK_TICKET_PREFIX", "IT")
+    get_settings.cache_clear()
+    at = _page(_token(app_env, tid))
+    at.run()
+    assert not at.exception
+    shown = " ".join(str(e.value) for kind in ("title", "header", "subheader", "markdown", "caption")
+                     for e in at.get(kind))
+    assert f"IT-{tid:06d}" in shown and "HD-" not in shown

@@ -8,13 +8,11 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from lib import mailer, tickets
+from lib import mailer
 from lib.config import get_settings
-from lib.db import read_session, transaction
-from lib.directory import RequesterInput
+from lib.db import read_session
 from lib.models import OutboxMail
-from lib.tickets import TicketDraft
-from lib.workflow import ActionKind
+from tests.conftest import awaiting_confirmation
 
 
 @pytest.fixture
@@ -28,21 +26,6 @@ def desk_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     get_settings.cache_clear()
 
 
-def awaiting_confirmation(engine, staff) -> int:  # type: ignore[no-untyped-def]
-    """A phone ticket for a requester with an e-mail address, resolved and waiting for the user's word."""
-    with transaction(engine) as s:
-        t = tickets.create_ticket(s, actor=staff.tech, draft=TicketDraft(
-            summary="Projector in room 2 shows no picture", category="Hardware", priority="Medium", channel="phone",
-            requester=RequesterInput(name="Dee Park", email="dee@example.com")))
-        t = tickets.take(s, actor=staff.tech, ticket_id=t.id)
-        t = tickets.acknowledge(s, actor=staff.tech, ticket_id=t.id, expected_version=t.version)
-        tickets.log_action(s, actor=staff.tech, ticket_id=t.id, kind=ActionKind.DIAGNOSIS, text="Loose HDMI cable")
-        t = tickets.resolve(s, actor=staff.tech, ticket_id=t.id, expected_version=t.version,
-                            resolution_notes="Replaced the HDMI cable", root_cause="Worn cable")
-        t = tickets.request_confirmation(s, actor=staff.tech, ticket_id=t.id, expected_version=t.version)
-        return t.id
-
-
 def bodies(smtp_server) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {" ".join(str(got.message["Subject"]).split()): got.message.get_payload(decode=True).decode()
             for got in smtp_server.received}
@@ -50,7 +33,7 @@ def bodies(smtp_server) -> dict[str, str]:  # type: ignore[no-untyped-def]
 
 def test_the_confirmation_mail_carries_the_configured_address_number_and_signature(desk_env, engine, staff,
                                                                                    smtp_server):
-    tid = awaiting_confirmation(engine, staff)
+    tid = awaiting_confirmation(engine, staff, summary="Projector in room 2 shows no picture")
     report = mailer.send_outbox(engine, smtp_server.config())
     assert report.sent >= 1 and not report.errors
     mails = bodies(smtp_server)
