@@ -20,9 +20,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from lib import acknowledge
 from lib.assignment import get_weights, is_full, load_breakdown, weighted_load
 from lib.models import Category, Ticket, User
-from lib.sla import RUNNING_STATUSES, SlaState
+from lib.sla import SlaState
 from lib.ticket_core import now_utc
-from lib.workflow import Priority, Role, Status
+from lib.workflow import RUNNING_STATUSES, Priority, Role, Status
 
 FLAG_PRIORITIES = (Priority.HIGH, Priority.CRITICAL)
 FLAG_LIMIT = 100

@@ -27,7 +27,7 @@ from sqlalchemy.types import TypeDecorator
 
 from lib import clock
 from lib.config import get_settings
-from lib.workflow import Status
+from lib.workflow import OPEN_STATUSES, Status
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -563,10 +563,14 @@ class TicketMetric(Base):
 
 
 #: Status events that move a ticket into or out of open work (the backlog), for index-only reads.
+_OPEN_SQL = ", ".join(f"'{s.value}'" for s in OPEN_STATUSES)
+#: An event that moves a ticket into or out of open work (workflow.OPEN_STATUSES). The text is also the partial
+#: index's WHERE (queries repeat it so SQLite sees the index applies): a new open status needs a migration that
+#: recreates ix_events_backlog.
 BACKLOG_EVENT_PREDICATE = (
     "to_status IS NOT NULL AND "
-    "(CASE WHEN to_status IN ('new', 'assigned', 'in_progress', 'waiting_user', 'waiting_vendor') THEN 1 ELSE 0 END)"
-    " <> (CASE WHEN from_status IN ('new', 'assigned', 'in_progress', 'waiting_user', 'waiting_vendor') THEN 1 ELSE 0"
+    f"(CASE WHEN to_status IN ({_OPEN_SQL}) THEN 1 ELSE 0 END)"
+    f" <> (CASE WHEN from_status IN ({_OPEN_SQL}) THEN 1 ELSE 0"
     " END)"
 )
 Index("ix_events_backlog", TicketEvent.occurred_at, TicketEvent.ticket_id, TicketEvent.to_status,

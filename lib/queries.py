@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, aliased
 
 from lib import clock
 from lib.models import Attachment, Category, Device, Requester, Ticket, TicketEvent, User
-from lib.workflow import OPEN_STATUSES, Channel, Priority, Status
+from lib.workflow import OPEN_STATUSES, RESOLVED_STATUSES, Channel, Priority, Status
 
 
 class QueueView(enum.StrEnum):
@@ -123,11 +123,10 @@ def _where(f: QueueFilter, now: datetime) -> list:
                 and_(Ticket.response_risk_at <= now, Ticket.acknowledged_at.is_(None),
                      Ticket.first_response_at.is_(None)),
             ),
-            Ticket.status.in_([Status.NEW.value, Status.ASSIGNED.value, Status.IN_PROGRESS.value,
-                               Status.WAITING_USER.value, Status.WAITING_VENDOR.value]),
+            Ticket.status.in_([s.value for s in OPEN_STATUSES]),
         ]
     elif f.view is QueueView.AWAITING:
-        conds.append(Ticket.status.in_([Status.RESOLVED.value, Status.AWAITING_CONFIRMATION.value]))
+        conds.append(Ticket.status.in_([s.value for s in RESOLVED_STATUSES]))
     elif f.view is QueueView.RECENTLY_CLOSED:
         conds += [Ticket.closed_at >= now - timedelta(days=RECENTLY_CLOSED_DAYS)]
     elif f.view is QueueView.FOLLOW_UPS:

@@ -13,10 +13,11 @@ from bisect import bisect_left, bisect_right
 from datetime import UTC, datetime, timedelta
 
 from lib.bizcal import BusinessCalendar
+from lib.workflow import RUNNING_STATUSES
 
 Seconds = int | float
 Interval = tuple[Seconds, Seconds | None]
-RUNNING = frozenset({"new", "assigned", "in_progress"})
+RUNNING = frozenset(s.value for s in RUNNING_STATUSES)
 
 
 def _num(x: float) -> Seconds:

@@ -13,13 +13,12 @@ import random
 from dataclasses import dataclass, field
 
 from lib.seed_clock import FastClock, Seconds
-from lib.workflow import ClosureReason, ConfirmationVia, EventKind, Status
+from lib.workflow import OPEN_STATUSES, ClosureReason, ConfirmationVia, EventKind, Status
 
 NEW, ASSIGNED, IN_PROGRESS = Status.NEW.value, Status.ASSIGNED.value, Status.IN_PROGRESS.value
 WAITING_USER, WAITING_VENDOR = Status.WAITING_USER.value, Status.WAITING_VENDOR.value
 RESOLVED, AWAITING, CLOSED = Status.RESOLVED.value, Status.AWAITING_CONFIRMATION.value, Status.CLOSED.value
-OPEN = frozenset(s.value for s in (Status.NEW, Status.ASSIGNED, Status.IN_PROGRESS, Status.WAITING_USER,
-                                   Status.WAITING_VENDOR))
+OPEN = frozenset(s.value for s in OPEN_STATUSES)
 # event kinds as plain strings: this runs millions of times
 E_ACKNOWLEDGED = EventKind.ACKNOWLEDGED.value
 E_ACTION = EventKind.ACTION.value

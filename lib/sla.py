@@ -26,12 +26,11 @@ from sqlalchemy.orm import Session
 from lib.bizcal import BusinessCalendar, add_business_time, add_business_time_with_pauses
 from lib.config import get_settings
 from lib.models import Setting, SlaTarget, Ticket, TicketEvent
-from lib.workflow import OPEN_STATUSES, PAUSED_STATUSES, Priority, Status
+from lib.workflow import OPEN_STATUSES, PAUSED_STATUSES, RUNNING_STATUSES, Priority, Status
 
 CALENDAR_KEY = "business_calendar"
 SLA_OPTIONS_KEY = "sla_options"
 DEFAULT_RISK_SHARE = 0.75
-RUNNING_STATUSES = (Status.NEW, Status.ASSIGNED, Status.IN_PROGRESS)
 
 
 class SlaState(enum.StrEnum):

@@ -28,33 +28,37 @@ class Status(enum.StrEnum):
         return STATUS_LABELS[self]
 
 
-STATUS_LABELS: dict[Status, str] = {
-    Status.NEW: "New",
-    Status.ASSIGNED: "Assigned",
-    Status.IN_PROGRESS: "In progress",
-    Status.WAITING_USER: "Waiting on user",
-    Status.WAITING_VENDOR: "Waiting on vendor",
-    Status.RESOLVED: "Resolved",
-    Status.AWAITING_CONFIRMATION: "Awaiting user confirmation",
-    Status.CLOSED: "Closed",
+@dataclass(frozen=True)
+class StatusInfo:
+    """What a status means, in one place: every status list, label and icon in the product derives from this."""
+
+    label: str
+    icon: str
+    open: bool  # open work: in the backlog, the queue's open views and the at-risk view
+    resolved: bool  # a fix is recorded and awaits closure
+    sla_clock: str  # the resolution clock in this status: "running", "paused" or "stopped"
+
+
+STATUS_INFO: dict[Status, StatusInfo] = {
+    Status.NEW: StatusInfo("New", "🆕", open=True, resolved=False, sla_clock="running"),
+    Status.ASSIGNED: StatusInfo("Assigned", "👤", open=True, resolved=False, sla_clock="running"),
+    Status.IN_PROGRESS: StatusInfo("In progress", "🛠️", open=True, resolved=False, sla_clock="running"),
+    Status.WAITING_USER: StatusInfo("Waiting on user", "⏳", open=True, resolved=False, sla_clock="paused"),
+    Status.WAITING_VENDOR: StatusInfo("Waiting on vendor", "🏭", open=True, resolved=False, sla_clock="paused"),
+    Status.RESOLVED: StatusInfo("Resolved", "✅", open=False, resolved=True, sla_clock="paused"),
+    Status.AWAITING_CONFIRMATION: StatusInfo("Awaiting user confirmation", "📨", open=False, resolved=True,
+                                             sla_clock="paused"),
+    Status.CLOSED: StatusInfo("Closed", "🔒", open=False, resolved=False, sla_clock="stopped"),
 }
 
+STATUS_LABELS: dict[Status, str] = {s: STATUS_INFO[s].label for s in Status}
+STATUS_ICONS: dict[Status, str] = {s: STATUS_INFO[s].icon for s in Status}
 #: Open work: not resolved, not awaiting confirmation, not closed.
-OPEN_STATUSES: tuple[Status, ...] = (
-    Status.NEW,
-    Status.ASSIGNED,
-    Status.IN_PROGRESS,
-    Status.WAITING_USER,
-    Status.WAITING_VENDOR,
-)
-RESOLVED_STATUSES: tuple[Status, ...] = (Status.RESOLVED, Status.AWAITING_CONFIRMATION)
-#: Statuses in which the resolution clock is paused.
-PAUSED_STATUSES: tuple[Status, ...] = (
-    Status.WAITING_USER,
-    Status.WAITING_VENDOR,
-    Status.RESOLVED,
-    Status.AWAITING_CONFIRMATION,
-)
+OPEN_STATUSES: tuple[Status, ...] = tuple(s for s in Status if STATUS_INFO[s].open)
+RESOLVED_STATUSES: tuple[Status, ...] = tuple(s for s in Status if STATUS_INFO[s].resolved)
+#: Statuses in which the resolution clock runs, and in which it is paused.
+RUNNING_STATUSES: tuple[Status, ...] = tuple(s for s in Status if STATUS_INFO[s].sla_clock == "running")
+PAUSED_STATUSES: tuple[Status, ...] = tuple(s for s in Status if STATUS_INFO[s].sla_clock == "paused")
 
 
 class Priority(enum.IntEnum):

@@ -10,7 +10,7 @@ from lib.config import get_settings
 from lib.models import ticket_ref
 from lib.queries import QueueView, Sort
 from lib.ui import core, kb_view, queue_data
-from lib.workflow import OPEN_STATUSES, Channel, Priority, Role, Status
+from lib.workflow import OPEN_STATUSES, STATUS_ICONS, Channel, Priority, Role, Status
 
 user = core.require_role(Role.TECHNICIAN)
 is_lead = Role(user.role) >= Role.LEAD
@@ -93,7 +93,7 @@ def live_queue() -> None:
     counts = queue_data.open_counts(marker)
     cols = st.columns(len(OPEN_STATUSES))
     for col, status in zip(cols, OPEN_STATUSES, strict=True):
-        col.metric(f"{core.STATUS_ICONS[status]} {status.label}", counts.get(status.value, 0))
+        col.metric(f"{STATUS_ICONS[status]} {status.label}", counts.get(status.value, 0))
     page = int(st.session_state.get("queue_page", 1))
     result = queue_data.queue_page(marker, clock.minute(), filter_key, st.session_state.get("queue_sort")
                                    or Sort.PRIORITY.value, page - 1, page_size)

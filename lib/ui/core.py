@@ -20,7 +20,7 @@ from lib.config import get_settings
 from lib.db import read_session, transaction
 from lib.errors import GuardFailed, HelpdeskError, PermissionDenied, StaleTicket, ValidationError
 from lib.models import User
-from lib.workflow import Priority, Role, Status
+from lib.workflow import STATUS_INFO, Priority, Role, Status
 
 T = TypeVar("T")
 
@@ -117,12 +117,6 @@ def require_role(role: Role) -> User:
 
 PRIORITY_COLOURS = {Priority.CRITICAL: "red", Priority.HIGH: "orange", Priority.MEDIUM: "blue", Priority.LOW: "gray"}
 PRIORITY_ICONS = {Priority.CRITICAL: "🔴", Priority.HIGH: "🟠", Priority.MEDIUM: "🔵", Priority.LOW: "⚪"}
-STATUS_ICONS = {
-    Status.NEW: "🆕", Status.ASSIGNED: "👤", Status.IN_PROGRESS: "🛠️", Status.WAITING_USER: "⏳",
-    Status.WAITING_VENDOR: "🏭", Status.RESOLVED: "✅", Status.AWAITING_CONFIRMATION: "📨", Status.CLOSED: "🔒",
-}
-
-
 def tz() -> ZoneInfo:
     return ZoneInfo(get_settings().timezone)
 
@@ -154,7 +148,8 @@ def priority_badge(p: Priority) -> None:
 
 
 def status_badge(s: Status) -> None:
-    st.badge(s.label, icon=STATUS_ICONS[s], color="violet" if s in (Status.CLOSED,) else "green")
+    info = STATUS_INFO[s]
+    st.badge(info.label, icon=info.icon, color="green" if info.open or info.resolved else "violet")
 
 
 def ticket_url(ticket_id: int) -> str:
