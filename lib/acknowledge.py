@@ -28,7 +28,7 @@ from lib.bizcal import BusinessCalendar, add_business_time
 from lib.errors import HelpdeskError
 from lib.models import Setting, Ticket, TicketEvent, User
 from lib.ticket_core import SystemActor, load_actor, now_utc
-from lib.workflow import EventKind, Priority, Role, Status
+from lib.workflow import EventKind, Permission, Priority, Status
 
 log = logging.getLogger("helpdesk.acknowledge")
 
@@ -221,12 +221,12 @@ def auto_reassign_enabled(session: Session) -> bool:
 
 def set_auto_reassign(session: Session, *, actor: int, enabled: bool, now: datetime | None = None) -> None:
     """A lead switches automatic reassignment of unacknowledged tickets on or off."""
-    from lib.ticket_core import require_role
+    from lib.ticket_core import require_permission
     from lib.users import audit
 
     now = now_utc(now)
     lead = load_actor(session, actor)
-    require_role(lead, Role.LEAD, "change automatic reassignment")
+    require_permission(lead, Permission.CONFIGURE_ASSIGNMENT, "change automatic reassignment")
     value = bool(enabled)
     row = session.get(Setting, AUTO_REASSIGN_KEY)
     if row is None:

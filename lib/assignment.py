@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from lib.errors import NotFound, PermissionDenied, ValidationError
 from lib.models import Category, Setting, Ticket, User, UserSkill
 from lib.ticket_core import ActorArg, SystemActor, load_actor, now_utc
-from lib.workflow import EscalationLevel, Priority, Role
+from lib.workflow import EscalationLevel, Permission, Priority, Role
 
 WEIGHTS_KEY = "assignment_weights"
 DEFAULT_WEIGHTS: dict[Priority, int] = {Priority.CRITICAL: 4, Priority.HIGH: 3, Priority.MEDIUM: 2, Priority.LOW: 1}
@@ -119,12 +119,12 @@ def get_weights(session: Session) -> dict[Priority, int]:
 def save_weights(session: Session, *, actor: int, weights: dict[Priority | str, object],
                  now: datetime | None = None) -> dict[Priority, int]:
     """A lead sets the priority weights of the workload (whole numbers 0..100)."""
-    from lib.ticket_core import require_role
+    from lib.ticket_core import require_permission
     from lib.users import audit
 
     now = now_utc(now)
     lead = load_actor(session, actor)
-    require_role(lead, Role.LEAD, "change the assignment weights")
+    require_permission(lead, Permission.CONFIGURE_ASSIGNMENT, "change the assignment weights")
     clean: dict[Priority, int] = {}
     errors: dict[str, str] = {}
     for key, raw in weights.items():

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from lib.errors import NotFound, ValidationError
 from lib.models import AuditLog, Category, Device, Requester, Ticket, User
-from lib.ticket_core import clean_line, load_actor, require_role
-from lib.workflow import Role
+from lib.ticket_core import clean_line, load_actor, require_permission
+from lib.workflow import Permission, Role
 
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
@@ -174,7 +174,7 @@ def save_category(
 ) -> Category:
     """Create or edit a category (lead only). Categories are deactivated, never deleted."""
     user = load_actor(session, actor)
-    require_role(user, Role.LEAD, "edit categories")
+    require_permission(user, Permission.EDIT_CATEGORIES, "edit categories")
     clean = clean_line(name, "name", max_len=80)
     clash = session.scalar(select(Category).where(func.lower(Category.name) == clean.lower()))  # type: ignore[union-attr]
     if category_id is None:

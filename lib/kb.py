@@ -33,9 +33,9 @@ from lib.ticket_core import (
     now_utc,
     ref,
     require,
-    require_role,
+    require_permission,
 )
-from lib.workflow import Action, EventKind, KbStatus, Role
+from lib.workflow import Action, EventKind, KbStatus, Permission
 
 KB_PREFIX = "KB"
 MAX_TAGS = 20
@@ -208,7 +208,7 @@ def update_article(session: Session, *, actor: ActorArg, article_id: int, expect
     user = load_actor(session, actor)
     article = _lock_article(session, article_id)
     if article.status == KbStatus.PUBLISHED.value:
-        require_role(user, Role.SENIOR, "edit a published article (ask a senior, or have it unpublished)")
+        require_permission(user, Permission.PUBLISH_KB, "edit a published article (ask a senior, or have it unpublished)")
     values = _clean(session, draft)
     note = clean_line(note, "note", required=False, max_len=300)
     _check_version(session, article, expected_version)
@@ -241,7 +241,7 @@ def _set_status(session: Session, *, actor: ActorArg, article_id: int, expected_
                 status: KbStatus, now: datetime | None, note: str) -> KbArticle:
     now = now_utc(now)
     user = load_actor(session, actor)
-    require_role(user, Role.SENIOR, "publish or unpublish an article")
+    require_permission(user, Permission.PUBLISH_KB, "publish or unpublish an article")
     article = _lock_article(session, article_id)
     _check_version(session, article, expected_version)
     if article.status == status.value:

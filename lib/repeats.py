@@ -25,8 +25,8 @@ from lib import tickets
 from lib.config import get_settings
 from lib.errors import HelpdeskError, ValidationError
 from lib.models import Category, Device, Requester, Setting, Ticket, ticket_ref
-from lib.ticket_core import ActorArg, clean_id, clean_line, load_actor, now_utc, require_role
-from lib.workflow import Channel, Priority, Role, Status
+from lib.ticket_core import ActorArg, clean_id, clean_line, load_actor, now_utc, require_permission
+from lib.workflow import Channel, Permission, Priority, Status
 
 SETTING_KEY = "repeat_window_days"
 DEFAULT_WINDOW_DAYS = 30
@@ -74,7 +74,7 @@ def window_days(session: Session) -> int:
 def set_window_days(session: Session, *, actor: ActorArg, days: int, now: datetime | None = None) -> int:
     now = now_utc(now)
     user = load_actor(session, actor)
-    require_role(user, Role.LEAD, "change the repeat-issue window")
+    require_permission(user, Permission.CONFIGURE_REPEATS, "change the repeat-issue window")
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_WINDOW_DAYS:
         raise ValidationError({"days": f"must be a whole number of days from 1 to {MAX_WINDOW_DAYS}"})
     row = session.get(Setting, SETTING_KEY)
@@ -307,7 +307,7 @@ def open_problem_ticket(session: Session, *, actor: int, ticket_ids: list[int], 
     """
     now = now_utc(now)
     user = load_actor(session, actor)
-    require_role(user, Role.LEAD, "open a problem ticket for repeat issues")
+    require_permission(user, Permission.CONFIGURE_REPEATS, "open a problem ticket for repeat issues")
     ids = list(dict.fromkeys(clean_id(i, "tickets") for i in ticket_ids or []))
     if len(ids) < 2:
         raise ValidationError({"tickets": "choose at least two repeat tickets"})

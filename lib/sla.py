@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from lib.bizcal import BusinessCalendar, add_business_time, add_business_time_with_pauses
 from lib.config import get_settings
 from lib.models import Setting, SlaTarget, Ticket, TicketEvent
-from lib.workflow import OPEN_STATUSES, PAUSED_STATUSES, RUNNING_STATUSES, Priority, Status
+from lib.workflow import OPEN_STATUSES, PAUSED_STATUSES, RUNNING_STATUSES, Permission, Priority, Status
 
 CALENDAR_KEY = "business_calendar"
 SLA_OPTIONS_KEY = "sla_options"
@@ -236,13 +236,12 @@ def update_target(session: Session, *, actor: int, priority: Priority | int, ack
                   resolution_minutes: int, business_hours: bool, now: datetime | None = None) -> SlaTarget:
     """A lead edits a priority's targets. Tickets keep the policy they were created with."""
     from lib.errors import ValidationError
-    from lib.ticket_core import load_actor, now_utc, require_role
+    from lib.ticket_core import load_actor, now_utc, require_permission
     from lib.users import audit
-    from lib.workflow import Role
 
     now = now_utc(now)
     lead = load_actor(session, actor)
-    require_role(lead, Role.LEAD, "edit SLA targets")
+    require_permission(lead, Permission.CONFIGURE_SLA, "edit SLA targets")
     values = {"ack_minutes": ack_minutes, "response_minutes": response_minutes, "resolution_minutes": resolution_minutes}
     for name, v in values.items():
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 60 * 24 * 365:
@@ -266,13 +265,12 @@ def save_calendar(session: Session, *, actor: int, calendar: BusinessCalendar, r
                   now: datetime | None = None) -> None:
     """A lead edits the business calendar (applies to tickets created from now on)."""
     from lib.errors import ValidationError
-    from lib.ticket_core import load_actor, now_utc, require_role
+    from lib.ticket_core import load_actor, now_utc, require_permission
     from lib.users import audit
-    from lib.workflow import Role
 
     now = now_utc(now)
     lead = load_actor(session, actor)
-    require_role(lead, Role.LEAD, "edit the business calendar")
+    require_permission(lead, Permission.CONFIGURE_SLA, "edit the business calendar")
     row = session.get(Setting, CALENDAR_KEY)
     if row is None:
         session.add(Setting(key=CALENDAR_KEY, value=calendar.to_dict(), updated_at=now))

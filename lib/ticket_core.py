@@ -19,13 +19,16 @@ from lib.errors import NotFound, PermissionDenied, StaleTicket, ValidationError
 from lib.models import Ticket, TicketEvent, User, ticket_ref
 from lib.workflow import (
     OPEN_STATUSES,
+    PERMISSIONS,
     ROLE_RULES,
     Action,
     EscalationLevel,
     EventKind,
+    Permission,
     Role,
     Status,
     TicketFacts,
+    has_permission,
     may,
 )
 
@@ -71,9 +74,11 @@ def require(action: Action, user: User | None, ticket: Ticket | None = None) -> 
         raise PermissionDenied(f"only {ROLE_RULES[action].value} may {action.label.lower()}")
 
 
-def require_role(user: User | None, role: Role, what: str) -> None:
-    if user is not None and Role(user.role) < role:
-        raise PermissionDenied(f"only a {role.label.lower()} may {what}")
+def require_permission(user: User | None, permission: Permission, what: str | None = None) -> None:
+    """Raise PermissionDenied unless ``user`` holds the desk-wide ``permission`` (system actors do)."""
+    if user is not None and not has_permission(Role(user.role), permission):
+        role = PERMISSIONS[permission]
+        raise PermissionDenied(f"only a {role.label.lower()} may {what or permission.label}")
 
 
 _Row = TypeVar("_Row")

@@ -41,7 +41,6 @@ from lib.ticket_core import (
     move,
     now_utc,
     require,
-    require_role,
 )
 from lib.workflow import (
     Action,
@@ -789,7 +788,7 @@ def bulk_update(session: Session, *, actor: int, ticket_ids: list[int], assignee
                 now: datetime | None = None) -> list[Ticket]:
     """A lead's bulk assign / reprioritise, through the same service calls as single changes."""
     user = load_actor(session, actor)
-    require_role(user, Role.LEAD, "make bulk changes")
+    require(Action.BULK_UPDATE, user)
     out = []
     for tid in ticket_ids:
         ticket = lock_ticket(session, tid)

@@ -14,8 +14,8 @@ from lib.config import get_settings
 from lib.directory import clean_email
 from lib.errors import NotFound, PermissionDenied, ValidationError
 from lib.models import AuditLog, Category, User, UserSkill
-from lib.ticket_core import clean_line, load_actor, now_utc, require_role
-from lib.workflow import Role
+from lib.ticket_core import clean_line, load_actor, now_utc, require_permission
+from lib.workflow import Permission, Role
 
 MIN_PASSWORD = 10
 
@@ -78,7 +78,7 @@ def create_user(session: Session, *, actor: int | None, username: str, name: str
         if actor is None:
             raise PermissionDenied("log in as a lead to create accounts")
         creator = load_actor(session, actor)
-        require_role(creator, Role.LEAD, "create accounts")
+        require_permission(creator, Permission.MANAGE_ACCOUNTS, "create accounts")
     errors: dict[str, str] = {}
     values: dict[str, object] = {}
     for key, fn in (
@@ -127,7 +127,7 @@ def update_user(session: Session, *, actor: int, user_id: int, name: str | None 
     """A lead edits an account. ``away_until=False`` leaves it unchanged; None clears it."""
     now = now_utc(now)
     lead = load_actor(session, actor)
-    require_role(lead, Role.LEAD, "change accounts")
+    require_permission(lead, Permission.MANAGE_ACCOUNTS, "change accounts")
     user = session.get(User, user_id)
     if user is None:
         raise NotFound(f"user {user_id} does not exist")
@@ -173,7 +173,7 @@ def set_skills(session: Session, *, actor: int, user_id: int, skills: dict[int, 
                now: datetime | None = None) -> User:
     """Replace a user's skills: {category id: level 1..3}; level 0 removes the skill."""
     lead = load_actor(session, actor)
-    require_role(lead, Role.LEAD, "change skills")
+    require_permission(lead, Permission.MANAGE_ACCOUNTS, "change skills")
     user = session.get(User, user_id)
     if user is None:
         raise NotFound(f"user {user_id} does not exist")
@@ -200,7 +200,7 @@ def change_own_password(session: Session, *, actor: int, current: str, new: str,
 
 def reset_password(session: Session, *, actor: int, user_id: int, new: str, now: datetime | None = None) -> None:
     lead = load_actor(session, actor)
-    require_role(lead, Role.LEAD, "reset passwords")
+    require_permission(lead, Permission.MANAGE_ACCOUNTS, "reset passwords")
     user = session.get(User, user_id)
     if user is None:
         raise NotFound(f"user {user_id} does not exist")

@@ -391,6 +391,47 @@ def may(
     return role >= Role.SENIOR and escalation >= EscalationLevel.SENIOR
 
 
+class Permission(enum.StrEnum):
+    """Desk-wide rights, not tied to one ticket: each needs at least the role in :data:`PERMISSIONS`."""
+
+    VIEW_METRICS = "see the metrics and the weekly report"
+    PUBLISH_KB = "publish, unpublish and edit published knowledge-base articles"
+    VIEW_BOARD = "see the workload board and reassign from it"
+    MANAGE_ACCOUNTS = "create and change accounts, skills and passwords"
+    CONFIGURE_ASSIGNMENT = "change the assignment weights and automatic reassignment"
+    CONFIGURE_SLA = "edit SLA targets and the business calendar"
+    EDIT_CATEGORIES = "edit categories"
+    CONFIGURE_REPEATS = "change the repeat-issue window and open a problem ticket for repeat issues"
+    ADMIN = "open the admin page"
+
+    @property
+    def label(self) -> str:
+        return self.value
+
+
+PERMISSIONS: dict[Permission, Role] = {
+    Permission.VIEW_METRICS: Role.SENIOR,
+    Permission.PUBLISH_KB: Role.SENIOR,
+    Permission.VIEW_BOARD: Role.LEAD,
+    Permission.MANAGE_ACCOUNTS: Role.LEAD,
+    Permission.CONFIGURE_ASSIGNMENT: Role.LEAD,
+    Permission.CONFIGURE_SLA: Role.LEAD,
+    Permission.EDIT_CATEGORIES: Role.LEAD,
+    Permission.CONFIGURE_REPEATS: Role.LEAD,
+    Permission.ADMIN: Role.LEAD,
+}
+
+
+def has_permission(role: Role, permission: Permission) -> bool:
+    return role >= PERMISSIONS[permission]
+
+
+def permission_matrix() -> list[dict[str, str]]:
+    """Rows permission × role for the docs."""
+    return [{"permission": p.label, **{r.label: "yes" if has_permission(r, p) else "no" for r in Role}}
+            for p in PERMISSIONS]
+
+
 def role_matrix() -> list[dict[str, str]]:
     """Rows action × role for the docs and the admin page."""
     rows = []

@@ -10,9 +10,9 @@ import streamlit as st
 from lib import sla, users
 from lib.directory import save_category
 from lib.ui import admin_data, core
-from lib.workflow import Priority, Role
+from lib.workflow import Permission, Priority, Role
 
-lead = core.require_role(Role.LEAD)
+lead = core.require_role(Permission.ADMIN)
 core.flash()
 st.title("⚙️ Admin")
 tab_users, tab_cats, tab_sla, tab_audit = st.tabs(["👥 People", "🗂️ Categories", "⏱️ SLA", "📜 Audit log"])

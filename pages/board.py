@@ -7,9 +7,9 @@ import streamlit as st
 from lib import acknowledge, assignment
 from lib.ui import assignment_view as view
 from lib.ui import core
-from lib.workflow import Priority, Role
+from lib.workflow import Permission, Priority
 
-user = core.require_role(Role.LEAD)
+user = core.require_role(Permission.VIEW_BOARD)
 core.flash()
 st.title("🧭 Workload board")
 

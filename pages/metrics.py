@@ -12,9 +12,9 @@ import streamlit as st
 from lib import charts, clock
 from lib.ui import core
 from lib.ui import metrics_view as mv
-from lib.workflow import Role
+from lib.workflow import Permission
 
-core.require_role(Role.SENIOR)
+core.require_role(Permission.VIEW_METRICS)
 st.title("📈 Metrics")
 
 look = mv.lookups()

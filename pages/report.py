@@ -11,9 +11,9 @@ import streamlit as st
 from lib import charts
 from lib.ui import core
 from lib.ui import metrics_view as mv
-from lib.workflow import Role
+from lib.workflow import Permission
 
-core.require_role(Role.SENIOR)
+core.require_role(Permission.VIEW_METRICS)
 st.title("🗓️ Weekly report")
 
 weeks = mv.recent_weeks(52)

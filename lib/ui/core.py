@@ -20,7 +20,7 @@ from lib.config import get_settings
 from lib.db import read_session, transaction
 from lib.errors import GuardFailed, HelpdeskError, PermissionDenied, StaleTicket, ValidationError
 from lib.models import User
-from lib.workflow import STATUS_INFO, Priority, Role, Status
+from lib.workflow import PERMISSIONS, STATUS_INFO, Permission, Priority, Role, Status
 
 T = TypeVar("T")
 
@@ -101,8 +101,11 @@ def current_user() -> User | None:
         return user
 
 
-def require_role(role: Role) -> User:
-    """Stop the page unless the current user has at least ``role`` (checked against the database)."""
+def require_role(role: Role | Permission) -> User:
+    """Stop the page unless the current user has at least ``role``, or the role a desk-wide permission needs
+    (checked against the database at each run)."""
+    if isinstance(role, Permission):
+        role = PERMISSIONS[role]
     user = current_user()
     if user is None:
         st.warning("Please log in.")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from lib.config import ROOT
-from lib.workflow import Role
+from lib.workflow import PERMISSIONS, Permission, Role
 
 
 @dataclass(frozen=True)
@@ -17,8 +17,12 @@ class PageSpec:
     icon: str
     url_path: str
     section: str
-    min_role: Role = Role.TECHNICIAN
+    permission: Permission | None = None  # None: every staff member
     default: bool = False
+
+    @property
+    def min_role(self) -> Role:
+        return PERMISSIONS[self.permission] if self.permission is not None else Role.TECHNICIAN
 
     def page(self):  # type: ignore[no-untyped-def]
         return st.Page(str(ROOT / "pages" / self.file), title=self.title, icon=self.icon, url_path=self.url_path,
@@ -30,10 +34,10 @@ PAGES: list[PageSpec] = [
     PageSpec("ticket.py", "Ticket", "🎫", "ticket", "Work"),
     PageSpec("intake.py", "New ticket", "➕", "intake", "Work"),
     PageSpec("kb.py", "Knowledge base", "📚", "kb", "Work"),
-    PageSpec("metrics.py", "Metrics", "📈", "metrics", "Team", min_role=Role.SENIOR),
-    PageSpec("report.py", "Weekly report", "🗓️", "report", "Team", min_role=Role.SENIOR),
-    PageSpec("board.py", "Workload board", "🧭", "board", "Team", min_role=Role.LEAD),
-    PageSpec("admin.py", "Admin", "⚙️", "admin", "Team", min_role=Role.LEAD),
+    PageSpec("metrics.py", "Metrics", "📈", "metrics", "Team", permission=Permission.VIEW_METRICS),
+    PageSpec("report.py", "Weekly report", "🗓️", "report", "Team", permission=Permission.VIEW_METRICS),
+    PageSpec("board.py", "Workload board", "🧭", "board", "Team", permission=Permission.VIEW_BOARD),
+    PageSpec("admin.py", "Admin", "⚙️", "admin", "Team", permission=Permission.ADMIN),
     PageSpec("account.py", "My account", "👤", "account", "Account"),
 ]
 

@@ -16,11 +16,13 @@ import pytest
 
 from lib.errors import TransitionNotAllowed
 from lib.workflow import (
+    PERMISSIONS,
     ROLE_RULES,
     TRANSITIONS,
     Action,
     ClosureReason,
     EscalationLevel,
+    Permission,
     Role,
     Status,
     TicketFacts,
@@ -30,6 +32,7 @@ from lib.workflow import (
     is_allowed,
     may,
     next_status,
+    permission_matrix,
     reopen_missing,
     resolve_missing,
     role_matrix,
@@ -327,6 +330,16 @@ def role_table() -> list[str]:
     return lines
 
 
+PERMISSION_HEADER = "| Desk-wide permission | Technician | Senior technician | Team lead |"
+
+
+def permission_table() -> list[str]:
+    lines = [PERMISSION_HEADER, "|---|---|---|---|"]
+    for row in permission_matrix():
+        lines.append("| " + " | ".join([row["permission"], *(row[r.label] for r in Role)]) + " |")
+    return lines
+
+
 TRANSITION_HEADER = "| Action | From | To |"
 UNCHANGED = "(unchanged)"
 
@@ -357,6 +370,12 @@ def test_docs_roles_md_contains_every_row_of_the_role_matrix():
     assert lines == role_table(), "docs/roles.md drifted from lib.workflow; regenerate: .venv/bin/python -m tests.unit.test_workflow"
 
 
+def test_docs_roles_md_lists_every_desk_wide_permission():
+    lines = _section(ROOT / "docs" / "roles.md", "permissions")
+    assert lines == permission_table(), "docs/roles.md drifted from lib.workflow; regenerate: .venv/bin/python -m tests.unit.test_workflow"
+    assert set(PERMISSIONS) == set(Permission), "every permission has its lowest role"
+
+
 def test_docs_workflow_md_transition_table_matches_the_code():
     lines = _section(ROOT / "docs" / "workflow.md", "transitions")
     assert lines == transition_table(), "docs/workflow.md drifted; regenerate: .venv/bin/python -m tests.unit.test_workflow"
@@ -385,4 +404,7 @@ if __name__ == "__main__":  # print the doc tables
     print("<!-- transitions:end -->\n")
     print("<!-- role-matrix:start -->")
     print("\n".join(role_table()))
-    print("<!-- role-matrix:end -->")
+    print("<!-- role-matrix:end -->\n")
+    print("<!-- permissions:start -->")
+    print("\n".join(permission_table()))
+    print("<!-- permissions:end -->")
