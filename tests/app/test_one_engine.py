@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -28,8 +29,11 @@ def test_a_page_a_route_and_a_worker_step_share_one_engine(app_env, staff_app) -
         at.run()
         assert not at.exception
         api.reset()
-        answer = asyncio.run(api.health(None))  # type: ignore[arg-type]  # the route reads nothing of it
-        assert json.loads(answer.body)["database"] == "ok"
+        answers: list = []  # the route runs on its own event loop, as the server runs it (not this thread's)
+        asker = threading.Thread(target=lambda: answers.append(asyncio.run(api.health(None))))  # type: ignore[arg-type]
+        asker.start()
+        asker.join(60)
+        assert json.loads(answers[0].body)["database"] == "ok"
         stop = start_worker()
         stop()
         report = worker.run_cycle(core.get_engine())
