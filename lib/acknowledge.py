@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 from sqlalchemy import and_, case, false, func, literal, null, or_, select
 from sqlalchemy.engine import Engine
@@ -187,7 +189,8 @@ def overdue_counts(session: Session, *, now: datetime, condition: ColumnElement[
     # every ticket instead of the few assigned ones.
     counts: dict[int, int] = {}
     cond = condition if condition is not None else overdue_sql(session, now=now)
-    for uid in session.scalars(select(Ticket.assignee_id).where(cond)):
+    # the condition holds only assigned tickets: no NULL assignee
+    for uid in cast(Iterable[int], session.scalars(select(Ticket.assignee_id).where(cond))):
         counts[uid] = counts.get(uid, 0) + 1
     return counts
 
@@ -230,9 +233,9 @@ def set_auto_reassign(session: Session, *, actor: int, enabled: bool, now: datet
     value = bool(enabled)
     row = session.get(Setting, AUTO_REASSIGN_KEY)
     if row is None:
-        session.add(Setting(key=AUTO_REASSIGN_KEY, value=value, updated_at=now))  # type: ignore[arg-type]
+        session.add(Setting(key=AUTO_REASSIGN_KEY, value=value, updated_at=now))
     else:
-        row.value, row.updated_at = value, now  # type: ignore[assignment]
+        row.value, row.updated_at = value, now
     audit(session, actor=lead.username if lead else "system", action="auto_reassign_changed",
           detail="on" if value else "off", now=now)
 

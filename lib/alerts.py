@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -155,7 +155,8 @@ def list_incidents(session: Session, key: str) -> list[Incident]:
                 Ticket.external_source == EXTERNAL_SOURCE, Ticket.external_ref.in_(list(refs))
             )
         ).all()
-        found.extend(Incident(refs[r], tid, Status(st)) for r, tid, st in rows)
+        # external_ref IN (...) in the query: never NULL here
+        found.extend(Incident(refs[cast(str, r)], tid, Status(st)) for r, tid, st in rows)
         # Numbers are handed out one after another and tickets are never deleted: a batch whose
         # last number is unused holds the newest incident.
         if incident_ref(key, start + _SERIES_BATCH - 1) not in {r for r, _, _ in rows}:
@@ -341,7 +342,7 @@ def _auto_resolve(session: Session, ctx: _Context, ticket: Ticket, when: str) ->
         )
     else:
         tickets.resolve(
-            session, actor=ctx.actor,  # type: ignore[arg-type]  # the service accepts system actors
+            session, actor=ctx.actor,
             ticket_id=ticket.id, expected_version=ticket.version, now=ctx.now,
             resolution_notes=f"Recovered automatically at {when}: the monitoring system reports the alert resolved.",
         )

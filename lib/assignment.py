@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
@@ -173,7 +174,7 @@ def open_counts_by_assignee(session: Session, user_ids: Iterable[int] | None = N
         stmt = stmt.where(Ticket.id != exclude_ticket)
     out: dict[int, dict[Priority, int]] = {}
     for uid, prio, n in session.execute(stmt):
-        out.setdefault(uid, {})[Priority(prio)] = n
+        out.setdefault(cast(int, uid), {})[Priority(prio)] = n  # assignee_id IS NOT NULL in the query
     return out
 
 

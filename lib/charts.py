@@ -20,7 +20,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -635,7 +635,7 @@ def _trend_figures(report: Mapping[str, Any], colours: Mapping[str, str]) -> lis
 def weekly_figures(report: Mapping[str, Any]) -> list[go.Figure]:
     """The charts of the weekly report (for the self-contained HTML file), with a light template."""
     # One colour per category across the report's charts.
-    trend = report.get("trend") if isinstance(report.get("trend"), Mapping) else {}
+    trend = cast(Mapping[str, Any], report.get("trend")) if isinstance(report.get("trend"), Mapping) else {}
     names = set(_name_counts(report.get("created_by_category")))
     names |= {str(r.get("category")) for r in (trend.get("flow") or []) if isinstance(r, Mapping)} - {"None"}
     colours = category_colours(names)

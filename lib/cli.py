@@ -17,7 +17,7 @@ from lib.db import make_engine, transaction, upgrade_schema
 from lib.errors import HelpdeskError, ValidationError
 
 
-def _engine(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _engine(args: argparse.Namespace):
     engine = make_engine(args.database_url) if getattr(args, "database_url", None) else make_engine()
     upgrade_schema(engine)
     return engine

@@ -297,7 +297,7 @@ def get_secret(name: str, *, generate: bool = False, nbytes: int = 48) -> str | 
 def _shown_default(f: dataclasses.Field) -> str:
     if f.metadata.get("shown"):
         return str(f.metadata["shown"])
-    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default  # type: ignore[misc]
+    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
     if default is None or default == () or default == {}:
         return "—"
     if isinstance(default, bool):

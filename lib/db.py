@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine, make_url
@@ -50,7 +51,7 @@ def shared_engines() -> int:
         return len(_shared)
 
 
-def make_engine(url: str | None = None, **kwargs: object) -> Engine:
+def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """A new engine (and pool). The app uses :func:`get_engine`; the CLI, tests and tools make their own."""
     settings = get_settings()
     url = url or settings.database_url
@@ -62,7 +63,7 @@ def make_engine(url: str | None = None, **kwargs: object) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )
         _configure_sqlite(engine)
         return engine
@@ -71,14 +72,14 @@ def make_engine(url: str | None = None, **kwargs: object) -> Engine:
     kwargs.setdefault("max_overflow", settings.db_max_overflow)
     # JIT compilation pays off for long analytic queries, not for a help desk's short ones: a board query whose
     # estimate crosses jit_above_cost spent 400 of its 480 ms compiling (bench/bench_at_risk.py, 1M tickets).
-    connect_args = dict(kwargs.pop("connect_args", None) or {})  # type: ignore[call-overload]
+    connect_args = dict(kwargs.pop("connect_args", None) or {})
     connect_args["options"] = f"{connect_args.get('options', '')} -c jit=off".strip()
-    return create_engine(url, connect_args=connect_args, **kwargs)  # type: ignore[arg-type]
+    return create_engine(url, connect_args=connect_args, **kwargs)
 
 
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_connection, _record) -> None:
         # Let SQLAlchemy's "begin" event below issue BEGIN itself.
         dbapi_connection.isolation_level = None
         cur = dbapi_connection.cursor()
@@ -89,7 +90,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+    def _on_begin(conn) -> None:
         write = conn.get_execution_options().get(_WRITE_OPTION, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
@@ -122,7 +123,7 @@ def read_session(engine: Engine) -> Iterator[Session]:
 _upgrade_guard = threading.Lock()
 
 
-def _alembic_config(connection: object):  # type: ignore[no-untyped-def]
+def _alembic_config(connection: object):
     from alembic.config import Config
 
     cfg = Config()

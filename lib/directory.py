@@ -58,7 +58,7 @@ def find_or_create_requester(session: Session, data: RequesterInput) -> Requeste
     if not email and not phone:
         raise ValidationError({"requester_email": "give an e-mail address or a phone number so we can reach them"})
     requester = Requester(
-        name=name or email.split("@")[0],  # type: ignore[union-attr]
+        name=name or email.split("@")[0],  # type: ignore[union-attr]  # no name: an e-mail (checked above)
         email=email,
         phone=phone,
         department=department,
@@ -148,7 +148,7 @@ def list_categories(session: Session, *, include_inactive: bool = False) -> list
     return list(session.scalars(stmt))
 
 
-def resolve_category(session: Session, value: int | str | None, *, field: str = "category") -> Category:
+def resolve_category(session: Session, value: object, *, field: str = "category") -> Category:
     """A category by id or by name (case-insensitive); inactive ones are refused for new work."""
     if value is None or value == "":
         raise ValidationError({field: "is required"})
@@ -176,7 +176,8 @@ def save_category(
     user = load_actor(session, actor)
     require_permission(user, Permission.EDIT_CATEGORIES, "edit categories")
     clean = clean_line(name, "name", max_len=80)
-    clash = session.scalar(select(Category).where(func.lower(Category.name) == clean.lower()))  # type: ignore[union-attr]
+    clash = session.scalar(select(Category).where(func.lower(Category.name) == clean.lower()))
+    cat: Category | None
     if category_id is None:
         if clash is not None:
             raise ValidationError({"name": f"a category named {clash.name!r} exists"})
@@ -189,7 +190,7 @@ def save_category(
             raise NotFound(f"category {category_id} does not exist")
         if clash is not None and clash.id != cat.id:
             raise ValidationError({"name": f"a category named {clash.name!r} exists"})
-        cat.name, cat.active, cat.description = clean, active, description  # type: ignore[assignment]
+        cat.name, cat.active, cat.description = clean, active, description
         action = "category_changed"
     session.flush()
     session.add(AuditLog(actor=user.username if user else "system", action=action, target=f"category {cat.id}",

@@ -46,7 +46,7 @@ def _labels(engine: Engine) -> tuple[dict[int, str], dict[int, str]]:
     with engine.connect() as conn:
         users = dict(conn.execute(select(User.id, User.name)).all())
         categories = dict(conn.execute(select(Category.id, Category.name)).all())
-    return users, categories  # type: ignore[return-value]
+    return users, categories
 
 
 def _write(path: Path, header: list[str], rows: Iterable[list[object]]) -> int:

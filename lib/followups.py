@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, aliased
 
 from lib.config import get_settings
@@ -238,7 +238,7 @@ class FollowUpRow:
     outcome: str | None
 
 
-def _rows(session: Session, *conds: object, order=None, limit: int = 200) -> list[FollowUpRow]:  # type: ignore[no-untyped-def]
+def _rows(session: Session, *conds: ColumnElement[bool], order=None, limit: int = 200) -> list[FollowUpRow]:
     owner = aliased(User)
     stmt = (select(FollowUp.id, FollowUp.ticket_id, Ticket.summary, FollowUp.due_at, FollowUp.owner_id, owner.name,
                    FollowUp.note, FollowUp.source, FollowUp.reminded_at, FollowUp.completed_at, FollowUp.outcome)
@@ -259,13 +259,13 @@ def list_due(session: Session, *, owner_id: int, now: datetime | None = None, li
 
 
 def list_open(session: Session, *, owner_id: int | None = None, limit: int = 200) -> list[FollowUpRow]:
-    conds = [FollowUp.completed_at.is_(None)]
+    conds: list[ColumnElement[bool]] = [FollowUp.completed_at.is_(None)]
     if owner_id is not None:
         conds.append(FollowUp.owner_id == owner_id)
     return _rows(session, *conds, limit=limit)
 
 
-def due_ticket_ids(owner_id: int, now: datetime):  # type: ignore[no-untyped-def]
+def due_ticket_ids(owner_id: int, now: datetime):
     """A subquery of tickets with a follow-up of ``owner_id`` due by ``now`` (for the queue view)."""
     return select(FollowUp.ticket_id).where(FollowUp.owner_id == owner_id, FollowUp.completed_at.is_(None),
                                             FollowUp.due_at <= now)

@@ -79,18 +79,18 @@ def _raw_message(data: list) -> bytes | None:
 
 
 def _mark_processed(conn: imaplib.IMAP4, uid: bytes, config: ImapConfig, can_move: bool) -> None:
-    typ, data = conn.uid("STORE", uid, "+FLAGS.SILENT", r"(\Seen)")
+    typ, data = conn.uid("STORE", uid, "+FLAGS.SILENT", r"(\Seen)")  # type: ignore[arg-type]  # imaplib takes bytes; typeshed says str
     _check(typ, data, "STORE \\Seen")
     if not config.processed_folder:
         return
     target = quote_mailbox(config.processed_folder)
     if can_move:
-        typ, data = conn.uid("MOVE", uid, target)
+        typ, data = conn.uid("MOVE", uid, target)  # type: ignore[arg-type]  # imaplib takes bytes; typeshed says str
         _check(typ, data, "MOVE")
         return
-    typ, data = conn.uid("COPY", uid, target)
+    typ, data = conn.uid("COPY", uid, target)  # type: ignore[arg-type]  # imaplib takes bytes; typeshed says str
     _check(typ, data, "COPY")
-    typ, data = conn.uid("STORE", uid, "+FLAGS.SILENT", r"(\Deleted)")
+    typ, data = conn.uid("STORE", uid, "+FLAGS.SILENT", r"(\Deleted)")  # type: ignore[arg-type]  # imaplib takes bytes; typeshed says str
     _check(typ, data, "STORE \\Deleted")
     conn.expunge()
 
@@ -117,7 +117,7 @@ def poll(engine: Engine, config: ImapConfig | None = None, *, now: datetime | No
                 conn.create(quote_mailbox(config.processed_folder))  # "already exists" is fine
             typ, data = conn.select(quote_mailbox(config.folder))
             _check(typ, data, f"SELECT {config.folder}")
-            typ, data = conn.uid("SEARCH", None, "UNSEEN")
+            typ, data = conn.uid("SEARCH", None, "UNSEEN")  # type: ignore[arg-type]  # None (no charset) is skipped; typeshed says str
             _check(typ, data, "SEARCH UNSEEN")
         except (OSError, imaplib.IMAP4.error) as exc:
             report.unavailable = f"{type(exc).__name__}: {exc}"
@@ -126,7 +126,7 @@ def poll(engine: Engine, config: ImapConfig | None = None, *, now: datetime | No
         uids = (data[0] or b"").split()[: config.batch]
         for uid in uids:
             try:
-                typ, data = conn.uid("FETCH", uid, "(BODY.PEEK[])")
+                typ, data = conn.uid("FETCH", uid, "(BODY.PEEK[])")  # type: ignore[arg-type]  # imaplib takes bytes; typeshed says str
                 _check(typ, data, "FETCH")
                 raw = _raw_message(data)
                 if raw is None:  # expunged by someone else meanwhile

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, StatementError
@@ -30,6 +31,7 @@ from lib.errors import HelpdeskError, ValidationError
 Progress = Callable[[int, int | None], None] | None
 LAYOUTS = ("auto", "generic", "servicenow")
 MAX_FILE_BYTES = 2 * 1024**3
+_V = TypeVar("_V")
 
 
 @dataclass
@@ -74,7 +76,7 @@ def import_csv(engine: Engine, path: Path, *, layout: str = "auto", progress: Pr
     if chosen == "servicenow":
         from lib.importer_servicenow import LAYOUT
     else:
-        from lib.importer_generic import LAYOUT  # type: ignore[assignment]
+        from lib.importer_generic import LAYOUT  # type: ignore[assignment]  # same interface as the ServiceNow LAYOUT
     LAYOUT.check_header(header)
     report = ImportReport(layout=chosen)
     items = LAYOUT.items(path)
@@ -176,7 +178,7 @@ def parse_iso_time(value: str, column: str, problems: list[str], *, now: datetim
     return moment
 
 
-def one_of(value: str, column: str, choices: dict[str, str], shown: Iterable[str], problems: list[str]) -> str | None:
+def one_of(value: str, column: str, choices: dict[str, _V], shown: Iterable[str], problems: list[str]) -> _V | None:
     """Look ``value`` up by its normalised form; on a miss, say what is allowed."""
     text = (value or "").strip()
     if not text:

@@ -86,7 +86,7 @@ class GenericLayout:
 LAYOUT = GenericLayout()
 
 
-def _text(problems: list[str], fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+def _text(problems: list[str], fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except ValidationError as exc:
@@ -120,7 +120,7 @@ def parse(session: Session, item: Item) -> Row:
             problems.append(f"category {cell('category').strip()!r} is not a known category (e.g. {', '.join(names)})")
     else:
         problems.append("category is required")
-    priority = one_of(cell("priority"), "priority", _PRIORITIES, [p.label for p in Priority], problems)  # type: ignore[arg-type]
+    priority = one_of(cell("priority"), "priority", _PRIORITIES, [p.label for p in Priority], problems)
     if priority is None and not cell("priority").strip():
         problems.append("priority is required")
     status = one_of(cell("status"), "status", _STATUSES, [s.value for s in Status], problems)
@@ -151,8 +151,8 @@ def parse(session: Session, item: Item) -> Row:
         reason = ClosureReason.CONFIRMED.value
     if problems:
         raise refuse(item.where, problems)
-    return Row(external_id=external_id, created_at=created, summary=summary, description=description,  # type: ignore[arg-type]
-               category=category, priority=priority, status=status, channel=channel, requester=requester,  # type: ignore[arg-type]
+    return Row(external_id=external_id, created_at=created, summary=summary, description=description,  # type: ignore[arg-type]  # each None added a problem
+               category=category, priority=priority, status=status, channel=channel, requester=requester,  # type: ignore[arg-type]  # each None added a problem
                assignee=assignee, resolved_at=resolved, closed_at=closed, closure_reason=reason,
                resolution_notes=notes, root_cause=cause)
 
@@ -242,7 +242,7 @@ def status_path(cur: str, target: str, resolved: datetime | None, closed: dateti
 
 def _apply_status(session: Session, ticket: Ticket, row: Row, now: datetime) -> None:
     for kind, frm, to, at in status_path(ticket.status, row.status, row.resolved_at, row.closed_at, now):
-        meta = {"reason": row.closure_reason} if kind is EventKind.CLOSED else None
+        meta: dict[str, object] | None = {"reason": row.closure_reason} if kind is EventKind.CLOSED else None
         if kind is EventKind.REOPENED:
             ticket.reopen_count += 1
             meta = {"reopen_count": ticket.reopen_count}
@@ -281,9 +281,9 @@ def update(session: Session, ticket: Ticket, row: Row, where: str) -> str:
                              f"{ticket.created_at.isoformat()}; a ticket's creation time cannot change"])
     now = clock.now()
     requester = _requester(session, row.requester)
-    names = {"category": lambda c: session.get(Category, c).name if c else None,  # type: ignore[union-attr]
-             "priority": lambda p: Priority(p).label, "assignee": lambda u: session.get(User, u).name if u else None}  # type: ignore[union-attr]
-    changes = [(attr, label, new) for attr, label, new in (
+    names = {"category": lambda c: session.get(Category, c).name if c else None,  # type: ignore[union-attr]  # c is an existing category id
+             "priority": lambda p: Priority(p).label, "assignee": lambda u: session.get(User, u).name if u else None}  # type: ignore[union-attr]  # u is an existing user id
+    changes: list[tuple[str, str, object]] = [(attr, label, new) for attr, label, new in (
         ("summary", "summary", row.summary), ("description", "description", row.description),
         ("channel", "channel", row.channel), ("category_id", "category", row.category.id),
         ("priority", "priority", row.priority), ("requester_id", "requester_id", requester.id if requester else None),

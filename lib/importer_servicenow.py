@@ -107,8 +107,8 @@ def _row(n: int, values: dict[str, str], problems: list[str]) -> SnRow | None:
                 problems.append(f"row {n}: {name} {text!r} is not a time like 29-02-2016 01:16")
     if len(problems) > before:
         return None
-    row = SnRow(n=n, mod=mod, at=times["sys_updated_at"], opened=times["opened_at"], state=state.value,  # type: ignore[union-attr,arg-type]
-                priority=int(prio), category=None, assignee=None, channel=Channel.IMPORT.value,  # type: ignore[arg-type]
+    row = SnRow(n=n, mod=mod, at=times["sys_updated_at"], opened=times["opened_at"], state=state.value,  # type: ignore[union-attr,arg-type]  # each None added a problem
+                priority=int(prio), category=None, assignee=None, channel=Channel.IMPORT.value,  # type: ignore[arg-type]  # each None added a problem
                 updated_by=None, opened_by=None, values=values,
                 hash=hashlib.sha1("\x1f".join(f"{k}={v}" for k, v in sorted(values.items())).encode()).hexdigest()[:20])
     row.category, row.assignee = row.get("category"), row.get("assigned_to")
@@ -171,7 +171,7 @@ class ServiceNowLayout:
 
     # -- lookups (placeholders created on first use) ------------------------------------------------------
 
-    def _cached(self, session: Session, model, kind: str, name: str):  # type: ignore[no-untyped-def]
+    def _cached(self, session: Session, model, kind: str, name: str):
         known = self.ids.get((kind, name))
         if known is not None:
             with session.no_autoflush:  # pending events need not be written for a lookup
@@ -299,6 +299,7 @@ class ServiceNowLayout:
                     wrote = True
             prio, cat = r.priority, r.category
             if r.state != status:
+                extra: dict[str, object]
                 kind, extra = EventKind.STATUS_CHANGED, {}
                 if r.state == S.CLOSED.value:
                     kind, closed, closure = EventKind.CLOSED, r.at, ClosureReason.CONFIRMED.value

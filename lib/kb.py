@@ -89,7 +89,7 @@ def _clean(session: Session, draft: ArticleDraft) -> dict[str, object]:
     errors: dict[str, str] = {}
     values: dict[str, object] = {}
 
-    def attempt(name: str, fn, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def attempt(name: str, fn, *args, **kwargs) -> None:
         try:
             values[name] = fn(*args, **kwargs)
         except ValidationError as exc:
@@ -148,7 +148,7 @@ def create_article(session: Session, *, actor: ActorArg, draft: ArticleDraft, so
     now = now_utc(now)
     user = load_actor(session, actor)
     values = _clean(session, draft)
-    article = KbArticle(**values, status=KbStatus.DRAFT.value, author_id=user.id if user else None,  # type: ignore[arg-type]
+    article = KbArticle(**values, status=KbStatus.DRAFT.value, author_id=user.id if user else None,
                         source_ticket_id=source_ticket_id, created_at=now, updated_at=now, version=1)
     session.add(article)
     session.flush()

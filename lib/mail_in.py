@@ -281,7 +281,9 @@ def _match_ticket(session: Session, mail: InboundMail, key: str) -> _Match | Non
 def _match_ids(session: Session, ordered: list[tuple[str, str]], key: str) -> _Match | None:
     ids = list(dict.fromkeys(message_key(i) for i, _ in ordered if message_key(i) != key))
     if ids:
-        found: dict[str, int] = {}
+        # nullable columns, though the queries leave the NULLs out
+        mid: str | None
+        found: dict[str | None, int | None] = {}
         for mid, tid in session.execute(select(OutboxMail.message_id, OutboxMail.ticket_id)
                                         .where(OutboxMail.message_id.in_(ids), OutboxMail.ticket_id.is_not(None))):
             found.setdefault(mid, tid)
@@ -348,7 +350,7 @@ def _note_dropped(session: Session, ticket_id: int, dropped: list[tuple[str, int
     text = (f"{'This attachment was' if len(dropped) == 1 else 'These attachments were'} not kept: larger than the "
             f"limit of {limit:,} bytes. Ask the sender for another way to share "
             f"{'it' if len(dropped) == 1 else 'them'}.\n{lines}")
-    tickets.internal_note(session, actor=actor, ticket_id=ticket_id, text=text, now=now)  # type: ignore[arg-type]
+    tickets.internal_note(session, actor=actor, ticket_id=ticket_id, text=text, now=now)
 
 
 def _new_ticket(session: Session, mail: InboundMail, key: str, *, now: datetime, defaults: InboundDefaults,
@@ -406,7 +408,7 @@ def _auto_reply(session: Session, mail: InboundMail, raw: bytes, key: str, match
         body = body[:4000].rstrip() + "\n[...]"
     text = (f"Automatic mail from {_sender_label(mail)} ignored ({mail.auto_reason}); it neither resumed the "
             f"ticket nor was answered.\nSubject: {mail.subject}" + (f"\n\n{body}" if body else ""))
-    tickets.internal_note(session, actor=SystemActor(label="e-mail"), ticket_id=match.ticket.id,  # type: ignore[arg-type]
+    tickets.internal_note(session, actor=SystemActor(label="e-mail"), ticket_id=match.ticket.id,
                           text=text, now=now)
     return IngestResult("ignored_auto", match.ticket.id, mail.auto_reason, key)
 
@@ -446,7 +448,7 @@ def _expand(sources: Iterable[str | Path], stdin: object) -> Iterator[_Source]:
     for source in sources:
         if str(source) == "-":
             stream = stdin if stdin is not None else sys.stdin.buffer
-            yield _Source("<stdin>", lambda s=stream: s.read())  # type: ignore[attr-defined,misc]
+            yield _Source("<stdin>", lambda s=stream: s.read())  # type: ignore[misc]  # mypy#15459: s=stream binds this stream
             continue
         path = Path(source)
         if path.is_dir():

@@ -113,7 +113,7 @@ def claim(engine: Engine, config: SmtpConfig, *, now: datetime | None = None, li
         return rows
 
 
-def _record(engine: Engine, row_id: int, claimed_until: datetime | None, update) -> bool:  # type: ignore[no-untyped-def]
+def _record(engine: Engine, row_id: int, claimed_until: datetime | None, update) -> bool:
     """Apply ``update(session, row)`` if this worker's claim still holds; False when it was lost."""
     with transaction(engine) as session:
         stmt = select(OutboxMail).where(OutboxMail.id == row_id)
@@ -157,7 +157,7 @@ def _mark_failed_try(engine: Engine, row: OutboxMail, error: str, *, permanent: 
             if r.ticket_id is not None:
                 why = "refused by the mail server" if permanent else f"not accepted after {r.attempts} attempts"
                 tickets.internal_note(
-                    session, actor=MAILER, ticket_id=r.ticket_id, now=now,  # type: ignore[arg-type]
+                    session, actor=MAILER, ticket_id=r.ticket_id, now=now,
                     text=f"Mail to {r.to_address} could not be delivered ({why}): {r.subject}\nLast error: {error}",
                 )
         else:

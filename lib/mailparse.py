@@ -23,9 +23,10 @@ from datetime import UTC, datetime
 from email import policy
 from email.errors import MessageError
 from email.header import decode_header, make_header
-from email.message import Message
+from email.message import Message, MIMEPart
 from email.utils import getaddresses
 from html import unescape
+from typing import cast
 
 import html2text
 
@@ -93,7 +94,7 @@ def parse_mail(raw: bytes, *, tag_prefix: str | None = None) -> InboundMail:
         raise MailParseError(f"cannot parse message: {type(exc).__name__}: {exc}") from exc
 
 
-def _parse(raw: bytes, tag_prefix: str) -> InboundMail:
+def _parse(raw: bytes, tag_prefix: str | None) -> InboundMail:
     msg = email.message_from_bytes(raw, policy=policy.default)
     if not msg.keys():
         raise MailParseError("not an e-mail message: no header lines found")
@@ -177,7 +178,7 @@ def _clean(text: str) -> str:
     return "".join(c for c in text if c in "\t\n" or unicodedata.category(c) != "Cc")
 
 
-def _raw_values(msg: Message, name: str) -> list[str]:
+def _raw_values(msg: MIMEPart, name: str) -> list[str]:
     return [str(value) for key, value in msg.raw_items() if key.lower() == name.lower()]
 
 
@@ -189,7 +190,7 @@ def _decode_words(value: str) -> str:
         return value
 
 
-def _header_text(msg: Message, name: str) -> str:
+def _header_text(msg: MIMEPart, name: str) -> str:
     """Decoded, unfolded value of the first ``name`` header; '' if absent."""
     try:
         value = msg.get(name)
@@ -200,7 +201,7 @@ def _header_text(msg: Message, name: str) -> str:
     return _clean(text).strip()
 
 
-def _addresses(msg: Message, name: str) -> list[tuple[str, str]]:
+def _addresses(msg: MIMEPart, name: str) -> list[tuple[str, str]]:
     """(display name, lower-cased addr-spec) of every address in all ``name`` headers."""
     try:
         pairs = [(a.display_name, a.addr_spec) for h in msg.get_all(name) or [] for a in h.addresses]
@@ -209,7 +210,7 @@ def _addresses(msg: Message, name: str) -> list[tuple[str, str]]:
     return [(_clean(n).strip(), _clean(a).strip().lower()) for n, a in pairs if a.strip("<> ")]
 
 
-def _message_ids(msg: Message, name: str) -> list[str]:
+def _message_ids(msg: MIMEPart, name: str) -> list[str]:
     """Normalised ``<id>`` values of a Message-ID / In-Reply-To / References header."""
     text = " ".join(_raw_values(msg, name))
     ids = ["".join(found.split()) for found in _MSG_ID.findall(text)]
@@ -218,7 +219,7 @@ def _message_ids(msg: Message, name: str) -> list[str]:
     return list(dict.fromkeys(f"<{_clean(i)}>" for i in ids if i))
 
 
-def _date(msg: Message) -> datetime | None:
+def _date(msg: MIMEPart) -> datetime | None:
     """The Date header in UTC; a date without zone (``-0000``) is taken as UTC."""
     try:
         header = msg.get("date")
@@ -230,7 +231,7 @@ def _date(msg: Message) -> datetime | None:
     return None
 
 
-def _auto_reason(msg: Message, from_address: str) -> tuple[bool, str | None]:
+def _auto_reason(msg: MIMEPart, from_address: str) -> tuple[bool, str | None]:
     """Whether a machine sent the mail (auto-reply, bounce, bulk), and the rule that matched."""
     auto_submitted = _header_text(msg, "auto-submitted")
     if auto_submitted and auto_submitted.split(";")[0].strip().lower() != "no":
@@ -251,7 +252,7 @@ def _auto_reason(msg: Message, from_address: str) -> tuple[bool, str | None]:
 # --- body and attachments ----------------------------------------------------------------
 
 
-def _body_part(msg: Message) -> Message | None:
+def _body_part(msg: MIMEPart) -> MIMEPart | None:
     """The text/plain body part, or the text/html one when there is no non-blank plain text."""
     try:
         plain = msg.get_body(preferencelist=("plain",))
@@ -262,7 +263,7 @@ def _body_part(msg: Message) -> Message | None:
         return None
 
 
-def _decode(part: Message) -> str:
+def _decode(part: MIMEPart) -> str:
     """Text of a leaf part: declared charset, then UTF-8, then Latin-1 (which cannot fail)."""
     try:
         data = part.get_payload(decode=True)
@@ -279,7 +280,7 @@ def _decode(part: Message) -> str:
     return data.decode("utf-8" if charset.replace("-", "") == "utf8" else "latin-1", "replace")
 
 
-def _body_text(part: Message) -> str:
+def _body_text(part: MIMEPart) -> str:
     text = _decode(part).replace("\r\n", "\n").replace("\r", "\n")
     is_html = part.get_content_subtype() == "html"
     if is_html:
@@ -293,7 +294,7 @@ def _body_text(part: Message) -> str:
     return re.sub(r"\n{3,}", "\n\n", text) if is_html else text
 
 
-def _attachments(msg: Message, body_part: Message | None) -> list[InboundAttachment]:
+def _attachments(msg: MIMEPart, body_part: MIMEPart | None) -> list[InboundAttachment]:
     """Real attachments anywhere in the MIME tree; attached messages are kept whole.
 
     A leaf part is one if its disposition is ``attachment``, or if it is not text and has a file
@@ -301,7 +302,7 @@ def _attachments(msg: Message, body_part: Message | None) -> list[InboundAttachm
     """
     found: list[InboundAttachment] = []
 
-    def visit(part: Message) -> None:
+    def visit(part: MIMEPart) -> None:
         if part is body_part or part.get_content_type() in _SIGNATURES:
             return
         if part.is_multipart() and part.get_content_maintype() != "message":
@@ -323,10 +324,11 @@ def _attachments(msg: Message, body_part: Message | None) -> list[InboundAttachm
     return found
 
 
-def _payload_bytes(part: Message) -> bytes:
+def _payload_bytes(part: MIMEPart) -> bytes:
     try:
         if part.get_content_maintype() == "message" and part.is_multipart():
-            return b"".join(sub.as_bytes(policy=policy.compat32) for sub in part.get_payload())
+            subs = cast(list[Message], part.get_payload())  # is_multipart(): a list of messages
+            return b"".join(sub.as_bytes(policy=policy.compat32) for sub in subs)
         data = part.get_payload(decode=True)
     except _MALFORMED:  # defective payload: keep the attachment, lose its content
         return b""

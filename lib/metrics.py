@@ -608,8 +608,8 @@ def repeat_issues(session: Session, f: MetricFilter, *, days: int = 30, limit: i
             found.append((kind, label_key, n, latest, members))
     found.sort(key=lambda g: (-g[2], -g[3], g[0], str(g[1])))
     rows = []
-    for kind, key, n, latest_us, ticket_ids in found[:limit]:
-        rows.append((kind, _repeat_label(session, kind, key), n, ticket_ids, "|".join(str(k) for k in key),
+    for kind, group_key, n, latest_us, ticket_ids in found[:limit]:
+        rows.append((kind, _repeat_label(session, kind, group_key), n, ticket_ids, "|".join(str(k) for k in group_key),
                      EPOCH + timedelta(microseconds=latest_us)))
     return pd.DataFrame(rows, columns=columns)
 

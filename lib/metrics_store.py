@@ -20,9 +20,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
-from sqlalchemy import bindparam, text
+from sqlalchemy import Row, bindparam, text
 from sqlalchemy.orm import Session
 
 from lib.models import BACKLOG_EVENT_PREDICATE, UTCDateTime
@@ -480,7 +481,7 @@ def columns_in_range(session: Session, time_col: str, lo: int, hi: int, scope: S
 _DELTA = f"(CASE WHEN e.to_status IN ({sql_strs(OPEN_VALUES)}) THEN 1 ELSE -1 END)"
 
 
-def backlog_deltas(session: Session, bounds: Sequence[datetime], scope: Scope, *, group: str | None = None
+def backlog_deltas(session: Session, bounds: Sequence[datetime | None], scope: Scope, *, group: str | None = None
                    ) -> dict[tuple[int, int | None], int]:
     """Net change of open work per period ``{(k, group value): delta}``: for each status event in
     ``[bounds[k], bounds[k+1])`` that moves a ticket into open work +1, out of it -1. ``bounds`` may end
@@ -580,6 +581,7 @@ def event_counts(session: Session, kind: str, bounds: Sequence[datetime], scope:
     where = probe_sql(scope, "m")
     # the kind as a literal: SQLite uses a partial index only when the query's terms match its WHERE
     base = f"FROM ticket_events e JOIN {TABLE} m ON m.ticket_id = e.ticket_id WHERE e.kind = {sql_strs([kind])} AND {where}"
+    rows: Iterable[Row[*tuple[Any, ...]]]
     if session.get_bind().dialect.name == "postgresql":
         sql = (f"SELECT width_bucket(e.occurred_at, CAST(:bounds AS timestamptz[])) - 1 AS k, m.priority, "
                f"m.category_id, count(*) {base} AND e.occurred_at >= :lo AND e.occurred_at < :hi GROUP BY 1, 2, 3")
@@ -652,9 +654,9 @@ def interval_sums(session: Session, time_col: str, intervals: Sequence[tuple[int
     dialect = session.get_bind().dialect.name
     agg_sql = ", ".join(aggs)
     if dialect == "postgresql":
-        values = ", ".join(f"({i}, {int(lo)}, {int(hi)})" for i, (lo, hi) in enumerate(intervals))
+        values_sql = ", ".join(f"({i}, {int(lo)}, {int(hi)})" for i, (lo, hi) in enumerate(intervals))
         sql = (f"SELECT s.i, m.priority, m.category_id, {agg_sql.replace(TABLE + '.', 'm.')} "
-               f"FROM (VALUES {values}) AS s(i, lo, hi) JOIN {TABLE} m ON {probe_sql(scope, 'm')} "
+               f"FROM (VALUES {values_sql}) AS s(i, lo, hi) JOIN {TABLE} m ON {probe_sql(scope, 'm')} "
                f"AND m.{time_col} >= s.lo AND m.{time_col} < s.hi GROUP BY 1, 2, 3")
         rows = session.execute(text(sql))
     else:

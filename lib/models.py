@@ -165,7 +165,7 @@ class Setting(Base):
 
     __tablename__ = "settings"
     key: Mapped[str] = mapped_column(String(80), primary_key=True)
-    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+    value: Mapped[Any] = mapped_column(JSON)  # any JSON value: an object, a number, true or false
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

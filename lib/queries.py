@@ -11,7 +11,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from lib import clock
@@ -159,7 +159,7 @@ def _where(f: QueueFilter, now: datetime) -> list:
         requester_match = select(Requester.id).where(
             or_(func.lower(Requester.name).like(like, escape="\\"), Requester.email.like(like, escape="\\"))
         )
-        options = [
+        options: list[ColumnElement[bool]] = [
             func.lower(Ticket.summary).like(like, escape="\\"),
             func.lower(Ticket.description).like(like, escape="\\"),
             Ticket.requester_id.in_(requester_match),

@@ -15,10 +15,12 @@ index: tickets by requester or device and creation time, devices by model, ticke
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from lib import tickets
@@ -65,7 +67,7 @@ def window_days(session: Session) -> int:
     if value is None:
         value = get_settings().repeat_window_days
     try:
-        days = int(value) if value is not None else DEFAULT_WINDOW_DAYS  # type: ignore[arg-type]
+        days = int(value) if value is not None else DEFAULT_WINDOW_DAYS  # type: ignore[call-overload]  # any JSON value: errors caught below
     except (TypeError, ValueError):
         return DEFAULT_WINDOW_DAYS
     return days if 1 <= days <= MAX_WINDOW_DAYS else DEFAULT_WINDOW_DAYS
@@ -111,7 +113,7 @@ def _device_word(device: Device | None) -> str:
 
 
 def _nearby(session: Session, cond, *, start: datetime, end: datetime, exclude: int | None,
-            category_id: int | None = None) -> list[tuple[int, datetime, int | None, int | None]]:  # type: ignore[no-untyped-def]
+            category_id: int | None = None) -> list[tuple[int, datetime, int | None, int | None]]:
     """Tickets matching ``cond`` created in [start, end], newest first. ``category_id`` is checked on the rows
     found, so the database walks the requester, device or model index rather than the (large) category one."""
     stmt = (select(Ticket.id, Ticket.created_at, Ticket.parent_id, Ticket.device_id, Ticket.category_id)
@@ -122,11 +124,11 @@ def _nearby(session: Session, cond, *, start: datetime, end: datetime, exclude: 
     return [(r[0], r[1], r[2], r[3]) for r in rows if category_id is None or r[4] == category_id][:200]
 
 
-def _of_model(model: str):  # type: ignore[no-untyped-def]
+def _of_model(model: str):
     return Ticket.device_id.in_(select(Device.id).where(Device.make_model == model))
 
 
-def _notice(kind: RepeatKind, rows, *, at: datetime, days: int, subject: str,  # type: ignore[no-untyped-def]
+def _notice(kind: RepeatKind, rows, *, at: datetime, days: int, subject: str,
             parent_id: int | None) -> RepeatNotice | None:
     if not rows:
         return None
@@ -253,11 +255,11 @@ def list_repeat_issues(session: Session, *, now: datetime | None = None, days: i
     return groups
 
 
-def _fill_all(session: Session, groups: list[RepeatGroup], base: list) -> None:  # type: ignore[type-arg]
+def _fill_all(session: Session, groups: list[RepeatGroup], base: list) -> None:
     """The tickets of every group: one query per kind of group, on the requester, device and model indexes."""
     cols = (Ticket.id, Ticket.is_open, Ticket.parent_id, Ticket.requester_id, Ticket.device_id, Ticket.category_id,
             Device.make_model)
-    rows: dict[RepeatKind, list] = {}  # type: ignore[type-arg]
+    rows: dict[RepeatKind, Sequence[Row[*tuple[Any, ...]]]] = {}
     for kind, cond in (
         (RepeatKind.REQUESTER, Ticket.requester_id.in_([int(g.key) for g in groups if g.kind is RepeatKind.REQUESTER])),
         (RepeatKind.DEVICE, Ticket.device_id.in_([int(g.key) for g in groups if g.kind is RepeatKind.DEVICE])),
@@ -313,7 +315,7 @@ def open_problem_ticket(session: Session, *, actor: int, ticket_ids: list[int], 
         raise ValidationError({"tickets": "choose at least two repeat tickets"})
     rows = session.scalars(select(Ticket).where(Ticket.id.in_(ids)).order_by(Ticket.created_at.desc())).unique().all()
     if len(rows) != len(ids):
-        missing = sorted(set(ids) - {t.id for t in rows})  # type: ignore[arg-type]
+        missing = sorted(set(ids) - {t.id for t in rows})  # type: ignore[type-var]  # ticket_ids are ints: no None here
         raise ValidationError({"tickets": f"ticket(s) {missing} do not exist"})
     title = clean_line(summary, "summary")
     newest = rows[0]

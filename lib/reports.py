@@ -210,7 +210,7 @@ def repeat_window_days(session: Session) -> int:
     if value is None:
         value = get_settings().repeat_window_days
     try:
-        days = int(value) if value is not None else 30  # type: ignore[arg-type]
+        days = int(value) if value is not None else 30  # type: ignore[call-overload]  # any JSON value: errors caught below
     except (TypeError, ValueError):
         return 30
     return days if 1 <= days <= 365 else 30
@@ -383,7 +383,7 @@ def write_report(session: Session, iso_week_: str, fmt: str, out_path: Path | st
 # --- HTML -----------------------------------------------------------------------------------------------
 
 
-def figures(report: Mapping[str, Any]) -> list:  # type: ignore[type-arg]
+def figures(report: Mapping[str, Any]) -> list:
     """The report's charts: lib.charts.weekly_figures when it is there, else plain plotly.express bars."""
     try:
         from lib.charts import weekly_figures
@@ -392,7 +392,7 @@ def figures(report: Mapping[str, Any]) -> list:  # type: ignore[type-arg]
     return list(weekly_figures(report))
 
 
-def _fallback_figures(report: Mapping[str, Any]) -> list:  # type: ignore[type-arg]
+def _fallback_figures(report: Mapping[str, Any]) -> list:
     import plotly.express as px
 
     t = tables(report)

@@ -53,9 +53,9 @@ def _relative(url: str) -> str | None:
 def _parser() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     md.enable(["table", "strikethrough"])
-    md.validateLink = safe_url  # type: ignore[method-assign]
+    md.validateLink = safe_url  # type: ignore[method-assign]  # markdown-it's hook for link checks
 
-    def image_as_link(renderer, tokens, idx, options, env):  # type: ignore[no-untyped-def]
+    def image_as_link(renderer, tokens, idx, options, env):
         token = tokens[idx]
         src = str(token.attrGet("src") or "")
         alt = escapeHtml(renderer.renderInlineAsText(token.children or [], options, env) or "image")

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import select, text
+from sqlalchemy import Row, Select, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -303,7 +303,7 @@ def _resolution(notes: str | None, workaround: str | None = None, cause: str | N
     return " · ".join(parts)
 
 
-def _kb_hit(r, words: list[str], score: float) -> SearchHit:  # type: ignore[no-untyped-def]
+def _kb_hit(r, words: list[str], score: float) -> SearchHit:
     return SearchHit(
         kind="kb", id=r.id, ref=f"KB-{r.id}", title=r.title, snippet=_snippet([r.symptoms, r.cause], words),
         resolution=to_plain(r.resolution_steps, 400), category_id=r.category_id, category=r.category,
@@ -311,7 +311,7 @@ def _kb_hit(r, words: list[str], score: float) -> SearchHit:  # type: ignore[no-
     )
 
 
-def _ticket_hit(r, words: list[str], score: float) -> SearchHit:  # type: ignore[no-untyped-def]
+def _ticket_hit(r, words: list[str], score: float) -> SearchHit:
     return SearchHit(
         kind="tickets", id=r.id, ref=ticket_ref(r.id), title=r.summary,
         snippet=_snippet([r.description], words), resolution=_resolution(r.resolution_notes, r.workaround,
@@ -330,6 +330,7 @@ def _hits(session: Session, kind: str, ranked: list[tuple[int, float]], words: l
     if not ranked:
         return []
     ids = [i for i, _ in ranked]
+    stmt: Select[*tuple[Any, ...]]
     if kind == "kb":
         stmt = (select(KbArticle.id, KbArticle.title, KbArticle.symptoms, KbArticle.cause, KbArticle.resolution_steps,
                        KbArticle.category_id, Category.name.label("category"), KbArticle.status, KbArticle.updated_at)
@@ -397,7 +398,7 @@ def _selective(session: Session, table: str, parsed: ParsedQuery) -> ParsedQuery
     return ParsedQuery(groups=[[Term((w,))] for w in words if w in keep], excluded=parsed.excluded)
 
 
-def _telling(counts: dict[str, float], words: list[str], *, floor: float) -> list[str]:
+def _telling(counts: Mapping[str, float], words: list[str], *, floor: float) -> list[str]:
     """The ANY_TERMS least common words, leaving out any that is COMMON_RATIO times as common as the rarest
     (a word in every other ticket would make every ticket a candidate and barely changes the ranking)."""
     ranked = sorted(counts, key=lambda w: (counts[w], words.index(w)))
@@ -407,12 +408,12 @@ def _telling(counts: dict[str, float], words: list[str], *, floor: float) -> lis
     return [w for w in ranked if counts[w] <= ceiling][:ANY_TERMS]
 
 
-def _sqlite(session: Session, kind: str, parsed: ParsedQuery, *, match: str, category_id: int | None, limit: int,
-            include_drafts: bool, exclude_ticket_id: int | None) -> list[SearchHit]:
+def _sqlite(session: Session, kind: str, parsed: ParsedQuery, *, match: Literal["all", "any"], category_id: int | None,
+            limit: int, include_drafts: bool, exclude_ticket_id: int | None) -> list[SearchHit]:
     table = "kb_fts" if kind == "kb" else "ticket_fts"
     if match == "any":
         parsed = _selective(session, table, parsed)
-    expr = fts5_query(parsed, match=match)  # type: ignore[arg-type]
+    expr = fts5_query(parsed, match=match)
     if not expr:
         return []
     params: dict[str, object] = {"q": expr, "n": limit, "window": CANDIDATES[kind]}
@@ -475,7 +476,7 @@ def _pg_selective(session: Session, table: str, parsed: ParsedQuery) -> ParsedQu
     freqs = _lexeme_freqs(session, table) if len(words) > 1 else {}
     if not freqs:
         return parsed
-    lexemes = dict(session.execute(text(
+    lexemes: dict[str, list[str] | None] = dict(session.execute(text(
         "SELECT w, tsvector_to_array(to_tsvector('english', w)) FROM unnest(CAST(:words AS text[])) AS w"),
         {"words": words}).all())
     # share of rows holding the word; a lexeme not among the most common ones is rarer than all of them
@@ -522,7 +523,7 @@ def _postgres(session: Session, kind: str, query: str, parsed: ParsedQuery, *, m
 
 
 def _pg_window(session: Session, table: str, alias: str, tsq: str, conds: list[str], params: dict[str, object],
-               window: int, limit: int, *, enough: int | None = None) -> list:  # type: ignore[type-arg]
+               window: int, limit: int, *, enough: int | None = None) -> Sequence[Row[*tuple[Any, ...]]]:
     """The best ``limit`` of the newest ``window`` matches, by ts_rank (the span stops widening once it holds
     ``enough`` matches: the whole window unless told).
 
@@ -534,7 +535,7 @@ def _pg_window(session: Session, table: str, alias: str, tsq: str, conds: list[s
     session.execute(text("SET LOCAL enable_indexscan = on"))  # max(id) walks the index
     top = session.scalar(text(f"SELECT max(id) FROM {table}")) or 0
     session.execute(text("SET LOCAL enable_indexscan = off"))
-    rows: list = []  # type: ignore[type-arg]
+    rows: Sequence[Row[*tuple[Any, ...]]] = []
     span: int | None = FIRST_SPAN
     while True:
         if span is not None and span >= top:

@@ -83,7 +83,11 @@ def seed_demo(engine: Engine, *, tickets: int, years: float, seed: int, progress
         postgres=engine.dialect.name == "postgresql",
     )
     bulk = tickets >= BULK_FROM
-    deferred = defer_indexes(engine) if bulk else restore_indexes(engine)
+    deferred: list[str] | None = None
+    if bulk:
+        deferred = defer_indexes(engine)
+    else:
+        restore_indexes(engine)
     rollups = defer_rollups(engine) if deferred and not plan.postgres else restore_rollups(engine)
     done = open_count = events_total = 0
     try:
@@ -195,7 +199,7 @@ def _produce(plan: Plan, engine: Engine, *, in_worker: bool) -> Iterator[Batch]:
         worker.join(timeout=10)
 
 
-def _worker(plan: Plan, engine: Engine, q) -> None:  # type: ignore[no-untyped-def]
+def _worker(plan: Plan, engine: Engine, q) -> None:
     import traceback
 
     engine.dispose(close=False)  # the parent's pooled connections are never touched here

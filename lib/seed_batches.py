@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from lib import sla
 from lib.bizcal import BusinessCalendar
-from lib.seed_clock import FastClock, running_intervals
+from lib.seed_clock import FastClock, Seconds, running_intervals
 from lib.seed_life import CLOSED, OPEN, Spec, TicketLife, World
 from lib.seed_people import People, SpecText, pick_staff
 from lib.seed_rows import TimeText, event_rows, ticket_row
@@ -125,7 +125,7 @@ def _clip(rng: random.Random, t: int, start: int, end: int) -> int:
     return t
 
 
-def _stall_curve(arrivals: Sequence[int], end: int) -> Callable[[int], float]:
+def _stall_curve(arrivals: Sequence[int], end: int) -> Callable[[float], float]:
     """Chance that a ticket of a given age is still open: high for the last weeks, a little for older ones.
 
     Scaled so that about ``OPEN_TARGET`` of all tickets end open (a little is left for the tickets whose
@@ -230,11 +230,15 @@ def _sla(s: Spec, L: TicketLife, policy: dict | None, clock: FastClock | None, n
     share = float(policy.get("risk_share", sla.DEFAULT_RISK_SHARE))
     resp, res = policy["response_minutes"] * 60, policy["resolution_minutes"] * 60
     running = running_intervals(s.created, L.history)
+    r_due: Seconds | None
+    r_risk: Seconds | None
+    z_due: Seconds | None
+    z_risk: Seconds | None
     if L.status == CLOSED:
         r_due, r_risk = clock.add(s.created, resp), clock.add(s.created, resp * share)
         z_due, z_risk = clock.due_with_pauses(s.created, res, running), clock.due_with_pauses(s.created, res * share, running)
     else:  # the tickets people will still work on: computed exactly as the services do
-        def dt(x):  # type: ignore[no-untyped-def]
+        def dt(x):
             return datetime.fromtimestamp(x, UTC)
 
         response, resolution = sla.compute(policy, created_at=dt(s.created),

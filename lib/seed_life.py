@@ -10,6 +10,7 @@ has got to; ``stall`` stops a story on purpose (the backlog of older open ticket
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lib.seed_clock import FastClock, Seconds
@@ -82,10 +83,10 @@ class World:
     now: Seconds
     lead: Person
     seniors: list[Person]
-    pick_tech: object  # callable(category_id) -> Person
+    pick_tech: Callable[[int], Person]  # category_id -> the assignee
     desk: FastClock
     confirmation_wait: Seconds
-    reopen_window: Seconds
+    reopen_window: int  # whole seconds (randrange bounds)
 
 
 @dataclass(slots=True)

@@ -7,6 +7,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import accumulate
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,7 +36,7 @@ SHARED_TYPES = ("Printer", "Network", "Server")
 class People:
     lead: Person
     seniors: list[Person]
-    staff: list[tuple[Person, int, int, dict[int, int]]]  # person, role, capacity, {category id: level}
+    staff: list[tuple[Person, Role, int, dict[int, int]]]  # person, role, capacity, {category id: level}
     created: list[str]
     requester_rows: list[tuple[int, str, str | None]]
     own_device: dict[int, tuple[int, str]]  # requester id -> (device id, make/model)
@@ -53,7 +54,7 @@ class People:
 
     def pick_requester(self) -> tuple[int, str, str | None]:
         """Some people call far more often than others."""
-        return self.rng.choices(self.requester_rows, cum_weights=self.requester_cum)[0]  # type: ignore[union-attr]
+        return self.rng.choices(self.requester_rows, cum_weights=self.requester_cum)[0]  # type: ignore[union-attr]  # rng is set before any pick
 
 
 def make_people(session: Session, rng: random.Random, *, tickets: int, password: str, now: datetime) -> People:
@@ -62,8 +63,8 @@ def make_people(session: Session, rng: random.Random, *, tickets: int, password:
     lead = next((p for p, role, _, _ in staff if role == Role.LEAD), staff[0][0])
     seniors = [p for p, role, _, _ in staff if role == Role.SENIOR]
     want = max(20, min(4000, tickets // 40 + 50))
-    rows = [tuple(r) for r in session.execute(
-        select(Requester.id, Requester.name, Requester.email).order_by(Requester.id).limit(want))]
+    rows = cast(list[tuple[int, str, str | None]], [tuple(r) for r in session.execute(
+        select(Requester.id, Requester.name, Requester.email).order_by(Requester.id).limit(want))])
     if len(rows) < want:
         rows += _new_requesters(session, rng, want - len(rows), now)
     own: dict[int, tuple[int, str]] = {}
@@ -81,7 +82,7 @@ def make_people(session: Session, rng: random.Random, *, tickets: int, password:
                   shared=shared, requester_cum=list(accumulate(weights)), rng=rng)
 
 
-def _staff(session: Session, rng: random.Random, password: str, now: datetime):  # type: ignore[no-untyped-def]
+def _staff(session: Session, rng: random.Random, password: str, now: datetime):
     from lib.users import audit, hash_password
 
     categories = list(session.scalars(select(Category.id).where(Category.active.is_(True)).order_by(Category.id)))
@@ -137,7 +138,7 @@ def _new_requesters(session: Session, rng: random.Random, n: int, now: datetime)
     return [(r.id, r.name, r.email) for r in made]
 
 
-def _new_devices(session: Session, rng: random.Random, requesters, own, shared, now: datetime) -> None:  # type: ignore[no-untyped-def]
+def _new_devices(session: Session, rng: random.Random, requesters, own, shared, now: datetime) -> None:
     taken = set(session.scalars(select(Device.asset_tag).where(Device.asset_tag.is_not(None))))
     counter = [len(taken)]
 
@@ -169,7 +170,7 @@ def _new_devices(session: Session, rng: random.Random, requesters, own, shared, 
         shared[dtype].append((d.id, d.make_model or ""))
 
 
-def pick_staff(rng: random.Random, people: People, category_ids: list[int]):  # type: ignore[no-untyped-def]
+def pick_staff(rng: random.Random, people: People, category_ids: list[int]):
     """A chooser of the assignee for a category: by skill level and capacity; seniors less, the lead rarely."""
     table: dict[int, tuple[list[Person], list[float]]] = {}
     for cat in category_ids:
@@ -194,7 +195,7 @@ class SpecText:
     def __init__(self, rng: random.Random, people: People) -> None:
         self.rng, self.people = rng, people
 
-    def make(self, category: str, alert: bool, requester: tuple[int, str, str | None] | None):  # type: ignore[no-untyped-def]
+    def make(self, category: str, alert: bool, requester: tuple[int, str, str | None] | None):
         rng, people = self.rng, self.people
         device: tuple[int, str] | None = None
         if alert:

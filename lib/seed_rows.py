@@ -76,11 +76,11 @@ def _json_value(v: object) -> str:
     if v.__class__ is int:
         return str(v)
     if v.__class__ is str:
-        out = _STR_JSON.get(v)  # type: ignore[call-overload]
+        out = _STR_JSON.get(v)
         if out is None:
             out = json.dumps(v)
             if len(_STR_JSON) < 100_000:
-                _STR_JSON[v] = out  # type: ignore[index]
+                _STR_JSON[v] = out
         return out
     return json.dumps(v)
 
@@ -129,6 +129,7 @@ def event_rows(first_id: int, tid: int, events: list[tuple], f: TimeText, out: l
             meta_text = f'{{"v": {meta["v"]}}}'
         else:
             meta_text = json_text(meta)
+        when: str | None
         if t.__class__ is int and (day := days.get(t // 86400)) is not None:
             when = f"{day} {clock[t % 86400]}{suffix}"
         else:
@@ -145,7 +146,7 @@ def write_rows(conn: Connection, name: str, columns: tuple[str, ...], rows: list
         return
     if conn.dialect.name == "postgresql":
         raw = conn.connection.dbapi_connection
-        with raw.cursor() as cur, cur.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy:  # type: ignore[union-attr]
+        with raw.cursor() as cur, cur.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy:  # type: ignore[union-attr]  # an open connection's DBAPI connection
             for row in rows:
                 copy.write_row(row)
         return

@@ -77,6 +77,7 @@ def _user_story(w: World, s: Spec, L: TicketLife) -> None:
     if s.parent_id is not None:
         L.link(t + rng.randrange(60, 900), tech, s.parent_id)
     if s.outcome == "duplicate" and rng.random() < 0.5:
+        assert s.duplicate_of is not None  # a duplicate's spec always names the original
         L.close(clock.add(t, rng.randrange(300, 3 * HOUR)), tech, ClosureReason.DUPLICATE,
                 f"Same issue as {ticket_ref(s.duplicate_of)}", duplicate_of=s.duplicate_of)
         return
@@ -87,6 +88,7 @@ def _user_story(w: World, s: Spec, L: TicketLife) -> None:
     if rng.random() < 0.25:
         L.reply(t + rng.randrange(60, 1200), tech, f"Hello {req_name.split()[0]}, we are looking into this now.")
     if s.outcome == "duplicate":
+        assert s.duplicate_of is not None  # a duplicate's spec always names the original
         L.close(clock.add(t, rng.randrange(600, 4 * HOUR)), tech, ClosureReason.DUPLICATE,
                 f"Same issue as {ticket_ref(s.duplicate_of)}", duplicate_of=s.duplicate_of)
         return

@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from typing import TYPE_CHECKING, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,6 +28,9 @@ from lib.bizcal import BusinessCalendar, add_business_time, add_business_time_wi
 from lib.config import get_settings
 from lib.models import Setting, SlaTarget, Ticket, TicketEvent
 from lib.workflow import OPEN_STATUSES, PAUSED_STATUSES, RUNNING_STATUSES, Permission, Priority, Status
+
+if TYPE_CHECKING:
+    from lib.queries import QueueRow
 
 CALENDAR_KEY = "business_calendar"
 SLA_OPTIONS_KEY = "sla_options"
@@ -102,7 +106,8 @@ def running_intervals(session: Session, ticket: Ticket) -> list[tuple[datetime, 
         .where(TicketEvent.ticket_id == ticket.id, TicketEvent.to_status.is_not(None))
         .order_by(TicketEvent.occurred_at, TicketEvent.id)
     ).all()
-    return intervals_from_history(ticket.created_at, [(t, Status(s)) for t, s in rows])
+    # to_status IS NOT NULL in the query above
+    return intervals_from_history(ticket.created_at, [(t, Status(cast(str, s))) for t, s in rows])
 
 
 def intervals_from_history(created_at: datetime, history: list[tuple[datetime, Status]]) -> list[tuple[datetime, datetime | None]]:
@@ -151,20 +156,20 @@ def refresh(session: Session, ticket: Ticket, *, now: datetime) -> None:
     check_breaches(session, ticket, now=now)
 
 
-def responded_at(ticket: Ticket) -> datetime | None:
+def responded_at(ticket: Ticket | QueueRow) -> datetime | None:
     times = [t for t in (ticket.acknowledged_at, ticket.first_response_at) if t is not None]
     return min(times) if times else None
 
 
-def state(ticket: object, *, now: datetime) -> SlaState:
+def state(ticket: Ticket | QueueRow, *, now: datetime) -> SlaState:
     """The SLA state shown on the queue and the ticket page (a Ticket or a queue row)."""
-    status = Status(ticket.status)  # type: ignore[attr-defined]
+    status = Status(ticket.status)
     has_policy = getattr(ticket, "has_policy", None)
     if has_policy is None:
         has_policy = bool(getattr(ticket, "sla_policy", None))
     if not has_policy or status is Status.CLOSED:
         return SlaState.NONE
-    resp_done = responded_at(ticket)  # type: ignore[arg-type]
+    resp_done = responded_at(ticket)
     g = ticket.__getattribute__
     breached = g("resolution_breached_at") is not None or (
         g("resolution_due_at") is not None and g("resolution_due_at") <= now

@@ -9,7 +9,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Literal, TypeGuard, TypeVar, overload
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -52,6 +52,10 @@ def now_utc(now: datetime | None = None) -> datetime:
     return now.astimezone(UTC)
 
 
+@overload
+def load_actor(session: Session, actor: int) -> User: ...
+@overload
+def load_actor(session: Session, actor: ActorArg) -> User | None: ...
 def load_actor(session: Session, actor: ActorArg) -> User | None:
     """The acting user, read from the database now (a deactivated user loses rights at once)."""
     if isinstance(actor, SystemActor):
@@ -87,7 +91,7 @@ _Row = TypeVar("_Row")
 def lock_row(session: Session, model: type[_Row], row_id: int, *, missing: str) -> _Row:
     """Load a row for change. PostgreSQL: row lock; SQLite: the BEGIN IMMEDIATE write lock already serialises.
     ``missing``: the NotFound message when there is no such row."""
-    stmt = select(model).where(model.id == row_id)  # type: ignore[attr-defined]
+    stmt = select(model).where(model.id == row_id)  # type: ignore[attr-defined]  # every model passed has an id
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(of=model)
     row = session.execute(stmt).unique().scalar_one_or_none()
@@ -230,6 +234,10 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _MAX_ID = 2**31 - 1
 
 
+@overload
+def clean_line(value: object, field: str, *, required: Literal[True] = True, max_len: int = MAX_SUMMARY) -> str: ...
+@overload
+def clean_line(value: object, field: str, *, required: bool, max_len: int = MAX_SUMMARY) -> str | None: ...
 def clean_line(value: object, field: str, *, required: bool = True, max_len: int = MAX_SUMMARY) -> str | None:
     """A one-line text: whitespace collapsed; control characters refused with a clear message."""
     if value is None:
@@ -248,6 +256,10 @@ def clean_line(value: object, field: str, *, required: bool = True, max_len: int
     return unicodedata.normalize("NFC", text)
 
 
+@overload
+def clean_text(value: object, field: str, *, required: Literal[True], max_len: int = MAX_TEXT) -> str: ...
+@overload
+def clean_text(value: object, field: str, *, required: bool = False, max_len: int = MAX_TEXT) -> str | None: ...
 def clean_text(value: object, field: str, *, required: bool = False, max_len: int = MAX_TEXT) -> str | None:
     """A multi-line text kept as typed (line breaks and tabs kept; NUL and other controls refused)."""
     if value is None:
@@ -266,7 +278,7 @@ def clean_text(value: object, field: str, *, required: bool = False, max_len: in
     return text
 
 
-def _is_id(value: object) -> bool:
+def _is_id(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_ID
 
 
@@ -277,7 +289,7 @@ def clean_id(value: object, field: str) -> int | None:
         return None
     if not _is_id(value):
         raise ValidationError({field: f"must be the number of an existing record, not {value!r}"[:200]})
-    return value  # type: ignore[return-value]
+    return value
 
 
 def clean_minutes(value: object) -> int | None:

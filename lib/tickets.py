@@ -113,7 +113,7 @@ def _parse_priority(value: object) -> Priority:
         raise ValidationError({"priority": str(exc)}) from None
 
 
-def find_external(session: Session, source: str, ref: str) -> Ticket | None:
+def find_external(session: Session, source: str | None, ref: str) -> Ticket | None:
     return session.scalar(select(Ticket).where(Ticket.external_source == source, Ticket.external_ref == ref))
 
 
@@ -177,19 +177,19 @@ def create_ticket(session: Session, *, actor: ActorArg, draft: TicketDraft, now:
     if errors:
         raise ValidationError(errors)
     if draft.external_ref is not None:
-        existing = find_external(session, draft.external_source, draft.external_ref)  # type: ignore[arg-type]
+        existing = find_external(session, draft.external_source, draft.external_ref)
         if existing is not None:
             raise DuplicateExternalRef(existing.id)
 
     ticket = Ticket(
         summary=summary,
         description=description,
-        channel=channel.value,  # type: ignore[union-attr]
+        channel=channel.value,
         requester_id=requester_id,
         device_id=device_id,
         device_details=device_details,
-        category_id=category.id,  # type: ignore[union-attr]
-        priority=int(priority),  # type: ignore[arg-type]
+        category_id=category.id,
+        priority=int(priority),
         status=Status.NEW.value,
         is_open=True,
         created_by_id=user.id if user else None,
@@ -210,7 +210,7 @@ def create_ticket(session: Session, *, actor: ActorArg, draft: TicketDraft, now:
                 session.add(ticket)
                 session.flush()
         except IntegrityError:
-            existing = find_external(session, draft.external_source, draft.external_ref)  # type: ignore[arg-type]
+            existing = find_external(session, draft.external_source, draft.external_ref)
             if existing is None:
                 raise
             raise DuplicateExternalRef(existing.id) from None
@@ -219,7 +219,7 @@ def create_ticket(session: Session, *, actor: ActorArg, draft: TicketDraft, now:
     add_event(
         session, ticket, EventKind.CREATED, actor=user, actor_label=_label(actor), now=now,
         to_status=Status.NEW, body=description or None, public=True, version=1,
-        meta={"channel": ticket.channel, "priority": ticket.priority, "category": category.name},  # type: ignore[union-attr]
+        meta={"channel": ticket.channel, "priority": ticket.priority, "category": category.name},
     )
     for att in draft.attachments:
         _store_attachment(session, ticket, att, user=user, now=now)
@@ -291,11 +291,11 @@ def update_fields(session: Session, *, actor: ActorArg, ticket_id: int, expected
     if unknown:
         raise ValidationError({k: "cannot be edited here" for k in sorted(unknown)})
     check_version(session, ticket, expected_version)
-    new_values: dict[str, tuple[object, object, str, str]] = {}  # attr -> (old, new, old label, new label)
+    new_values: dict[str, tuple[object, object, str | None, str | None]] = {}  # attr -> (old, new, old label, new label)
     for name, value in changes.items():
         if name == "summary":
-            v = clean_line(value, "summary")
-            new_values["summary"] = (ticket.summary, v, ticket.summary, v)  # type: ignore[assignment]
+            v: str | None = clean_line(value, "summary")
+            new_values["summary"] = (ticket.summary, v, ticket.summary, v)
         elif name in ("description", "root_cause", "root_cause_unknown_reason", "resolution_notes", "device_details"):
             v = clean_text(value, name)
             if name == "description":
@@ -303,7 +303,7 @@ def update_fields(session: Session, *, actor: ActorArg, ticket_id: int, expected
             old = getattr(ticket, name)
             new_values[name] = (old, v, _short(old), _short(v))
         elif name == "category":
-            cat = resolve_category(session, value)  # type: ignore[arg-type]
+            cat = resolve_category(session, value)
             new_values["category_id"] = (ticket.category_id, cat.id, ticket.category.name, cat.name)
         elif name == "priority":
             p = _parse_priority(value)
@@ -356,7 +356,7 @@ def take(session: Session, *, actor: int, ticket_id: int, now: datetime | None =
         if ticket.assignee_id == actor:
             return ticket
         raise PermissionDenied(f"already taken by {who}")
-    return _set_assignee(session, ticket, user, user, Action.TAKE, now=now)  # type: ignore[arg-type]
+    return _set_assignee(session, ticket, user, user, Action.TAKE, now=now)
 
 
 def assign(session: Session, *, actor: ActorArg, ticket_id: int, assignee_id: int | None,
@@ -491,7 +491,7 @@ def public_reply(session: Session, *, actor: int, ticket_id: int, text: str, min
     return ticket
 
 
-def internal_note(session: Session, *, actor: int, ticket_id: int, text: str, minutes: int | None = None,
+def internal_note(session: Session, *, actor: ActorArg, ticket_id: int, text: str, minutes: int | None = None,
                   now: datetime | None = None) -> Ticket:
     """Any staff member may add an internal note to any ticket, closed ones included."""
     now = now_utc(now)
@@ -598,7 +598,7 @@ def resume(session: Session, *, actor: ActorArg, ticket_id: int, expected_versio
     return _transition(session, ticket, user, Action.RESUME, EventKind.RESUMED, now=now, body=body)
 
 
-def resolve(session: Session, *, actor: int, ticket_id: int, expected_version: int | None, resolution_notes: str,
+def resolve(session: Session, *, actor: ActorArg, ticket_id: int, expected_version: int | None, resolution_notes: str,
             root_cause: str | None = None, root_cause_unknown_reason: str | None = None,
             minutes: int | None = None, now: datetime | None = None) -> Ticket:
     """Record the fix. The requester is told; closure still needs their confirmation (or another reason)."""
@@ -769,6 +769,7 @@ def link(session: Session, *, actor: int, ticket_id: int, parent_id: int | None,
         parent = session.get(Ticket, parent_id)
         if parent is None:
             raise ValidationError({"parent": f"ticket {parent_id} does not exist"})
+        ancestor: Ticket | None
         ancestor, seen = parent, set()
         while ancestor is not None and ancestor.id not in seen:  # no loops, however long the chain
             if ancestor.parent_id == ticket.id:

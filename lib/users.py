@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 import bcrypt
 from sqlalchemy import func, select
@@ -59,7 +60,7 @@ _USERNAME_OK = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
 
 def _clean_username(value: object) -> str:
     name = clean_line(value, "username", max_len=64)
-    name = name.lower()  # type: ignore[union-attr]
+    name = name.lower()
     if not set(name) <= _USERNAME_OK:
         raise ValidationError({"username": "use letters, digits, dots, dashes and underscores only"})
     return name
@@ -102,7 +103,7 @@ def create_user(session: Session, *, actor: int | None, username: str, name: str
     if errors:
         raise ValidationError(errors)
     user = User(username=values["username"], name=values["name"], email=values["email"],
-                password_hash=hash_password(password), role=int(values["role"]),  # type: ignore[arg-type]
+                password_hash=hash_password(password), role=int(cast(Role, values["role"])),
                 capacity=values["capacity"], active=True, created_at=now)
     session.add(user)
     session.flush()
@@ -113,7 +114,7 @@ def create_user(session: Session, *, actor: int | None, username: str, name: str
 
 def _capacity(value: object) -> int:
     try:
-        cap = int(value)  # type: ignore[call-overload]
+        cap = int(value)  # type: ignore[call-overload]  # any input: errors caught below
     except (TypeError, ValueError):
         raise ValidationError({"capacity": "must be a whole number"}) from None
     if not 0 <= cap <= 200:
@@ -133,7 +134,7 @@ def update_user(session: Session, *, actor: int, user_id: int, name: str | None 
         raise NotFound(f"user {user_id} does not exist")
     changes = []
     if name is not None and name != user.name:
-        user.name = clean_line(name, "name", max_len=120)  # type: ignore[assignment]
+        user.name = clean_line(name, "name", max_len=120)
         changes.append(f"name={user.name}")
     if email is not None and (clean_email(email) or None) != user.email:
         user.email = clean_email(email)
@@ -141,7 +142,7 @@ def update_user(session: Session, *, actor: int, user_id: int, name: str | None 
     if role is not None:
         new_role = Role.parse(role)
         if new_role != Role(user.role):
-            if user.id == lead.id and new_role < Role.LEAD:  # type: ignore[union-attr]
+            if user.id == lead.id and new_role < Role.LEAD:
                 _require_another_lead(session, user)
             changes.append(f"role {Role(user.role).key}->{new_role.key}")
             user.role = int(new_role)
@@ -154,10 +155,10 @@ def update_user(session: Session, *, actor: int, user_id: int, name: str | None 
         user.capacity = _capacity(capacity)
         changes.append(f"capacity={user.capacity}")
     if away_until is not False and away_until != user.away_until:
-        user.away_until = away_until  # type: ignore[assignment]
+        user.away_until = away_until  # type: ignore[assignment]  # a datetime or None: False is excluded above
         changes.append(f"away_until={away_until.isoformat() if isinstance(away_until, datetime) else 'none'}")
     if changes:
-        audit(session, actor=lead.username, action="user_changed", target=user.username,  # type: ignore[union-attr]
+        audit(session, actor=lead.username, action="user_changed", target=user.username,
               detail="; ".join(changes), now=now)
     return user
 
@@ -183,7 +184,7 @@ def set_skills(session: Session, *, actor: int, user_id: int, skills: dict[int, 
         if not isinstance(level, int) or not 0 <= level <= 3:
             raise ValidationError({"skills": "levels run from 0 (none) to 3 (expert)"})
     user.skills = [UserSkill(category_id=c, level=lv) for c, lv in skills.items() if lv > 0]
-    audit(session, actor=lead.username, action="skills_changed", target=user.username,  # type: ignore[union-attr]
+    audit(session, actor=lead.username, action="skills_changed", target=user.username,
           detail=", ".join(f"{c}:{lv}" for c, lv in sorted(skills.items())), now=now)
     return user
 
@@ -207,7 +208,7 @@ def reset_password(session: Session, *, actor: int, user_id: int, new: str, now:
     validate_password(new, field="new_password")
     user.password_hash = hash_password(new)
     user.failed_logins, user.locked_until = 0, None
-    audit(session, actor=lead.username, action="password_reset", target=user.username, now=now)  # type: ignore[union-attr]
+    audit(session, actor=lead.username, action="password_reset", target=user.username, now=now)
 
 
 # --- login bookkeeping (the login widget checks the password; we count failures in the DB) ---------

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
@@ -44,6 +45,7 @@ log = logging.getLogger("helpdesk.worker")
 WORKER = SystemActor(label="worker")
 _SLA_LOCK_ID = 727_274_101
 _UNSET = object()
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -146,7 +148,7 @@ def run_cycle(engine: Engine, *, smtp: SmtpConfig | None = None, imap: ImapConfi
     """One pass of every step. ``smtp``/``imap`` None: that route is skipped."""
     report = CycleReport()
 
-    def step(name: str, fn: Callable[[], object]) -> object:
+    def step(name: str, fn: Callable[[], _T]) -> _T | None:
         try:
             return fn()
         except Exception as exc:  # noqa: BLE001 - one failing step must not stop the others or the loop
@@ -155,15 +157,15 @@ def run_cycle(engine: Engine, *, smtp: SmtpConfig | None = None, imap: ImapConfi
             return None
 
     if imap is not None:
-        report.imap = step("imap", lambda: poll_imap(engine, imap, now=now))  # type: ignore[assignment]
+        report.imap = step("imap", lambda: poll_imap(engine, imap, now=now))
     if smtp is not None:
-        report.outbox = step("outbox", lambda: send_outbox(engine, smtp, now=now))  # type: ignore[assignment]
-    report.breaches = step("sla", lambda: record_sla_breaches(engine, now=now))  # type: ignore[assignment]
+        report.outbox = step("outbox", lambda: send_outbox(engine, smtp, now=now))
+    report.breaches = step("sla", lambda: record_sla_breaches(engine, now=now))
     step("unacknowledged", lambda: reassign_unacknowledged(engine, now=now))  # only when the lead switched it on
     result = step("confirmations", lambda: follow_up_confirmations(engine, now=now))
     if result is not None:
-        report.reminded, report.closed = result  # type: ignore[misc]
-    report.followups = step("follow-ups", lambda: follow_up_reminders(engine, now=now))  # type: ignore[assignment]
+        report.reminded, report.closed = result
+    report.followups = step("follow-ups", lambda: follow_up_reminders(engine, now=now))
     return report
 
 
@@ -175,8 +177,8 @@ def run(engine: Engine, *, once: bool = False, interval: float | None = None,
     ``smtp`` and ``imap`` default to the configured servers; pass None to switch a route off.
     Returns the last cycle's report.
     """
-    smtp_config = SmtpConfig.from_settings() if smtp is _UNSET else smtp
-    imap_config = ImapConfig.from_settings() if imap is _UNSET else imap
+    smtp_config = SmtpConfig.from_settings() if smtp is _UNSET else cast("SmtpConfig | None", smtp)
+    imap_config = ImapConfig.from_settings() if imap is _UNSET else cast("ImapConfig | None", imap)
     interval = worker_interval() if interval is None else interval
     stop_event = stop_event or threading.Event()
     if smtp_config is None:
@@ -185,7 +187,7 @@ def run(engine: Engine, *, once: bool = False, interval: float | None = None,
         log.info("no IMAP mailbox configured (imap_host): mail comes in through 'ingest-email' only")
     last: CycleReport | None = None
     while True:
-        last = run_cycle(engine, smtp=smtp_config, imap=imap_config)  # type: ignore[arg-type]
+        last = run_cycle(engine, smtp=smtp_config, imap=imap_config)
         log.info("worker cycle: %s", last)
         if once or stop_event.wait(max(interval, 0.1)):
             return last
@@ -196,9 +198,9 @@ def start_background(engine: Engine, *, interval: float | None = None, smtp: Smt
     """Start the worker in a daemon thread; returns ``stop()``, which ends it after the current step."""
     stop_event = threading.Event()
 
-    def target(**kwargs: object) -> None:
+    def target(**kwargs: Any) -> None:
         try:
-            run(**kwargs)  # type: ignore[arg-type]
+            run(**kwargs)
         except Exception:  # noqa: BLE001 - a thread dies silently otherwise
             log.exception("the background worker stopped")
 

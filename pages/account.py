@@ -27,7 +27,7 @@ with st.form("password_form", clear_on_submit=False):
         if new != repeat:
             st.session_state["pw_errors"] = {"new_password": "the two entries differ"}
             st.rerun()
-        if core.write(lambda s: users.change_own_password(s, actor=user.id, current=current, new=new) or True,
+        if core.write(lambda s: users.change_own_password(s, actor=user.id, current=current, new=new) or True,  # type: ignore[func-returns-value]  # None, so "or True" makes success truthy
                       errors_key="pw_errors", success="Password changed"):
             for k in ("pw_current", "pw_new", "pw_repeat"):
                 st.session_state.pop(k, None)

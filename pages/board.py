@@ -86,7 +86,7 @@ with st.expander("⚙️ Assignment settings"):
         auto_new = st.toggle("Reassign tickets not acknowledged within their target automatically (worker)",
                              value=auto, key="board_auto")
         if st.form_submit_button("Save settings"):
-            def save(s):  # type: ignore[no-untyped-def]
+            def save(s):
                 assignment.save_weights(s, actor=user.id, weights={p: int(v) for p, v in new.items()})
                 acknowledge.set_auto_reassign(s, actor=user.id, enabled=auto_new)
                 return True

@@ -145,7 +145,7 @@ if st.button("Create ticket", type="primary", key="in_submit"):
         st.session_state["intake_errors"] = {"requester": "search and pick a contact, or enter a new one"}
         st.rerun()
 
-    def create(s):  # type: ignore[no-untyped-def]
+    def create(s):
         ticket = tickets.create_ticket(s, actor=user.id, draft=draft)
         chosen = assignment.auto_assign(s, actor=user.id, ticket_id=ticket.id) if auto_assign and not take_it else None
         return ticket, chosen

@@ -17,7 +17,7 @@ core.flash()
 cats = categories()
 
 
-def article_form(key: str, a=None) -> kb.ArticleDraft | None:  # type: ignore[no-untyped-def]
+def article_form(key: str, a=None) -> kb.ArticleDraft | None:
     """The article fields; returns the draft when the form is submitted."""
     with st.form(key):
         title = st.text_input("Title", value=a.title if a else "", max_chars=200, key=f"{key}_title")
@@ -103,7 +103,7 @@ if raw_id:
             changed = article_form(f"kb_edit_{a.id}", a)
             if changed is not None:
                 note = st.session_state.get(f"kb_edit_{a.id}_change_note")
-                if core.write(lambda s: kb.update_article(s, actor=user.id, article_id=a.id, draft=changed,
+                if core.write(lambda s: kb.update_article(s, actor=user.id, article_id=a.id, draft=changed,  # type: ignore[arg-type]  # not None (checked above; lost in the lambda)
                                                           expected_version=st.session_state[vkey], note=note),
                               success="Saved as a new version") is not None:
                     st.session_state.pop(vkey, None)
@@ -183,7 +183,7 @@ elif section == "🗂️ Browse":
 elif section == "➕ New article":
     new = article_form("kb_new")
     if new is not None:
-        article = core.write(lambda s: kb.create_article(s, actor=user.id, draft=new))
+        article = core.write(lambda s: kb.create_article(s, actor=user.id, draft=new))  # type: ignore[arg-type]  # not None (checked above; lost in the lambda)
         if article is not None:
             st.session_state["flash"] = f"Saved draft {kb.kb_ref(article.id)}"
             for key in [k for k in st.session_state if str(k).startswith("kb_new_")]:

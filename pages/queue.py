@@ -41,8 +41,7 @@ categories = dict(look["categories"])
 people = dict(look["people"])
 
 view = st.segmented_control("View", [v.value for v in QueueView], key="queue_view", label_visibility="collapsed",
-                            required=True)
-view = view or QueueView.ALL_OPEN.value
+                            required=True) or QueueView.ALL_OPEN.value
 with st.expander("Filters and sort", expanded=False):
     c1, c2, c3 = st.columns(3)
     statuses = c1.multiselect("Status", [s.value for s in Status], format_func=lambda v: Status(v).label,
@@ -82,7 +81,7 @@ page_size = 50
 refresh = get_settings().queue_refresh_seconds
 
 
-def _sla_label(row) -> str:  # type: ignore[no-untyped-def]
+def _sla_label(row) -> str:
     state = sla.state(row, now=clock.now())
     return f"{sla.SLA_ICONS[state]} {state.label}".strip()
 
@@ -139,14 +138,14 @@ def live_queue() -> None:
     if nav2.button("Next ▶", disabled=page >= result.pages, key="queue_next"):
         st.session_state["queue_page"] = page + 1
         st.rerun(scope="fragment")
-    chosen = [result.rows[i] for i in event.selection.rows if i < len(result.rows)]  # type: ignore[attr-defined]
+    chosen = [result.rows[i] for i in event.selection.rows if i < len(result.rows)]
     if not chosen:
         return
     st.write(f"**{len(chosen)} selected**")
     unassigned = [r for r in chosen if r.assignee_id is None and r.status in OPEN_STATUSES]
     if unassigned and st.button(f"Take {len(unassigned)} unassigned", type="primary", key="queue_take"):
         for r in unassigned:
-            core.write(lambda s, r=r: tickets.take(s, actor=user.id, ticket_id=r.id))
+            core.write(lambda s, r=r: tickets.take(s, actor=user.id, ticket_id=r.id))  # type: ignore[misc]  # mypy#15459: r=r binds the loop value
         st.session_state["flash"] = f"Took {len(unassigned)} ticket(s)"
         st.rerun()
     if is_lead:

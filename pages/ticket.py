@@ -7,7 +7,7 @@ from datetime import datetime, time
 import streamlit as st
 
 from lib import clock, tickets
-from lib.models import ticket_ref
+from lib.models import Attachment, Ticket, ticket_ref
 from lib.queries import parse_ref
 from lib.ui import assignment_view, core, kb_view, ticket_view
 from lib.ui.core import write
@@ -51,7 +51,7 @@ if vkey not in st.session_state:  # the version this tab loaded: field and statu
 loaded_version = st.session_state[vkey]
 
 
-def saved(result, message: str, *clear: str) -> None:  # type: ignore[no-untyped-def]
+def saved(result, message: str, *clear: str) -> None:
     """After a successful write: clear the used drafts and reload this tab at the new version."""
     if result is None:
         return
@@ -302,6 +302,7 @@ with main:
 
     # --- documentation: appends, never refused for staleness -----------------------------------------
     if panel == "📝 Document":
+        res: Ticket | Attachment | None  # the last write's result
         if ticket_view.allowed(user, t, Action.LOG_ACTION):
             with st.form("action_form"):
                 st.markdown("**Document an action** (diagnosis, reproduction, troubleshooting step)")
@@ -336,7 +337,7 @@ with main:
                     res = write(lambda s: tickets.internal_note(s, actor=user.id, ticket_id=tid, text=text))
                 if up is not None:
                     res = write(lambda s: tickets.add_attachment(s, actor=user.id, ticket_id=tid,
-                                attachment=tickets.NewAttachment(up.name, up.type or "", up.getvalue()))) or res
+                                attachment=tickets.NewAttachment(up.name, up.type or "", up.getvalue()))) or res  # type: ignore[union-attr]  # up is not None (checked above; lost in the lambda)
                 if res is None and not text.strip() and up is None:
                     st.error("Write a note or choose a file.")
                 saved(res, "Note added", "note_text")

@@ -34,7 +34,7 @@ def people() -> list[dict]:
         return rows
 
 
-def categories(*, include_inactive: bool = False, with_usage: bool = False):  # type: ignore[no-untyped-def]
+def categories(*, include_inactive: bool = False, with_usage: bool = False):
     with reading() as s:
         cats = list_categories(s, include_inactive=include_inactive)
         if not with_usage:

@@ -114,7 +114,7 @@ def suggestions_list(found: assignment.Suggestions, *, key: str, can_assign: boo
     return chosen
 
 
-def suggestions_panel(user, t: Ticket, *, version: int):  # type: ignore[no-untyped-def]
+def suggestions_panel(user, t: Ticket, *, version: int):
     """Ticket page: suggested assignees with one-click assign (leads), or the best candidate for an
     unassigned ticket (anyone). Returns the write's result (None when nothing was done)."""
     from lib.ui.ticket_view import allowed
@@ -125,7 +125,7 @@ def suggestions_panel(user, t: Ticket, *, version: int):  # type: ignore[no-unty
     with st.expander("🧭 Suggested assignees", expanded=t.assignee_id is None):
         found = suggestions(t.id)
         chosen = suggestions_list(found, key=f"sugg_{t.id}", can_assign=can_assign)
-        result = None
+        result: list[str | None] | assignment.Candidate | None = None
         if chosen is not None:
             result = core.write(lambda s: assignment.reassign(s, actor=user.id, moves=[(t.id, version)],
                                                               assignee_id=chosen))
@@ -169,7 +169,7 @@ def ticket_notices(t: Ticket) -> None:
 # --- intake ------------------------------------------------------------------------------------
 
 
-def intake_suggestions(user, ticket_id: int) -> bool:  # type: ignore[no-untyped-def]
+def intake_suggestions(user, ticket_id: int) -> bool:
     """After creation: who should take it, with one-click assign for a lead; True when a write was made."""
     found = suggestions(ticket_id)
     with core.reading() as s:
@@ -184,8 +184,9 @@ def intake_suggestions(user, ticket_id: int) -> bool:  # type: ignore[no-untyped
     is_lead = Role(user.role) >= Role.LEAD
     chosen = suggestions_list(found, key=f"in_sugg_{ticket_id}", can_assign=is_lead)
     if chosen is not None:
-        done = core.write(lambda s: assignment.reassign(s, actor=user.id, moves=[(ticket_id, version)],
-                                                        assignee_id=chosen), success="Assigned")
+        done: list[str | None] | assignment.Candidate | None = core.write(
+            lambda s: assignment.reassign(s, actor=user.id, moves=[(ticket_id, version)], assignee_id=chosen),
+            success="Assigned")
         return done is not None
     if found.best is not None and st.button(f"Assign to the best candidate ({found.best.name})",
                                             key=f"in_sugg_auto_{ticket_id}"):

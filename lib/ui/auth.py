@@ -8,6 +8,7 @@ with pre-hashed bcrypt passwords (``auto_hash=False``) and a cookie key from sec
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 import streamlit as st
 import streamlit_authenticator as stauth
@@ -128,7 +129,7 @@ def login_gate() -> bool:
         except LoginError:
             pass  # a cookie for an unknown or deactivated user: show the form
     if st.session_state.get("authentication_status"):
-        username = st.session_state.get("username")
+        username = cast(str, st.session_state.get("username"))  # set by streamlit-authenticator with the status
         if st.session_state.get(_RECORDED) != username:
             with transaction(get_engine()) as s:
                 users.record_success(s, username=username, via="cookie")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TypeVar
+from typing import Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 import streamlit as st
@@ -118,7 +118,9 @@ def require_role(role: Role | Permission) -> User:
 
 # --- formatting --------------------------------------------------------------------------------
 
-PRIORITY_COLOURS = {Priority.CRITICAL: "red", Priority.HIGH: "orange", Priority.MEDIUM: "blue", Priority.LOW: "gray"}
+# the colours st.badge accepts
+BadgeColour = Literal["red", "orange", "yellow", "blue", "green", "violet", "gray", "grey", "primary"]
+PRIORITY_COLOURS: dict[Priority, BadgeColour] = {Priority.CRITICAL: "red", Priority.HIGH: "orange", Priority.MEDIUM: "blue", Priority.LOW: "gray"}
 PRIORITY_ICONS = {Priority.CRITICAL: "🔴", Priority.HIGH: "🟠", Priority.MEDIUM: "🔵", Priority.LOW: "⚪"}
 def tz() -> ZoneInfo:
     return ZoneInfo(get_settings().timezone)
@@ -147,7 +149,7 @@ def fmt_age(value: datetime | None, *, now: datetime | None = None) -> str:
 
 
 def priority_badge(p: Priority) -> None:
-    st.badge(p.label, icon=PRIORITY_ICONS[p], color=PRIORITY_COLOURS[p])  # type: ignore[arg-type]
+    st.badge(p.label, icon=PRIORITY_ICONS[p], color=PRIORITY_COLOURS[p])
 
 
 def status_badge(s: Status) -> None:

@@ -60,7 +60,7 @@ def staff_names(minute: int) -> dict[int, str]:
 
 
 def suggestions(summary: str, *, category_id: int | None, description: str = "", ticket_id: int | None = None,
-                user=None, heading: str = "💡 Suggestions") -> search.Suggestions:  # type: ignore[no-untyped-def]
+                user=None, heading: str = "💡 Suggestions") -> search.Suggestions:
     """Best matching published articles and similar resolved tickets; with ``ticket_id``, a button per article
     records "solved with KB-n" on that ticket."""
     if len(" ".join(summary.split())) < 4:
@@ -78,7 +78,7 @@ def suggestions(summary: str, *, category_id: int | None, description: str = "",
             if ticket_id is not None and user is not None and st.button(
                     f"✅ Solved with {hit.ref}", key=f"solved_{ticket_id}_{hit.id}",
                     help="Link the article to this ticket; counts towards the article's solved tickets"):
-                done = core.write(lambda s, a=hit.id: kb.link_article(s, actor=user.id, article_id=a,
+                done = core.write(lambda s, a=hit.id: kb.link_article(s, actor=user.id, article_id=a,  # type: ignore[misc]  # mypy#15459: a= binds this hit
                                                                       ticket_id=ticket_id, solved=True),
                                   success=f"Recorded: solved with {hit.ref}")
                 if done is not None:
@@ -93,7 +93,7 @@ def suggestions(summary: str, *, category_id: int | None, description: str = "",
 # --- repeat issues -------------------------------------------------------------------------------------------
 
 
-def repeat_notices(notices: list[RepeatNotice], *, ticket_id: int | None = None, user=None) -> None:  # type: ignore[no-untyped-def]
+def repeat_notices(notices: list[RepeatNotice], *, ticket_id: int | None = None, user=None) -> None:
     """"3rd ticket for this printer in 30 days" (one line per kind of repeat), with the other tickets and,
     on a ticket, the offers: schedule a follow-up, open a problem ticket."""
     if not notices:
@@ -113,14 +113,14 @@ def repeat_notices(notices: list[RepeatNotice], *, ticket_id: int | None = None,
         schedule_form(ticket_id, user, key=f"repeat_fu_{ticket_id}", source=FollowUpSource.REPEAT,
                       note=f"Repeat issue: {first.message}")
         if Role(user.role) >= Role.LEAD:
-            others = list(dict.fromkeys(t for n in notices for t in n.others))
-            problem_form([ticket_id, *others], key=f"repeat_pb_{ticket_id}", user=user,
+            other_ids = list(dict.fromkeys(t for n in notices for t in n.others))
+            problem_form([ticket_id, *other_ids], key=f"repeat_pb_{ticket_id}", user=user,
                          summary=f"Problem: {first.message}")
         else:
             st.caption("A lead opens problem tickets (Knowledge base → Repeat issues).")
 
 
-def problem_form(ticket_ids: list[int], *, key: str, user, summary: str) -> None:  # type: ignore[no-untyped-def]
+def problem_form(ticket_ids: list[int], *, key: str, user, summary: str) -> None:
     with st.form(key):
         st.markdown("**Open a problem ticket** — the repeats become its linked tickets")
         title = st.text_input("Summary", value=summary[:200], key=f"{key}_summary")
@@ -138,7 +138,7 @@ def problem_form(ticket_ids: list[int], *, key: str, user, summary: str) -> None
 # --- follow-ups ------------------------------------------------------------------------------------------------
 
 
-def _due_inputs(key: str, user, *, days: int = 7):  # type: ignore[no-untyped-def]
+def _due_inputs(key: str, user, *, days: int = 7):
     c1, c2, c3 = st.columns(3)
     day = c1.date_input("Due", value=(clock.now().astimezone(core.tz()) + timedelta(days=days)).date(), key=f"{key}_date")
     at = c2.time_input("at", value=time(9, 0), key=f"{key}_time")
@@ -150,14 +150,14 @@ def _due_inputs(key: str, user, *, days: int = 7):  # type: ignore[no-untyped-de
     return due, owner
 
 
-def schedule_form(ticket_id: int, user, *, key: str, source: FollowUpSource = FollowUpSource.MANUAL,  # type: ignore[no-untyped-def]
+def schedule_form(ticket_id: int, user, *, key: str, source: FollowUpSource = FollowUpSource.MANUAL,
                   note: str = "") -> None:
     with st.form(key):
         st.markdown("**Schedule a follow-up**")
         due, owner = _due_inputs(key, user)
         text = st.text_input("Note", value=note, key=f"{key}_note", placeholder="What to check")
         if st.form_submit_button("Schedule follow-up"):
-            done = core.write(lambda s: followups.schedule(s, actor=user.id, ticket_id=ticket_id, due_at=due,  # type: ignore[arg-type]
+            done = core.write(lambda s: followups.schedule(s, actor=user.id, ticket_id=ticket_id, due_at=due,
                                                            owner_id=owner, note=text, source=source),
                               success="Follow-up scheduled")
             if done is not None:
@@ -165,7 +165,7 @@ def schedule_form(ticket_id: int, user, *, key: str, source: FollowUpSource = Fo
                 st.rerun()
 
 
-def follow_ups_panel(ticket_id: int, user) -> None:  # type: ignore[no-untyped-def]
+def follow_ups_panel(ticket_id: int, user) -> None:
     with core.reading() as s:
         rows = followups.list_for_ticket(s, ticket_id)
     now = clock.now()
@@ -182,7 +182,7 @@ def follow_ups_panel(ticket_id: int, user) -> None:  # type: ignore[no-untyped-d
                 with st.form(f"complete_fu_{r.id}"):
                     outcome = st.text_input("Outcome", key=f"fu_outcome_{r.id}", placeholder="What you found")
                     if st.form_submit_button("Complete follow-up"):
-                        done = core.write(lambda s, fid=r.id, text=outcome: followups.complete(
+                        done = core.write(lambda s, fid=r.id, text=outcome: followups.complete(  # type: ignore[misc]  # mypy#15459: defaults bind this row
                             s, actor=user.id, follow_up_id=fid, outcome=text),
                                           success="Follow-up completed")
                         if done is not None:
@@ -202,20 +202,20 @@ def my_due_follow_ups(user_id: int) -> None:
                     f" · {core.escape_md(r.note or r.summary)}")
 
 
-def preventive_inputs(key: str, user) -> tuple[str, FollowUpRequest | None]:  # type: ignore[no-untyped-def]
+def preventive_inputs(key: str, user) -> tuple[str, FollowUpRequest | None]:
     """Inside the close form: preventive steps and, optionally, a follow-up to check they worked."""
     steps = st.text_area("Preventive steps (optional): what was done so it does not happen again",
                          key=f"{key}_steps")
     want = st.checkbox("Schedule a follow-up to check them", key=f"{key}_want")
     due, owner = _due_inputs(f"{key}_fu", user, days=30)
-    request = FollowUpRequest(due_at=due, owner_id=owner) if want and due else None  # type: ignore[arg-type]
+    request = FollowUpRequest(due_at=due, owner_id=owner) if want and due else None
     return steps, request
 
 
 # --- articles on a ticket ---------------------------------------------------------------------------------------
 
 
-def ticket_knowledge(t, user) -> None:  # type: ignore[no-untyped-def]
+def ticket_knowledge(t, user) -> None:
     """Side panel of the ticket page: linked articles, "Create KB article" on a resolved ticket."""
     with core.reading() as s:
         linked = kb.articles_for_ticket(s, t.id)
@@ -246,7 +246,7 @@ def ticket_knowledge(t, user) -> None:  # type: ignore[no-untyped-def]
                     st.rerun()
 
 
-def ticket_repeats(ticket_id: int, user) -> None:  # type: ignore[no-untyped-def]
+def ticket_repeats(ticket_id: int, user) -> None:
     with core.reading() as s:
         notices = repeats.notices_for_ticket(s, ticket_id)
     repeat_notices(notices, ticket_id=ticket_id, user=user)
@@ -265,7 +265,7 @@ def intake_repeats(*, requester_id: int | None, device_id: int | None, make_mode
 # --- the KB page's reads --------------------------------------------------------------------------------------
 
 
-def load_article(article_id: int):  # type: ignore[no-untyped-def]
+def load_article(article_id: int):
     """(article, versions, linked tickets), detached from the session; None when it does not exist."""
     with core.reading() as s:
         article = kb.get_article(s, article_id)
@@ -278,7 +278,7 @@ def load_article(article_id: int):  # type: ignore[no-untyped-def]
         return article, history, linked
 
 
-def browse(category_id: int | None, status: str | None) -> tuple[list, list]:  # type: ignore[type-arg]
+def browse(category_id: int | None, status: str | None) -> tuple[list, list]:
     from lib.workflow import KbStatus
 
     with core.reading() as s:
@@ -289,10 +289,10 @@ def browse(category_id: int | None, status: str | None) -> tuple[list, list]:  #
 
 def run_search(query: str, *, kinds: tuple[str, ...], category_id: int | None) -> search.SearchResult:
     with core.reading() as s:
-        return search.search(s, query, kinds=kinds, category_id=category_id, limit=20, include_drafts=True)  # type: ignore[arg-type]
+        return search.search(s, query, kinds=kinds, category_id=category_id, limit=20, include_drafts=True)  # type: ignore[arg-type]  # search() refuses unknown kinds
 
 
-def repeat_groups() -> tuple[int, list]:  # type: ignore[type-arg]
+def repeat_groups() -> tuple[int, list]:
     from lib import queries
 
     with core.reading() as s:
@@ -301,7 +301,7 @@ def repeat_groups() -> tuple[int, list]:  # type: ignore[type-arg]
 
 
 @st.cache_data(ttl=300, max_entries=20, show_spinner=False)
-def _repeat_groups(minute: int, marker: int, days: int) -> list:  # type: ignore[type-arg]
+def _repeat_groups(minute: int, marker: int, days: int) -> list:
     """The lead's list: a GROUP BY over the window's tickets, so cached per minute, change marker and window."""
     with core.reading() as s:
         return repeats.list_repeat_issues(s, days=days)

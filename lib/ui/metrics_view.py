@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 from urllib.parse import urlencode
 
 import pandas as pd
@@ -89,8 +89,9 @@ class Filters:
                    tuple(people), tuple(channels))
 
     def metric_filter(self) -> metrics.MetricFilter:
-        # lib.metrics takes [start, end): the day after the last day shown.
-        return metrics.MetricFilter(start=self.start, end=self.end + timedelta(days=1), grain=self.grain,
+        # lib.metrics takes [start, end): the day after the last day shown. MetricFilter checks the grain.
+        grain = cast(Literal["week", "day"], self.grain)
+        return metrics.MetricFilter(start=self.start, end=self.end + timedelta(days=1), grain=grain,
                             category_ids=self.category_ids, priorities=self.priorities,
                             assignee_ids=self.assignee_ids, channels=self.channels)
 
@@ -275,7 +276,7 @@ class Kpi:
     key: str
     label: str
     kind: str  # count | hours | pct | rate
-    delta_color: str  # normal: up is good; inverse: down is good; off: neither
+    delta_color: Literal["normal", "inverse", "off"]  # normal: up is good; inverse: down is good; off: neither
     help: str
 
 
@@ -354,7 +355,7 @@ def kpi_tiles(kpis: Mapping[str, Any], rates: Mapping[str, Any], rates_before: M
         for col, kpi in zip(cols, row, strict=True):
             now, prev = pair(values.get(kpi.key))
             value, delta = kpi_value(kpi, now, prev)
-            col.metric(kpi.label, value, delta, delta_color=kpi.delta_color,  # type: ignore[arg-type]
+            col.metric(kpi.label, value, delta, delta_color=kpi.delta_color,
                        help=definitions.get(kpi.key, kpi.help), border=True)
             link = tile_link(kpi, f)
             if link:
@@ -402,7 +403,7 @@ def figure(change: int, key: tuple, name: str, build: Callable[[], Any], *option
     return _cached_figure(change, key, name, options, build)
 
 
-def chart(fig, *, key: str, selectable: bool = False) -> Any:  # type: ignore[no-untyped-def]
+def chart(fig, *, key: str, selectable: bool = False) -> Any:
     """Draw a figure with Streamlit's theme; selectable charts rerun with the selection."""
     config = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "autoScale2d"]}
     if selectable and not charts.is_empty(fig):
@@ -524,7 +525,7 @@ def report_tiles(report: Mapping[str, Any]) -> None:
         for col, kpi in zip(cols, row, strict=True):
             now, before = _num(report.get(kpi.key)), _num(prev.get(kpi.key))
             value, delta = kpi_value(kpi, now, before)
-            col.metric(kpi.label, value, delta, delta_color=kpi.delta_color, help=kpi.help,  # type: ignore[arg-type]
+            col.metric(kpi.label, value, delta, delta_color=kpi.delta_color, help=kpi.help,
                        border=True)
             mean = _num(avg.get(kpi.key))
             shown = {"hours": fmt_hours, "pct": fmt_pct}.get(kpi.kind, fmt_count)(mean)

@@ -24,7 +24,7 @@ class PageSpec:
     def min_role(self) -> Role:
         return PERMISSIONS[self.permission] if self.permission is not None else Role.TECHNICIAN
 
-    def page(self):  # type: ignore[no-untyped-def]
+    def page(self):
         return st.Page(str(ROOT / "pages" / self.file), title=self.title, icon=self.icon, url_path=self.url_path,
                        default=self.default)
 

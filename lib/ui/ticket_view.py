@@ -57,7 +57,7 @@ def load(ticket_id: int) -> Snapshot | None:
         return snap
 
 
-def allowed(user, ticket: Ticket, action: Action) -> bool:  # type: ignore[no-untyped-def]
+def allowed(user, ticket: Ticket, action: Action) -> bool:
     """Whether the action is possible now (status) and permitted for this user (role, assignment)."""
     return is_allowed(Status(ticket.status), action) and may(
         action, role=Role(user.role), actor_id=user.id, assignee_id=ticket.assignee_id,
@@ -78,8 +78,8 @@ def header(snap: Snapshot) -> None:
     with cols[2]:
         state = sla.state(t, now=now)
         if state is not sla.SlaState.NONE:
-            st.badge(f"SLA: {state.label}", icon=sla.SLA_ICONS[state] or None,
-                     color={"ok": "green", "at_risk": "orange", "breached": "red"}.get(state.value, "gray"))
+            colours: dict[str, core.BadgeColour] = {"ok": "green", "at_risk": "orange", "breached": "red"}
+            st.badge(f"SLA: {state.label}", icon=sla.SLA_ICONS[state] or None, color=colours.get(state.value, "gray"))
     with cols[3]:
         if t.escalation_level:
             st.badge(f"Escalated: {EscalationLevel(t.escalation_level).label}", icon="⬆️", color="violet")
@@ -136,7 +136,7 @@ def side_panels(snap: Snapshot) -> None:
         with st.container(border=True):
             st.markdown("#### 📎 Attachments")
             for att in snap.attachments:
-                st.download_button(f"{att.filename} ({att.size:,} bytes)", data=lambda a=att.id: _attachment(a),
+                st.download_button(f"{att.filename} ({att.size:,} bytes)", data=lambda a=att.id: _attachment(a),  # type: ignore[misc]  # mypy#15459: a=att.id binds this attachment
                                    file_name=att.filename, mime=att.content_type, key=f"att_{att.id}",
                                    on_click="ignore")
 
@@ -190,7 +190,7 @@ def timeline(snap: Snapshot, *, show_internal: bool = True) -> None:
                 core.user_text(e.body)  # user text is data, never markup
 
 
-def closure_preview(snap: Snapshot, reason) -> list[str]:  # type: ignore[no-untyped-def]
+def closure_preview(snap: Snapshot, reason) -> list[str]:
     """What closing with ``reason`` still needs, shown before the user presses the button."""
     from datetime import timedelta
 
