@@ -10,12 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lib.config import Settings, load_settings
-
-
-def _settings(env: dict[str, str] | None) -> Settings:
-    """The settings as they are now: mail settings are read afresh at each worker cycle."""
-    return load_settings(env)
+from lib.config import load_settings
 
 
 @dataclass(frozen=True)
@@ -38,7 +33,7 @@ class SmtpConfig:
     @classmethod
     def from_settings(cls, env: dict[str, str] | None = None) -> SmtpConfig | None:
         """The configured SMTP server, or None when no ``smtp_host`` is set."""
-        st = _settings(env)
+        st = load_settings(env)  # afresh at each worker cycle
         if not st.smtp_host:
             return None
         default_port = 465 if st.smtp_ssl else (587 if st.smtp_starttls else 25)
@@ -76,7 +71,7 @@ class ImapConfig:
     @classmethod
     def from_settings(cls, env: dict[str, str] | None = None) -> ImapConfig | None:
         """The configured mailbox, or None when no ``imap_host`` is set."""
-        st = _settings(env)
+        st = load_settings(env)  # afresh at each worker cycle
         if not st.imap_host:
             return None
         if not st.imap_user or st.imap_password is None:
@@ -103,7 +98,7 @@ class InboundDefaults:
 
     @classmethod
     def from_settings(cls, env: dict[str, str] | None = None) -> InboundDefaults:
-        st = _settings(env)
+        st = load_settings(env)  # afresh at each worker cycle
         own = {a.lower() for a in st.email_own_addresses}
         if st.smtp_from:
             own.add(st.smtp_from.strip().lower())
@@ -117,5 +112,5 @@ class InboundDefaults:
 
 
 def worker_interval(env: dict[str, str] | None = None) -> float:
-    return _settings(env).worker_interval
+    return load_settings(env).worker_interval
 
