@@ -7,6 +7,10 @@ new database, never a half-copied file; a database that holds tickets is only re
 
 PostgreSQL: ``pg_dump -Fc`` and ``pg_restore --clean --if-exists --no-owner`` (the PostgreSQL client
 tools must be installed; the password goes through the environment, never the command line).
+
+Backups hold everything the database holds (password hashes included), so they are written owner-only
+(mode 0600): the file is created with that mode before a byte goes in. A restored SQLite database gets the
+same mode (lib.filemodes).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +27,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
 from lib.errors import HelpdeskError, ValidationError
+from lib.filemodes import PRIVATE, secure_sqlite_file
 
 Progress = Callable[[int, int | None], None] | None
 PAGES_PER_STEP = 4096
@@ -66,6 +72,17 @@ def restore(engine: Engine, path: Path, *, force: bool = False) -> None:
     upgrade_schema(engine)  # a backup from an older release is brought up to date
 
 
+def _private_part(target: Path) -> Path:
+    """A new, empty, owner-only (0600) file beside ``target`` to write the backup into before it takes the
+    final name (a unique name: a file left by an interrupted run is never reused)."""
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        os.fchmod(fd, PRIVATE)
+    finally:
+        os.close(fd)
+    return Path(name)
+
+
 def _ticket_count(engine: Engine) -> int:
     with engine.connect() as conn:
         if not inspect(conn).has_table("tickets"):
@@ -84,25 +101,27 @@ def _sqlite_file(engine: Engine) -> Path:
 
 
 def _sqlite_backup(source: Path, target: Path, progress: Progress) -> int:
-    tmp = target.with_name(f".{target.name}.part")
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
+    tmp = _private_part(target)  # SQLite takes the empty file as a new database and keeps its mode
     try:
-        dst = sqlite3.connect(tmp)
+        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
         try:
-            def step(_status: int, remaining: int, total: int) -> None:
-                if progress:
-                    progress(total - remaining, total)
+            dst = sqlite3.connect(tmp)
+            try:
+                def step(_status: int, remaining: int, total: int) -> None:
+                    if progress:
+                        progress(total - remaining, total)
 
-            src.backup(dst, pages=PAGES_PER_STEP, progress=step)
-            dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
-            check = dst.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise BackupError(f"the copy failed its check: {check}")
+                src.backup(dst, pages=PAGES_PER_STEP, progress=step)
+                dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+                check = dst.execute("PRAGMA quick_check").fetchone()[0]
+                if check != "ok":
+                    raise BackupError(f"the copy failed its check: {check}")
+            finally:
+                dst.close()
         finally:
-            dst.close()
+            src.close()
         os.replace(tmp, target)
     finally:
-        src.close()
         tmp.unlink(missing_ok=True)
     return target.stat().st_size
 
@@ -129,6 +148,7 @@ def _sqlite_restore(engine: Engine, path: Path) -> None:
         raise ValidationError({"path": "that is the database itself"})
     _check_sqlite_backup(path)
     engine.dispose()
+    secure_sqlite_file(target, create=True)  # owner-only before the backup's contents go in
     src = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         dst = sqlite3.connect(target, timeout=30)
@@ -140,6 +160,7 @@ def _sqlite_restore(engine: Engine, path: Path) -> None:
             dst.close()
     finally:
         src.close()
+    secure_sqlite_file(target)  # and the -wal and -shm files WAL mode may have added
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------------
@@ -173,11 +194,12 @@ def _run(args: list[str], env: dict[str, str], what: str) -> None:
 
 def _pg_dump(engine: Engine, path: Path, progress: Progress) -> int:
     dsn, env = _pg_env(engine)
-    tmp = path.with_name(f".{path.name}.part")
+    tool = _tool("pg_dump")
+    tmp = _private_part(path)  # pg_dump truncates and fills the file; its mode stays 0600
     if progress:
         progress(0, None)
     try:
-        _run([_tool("pg_dump"), "--format=custom", "--no-owner", f"--file={tmp}", f"--dbname={dsn}"], env, "pg_dump")
+        _run([tool, "--format=custom", "--no-owner", f"--file={tmp}", f"--dbname={dsn}"], env, "pg_dump")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, aliased
 
 from lib import clock
 from lib.models import Attachment, Category, Device, Requester, Ticket, TicketEvent, User
+from lib.search import clean_search_text
 from lib.workflow import OPEN_STATUSES, RESOLVED_STATUSES, Channel, Priority, Status
 
 
@@ -152,7 +153,8 @@ def _where(f: QueueFilter, now: datetime) -> list:
         conds.append(Ticket.created_at >= f.created_from)
     if f.created_to is not None:
         conds.append(Ticket.created_at < f.created_to)
-    text = unicodedata.normalize("NFC", (f.text or "").strip())  # summaries are stored NFC
+    # Control characters raise lib.search.SearchTextError (tab and line breaks become spaces); summaries are NFC.
+    text = unicodedata.normalize("NFC", clean_search_text(f.text).strip())
     if text:
         ref = parse_ref(text)
         like = f"%{_escape_like(text.lower())}%"
@@ -201,7 +203,9 @@ def _queue_select() -> Select:
 
 def list_queue(session: Session, f: QueueFilter, *, sort: Sort = Sort.PRIORITY, page: int = 0,
                page_size: int = 50, with_total: bool = True) -> QueuePage:
-    """One page of the queue and the total matching. Default: open tickets, highest priority, oldest first."""
+    """One page of the queue and the total matching. Default: open tickets, highest priority, oldest first.
+
+    Raises :class:`lib.search.SearchTextError` (a ValueError) when ``f.text`` holds a control character."""
     now = f.now or clock.now()
     conds = _where(f, now)
     page = max(0, int(page))

@@ -9,7 +9,12 @@ One entry point, :func:`search`, with each engine's own full-text search:
   accepts the same syntax and never fails) and ``ts_rank``.
 
 Both stem English words (``printers`` finds ``printer``) and ignore very common words. A query with
-nothing left to search for comes back with a ``message`` instead of hits, never an error.
+nothing left to search for, or with a control character in it, comes back with a ``message`` instead of
+hits, never an error.
+
+:func:`clean_search_text` is the rule for every text search (here and the queue's text filter in
+``lib.queries``): tab and line breaks become spaces; any other control character (NUL included) is refused
+with :class:`SearchTextError`, whose message is fit to show as it is.
 
 ``match="any"`` (used by :func:`suggest`) ranks documents by how well they match any of the words,
 so a whole sentence typed on intake still finds the article that shares its key words.
@@ -56,6 +61,9 @@ them themselves then there these they this those through to too under until up v
 which while who whom why will with you your yours yourself yourselves
 """.split())
 _WORD = re.compile(r"\w+", re.UNICODE)
+# Unicode category Cc (C0, DEL, C1) and lone surrogates (which no database can store or compare).
+_SEARCH_REFUSED = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_SEARCH_SPACES = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
 _TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
 
 
@@ -89,6 +97,33 @@ class SearchResult:
 
 
 # --- parsing user input -----------------------------------------------------------------------------
+
+
+class SearchTextError(ValueError):
+    """Search text holds a character no search accepts; ``str(error)`` is the message to show the user."""
+
+    def __init__(self, char: str) -> None:
+        code = f"U+{ord(char):04X}"
+        what = "an invalid character" if 0xD800 <= ord(char) <= 0xDFFF else "a control character"
+        super().__init__(f"Search text contains {what} ({code}); remove it and try again.")
+        self.char = char
+
+
+def clean_search_text(text: str | None) -> str:
+    """Search input as it is searched for: tab, line feed and carriage return become spaces; any other
+    control character (Unicode category Cc, e.g. NUL) or a lone surrogate raises :class:`SearchTextError`.
+
+    NUL is why: PostgreSQL refuses it in a parameter (the query fails) and SQLite ends the LIKE pattern at
+    it (the search matches every ticket)."""
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        raise TypeError(f"search text must be str, not {type(text).__name__}")
+    cleaned = text.replace("\r\n", "\n").translate(_SEARCH_SPACES)  # a pasted line break is one space
+    bad = _SEARCH_REFUSED.search(cleaned)
+    if bad is not None:
+        raise SearchTextError(bad.group())
+    return cleaned
 
 
 @dataclass(frozen=True)
@@ -213,11 +248,15 @@ def search(
 
     ``kinds`` picks what to search; ``category_id`` keeps one category; ``match="any"`` ranks by any word
     (suggestions) instead of requiring all; ``include_drafts`` adds draft articles (the KB page).
+    A query with a control character gets the :class:`SearchTextError` message and no hits.
     """
-    query = query or ""
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise ValueError(f"unknown search kind(s) {unknown}; use {KINDS}")
+    try:
+        query = clean_search_text(query)
+    except SearchTextError as exc:
+        return SearchResult(hits=[], message=str(exc))
     limit = max(1, min(int(limit), 100))
     parsed = parse_query(query)
     message = _message_for(parsed, query)

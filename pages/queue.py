@@ -9,6 +9,7 @@ from lib import clock, sla, tickets
 from lib.config import get_settings
 from lib.models import ticket_ref
 from lib.queries import QueueView, Sort
+from lib.search import SearchTextError
 from lib.ui import core, kb_view, queue_data
 from lib.workflow import OPEN_STATUSES, STATUS_ICONS, Channel, Priority, Role, Status
 
@@ -94,8 +95,12 @@ def live_queue() -> None:
     for col, status in zip(cols, OPEN_STATUSES, strict=True):
         col.metric(f"{STATUS_ICONS[status]} {status.label}", counts.get(status.value, 0))
     page = int(st.session_state.get("queue_page", 1))
-    result = queue_data.queue_page(marker, clock.minute(), filter_key, st.session_state.get("queue_sort")
-                                   or Sort.PRIORITY.value, page - 1, page_size)
+    try:
+        result = queue_data.queue_page(marker, clock.minute(), filter_key, st.session_state.get("queue_sort")
+                                       or Sort.PRIORITY.value, page - 1, page_size)
+    except SearchTextError as exc:  # the typed text stays in the search box under "Filters and sort"
+        st.warning(f"{exc} The search box is under **Filters and sort**.", icon="🔎")
+        return
     if view == QueueView.FOLLOW_UPS.value:
         kb_view.my_due_follow_ups(user.id)
     if result.total == 0:
