@@ -3,7 +3,9 @@ SLA breaches, the oldest open tickets, repeat issues and preventive steps (no st
 
 * :func:`weekly_report` returns a JSON-serialisable dict (the keys are listed in docs/metrics.md);
 * :func:`write_report` writes it as JSON, CSV (the headline table), XLSX (a sheet per table) or one
-  self-contained HTML file with the interactive charts (plotly.js inline: it opens offline).
+  self-contained HTML file with the interactive charts (plotly.js inline: it opens offline). The CSV,
+  XLSX and HTML tables are formula-safe (lib.safe_cells): summaries, names and other text never reach a
+  spreadsheet as a formula, and numbers stay numbers.
 
 The same from the CLI: ``python -m lib.cli report --week 2026-W47 --format html --out FILE``.
 """
@@ -29,6 +31,7 @@ from lib import clock, metrics
 from lib.config import get_settings
 from lib.metrics import MetricFilter, iso_week, local_midnight, week_range
 from lib.models import Base, ticket_ref
+from lib.safe_cells import CSV_QUOTING, neutralise_frame, write_xlsx
 from lib.workflow import STATUS_LABELS, Priority, Status
 
 FORMATS = ("json", "csv", "xlsx", "html")
@@ -367,11 +370,9 @@ def write_report(session: Session, iso_week_: str, fmt: str, out_path: Path | st
         if fmt == "json":
             tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         elif fmt == "csv":
-            headline_table(report).to_csv(tmp, index=False)
+            neutralise_frame(headline_table(report)).to_csv(tmp, index=False, quoting=CSV_QUOTING)
         elif fmt == "xlsx":
-            with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
-                for name, df in tables(report).items():
-                    df.to_excel(writer, sheet_name=name[:31], index=False)
+            write_xlsx(tmp, tables(report))
         else:
             tmp.write_text(render_html(report), encoding="utf-8")
         os.replace(tmp, out)
@@ -409,7 +410,7 @@ def _fallback_figures(report: Mapping[str, Any]) -> list:
 def _table_html(df: pd.DataFrame, empty: str) -> str:
     if df.empty:
         return f"<p class='empty'>{html.escape(empty)}</p>"
-    return df.to_html(index=False, escape=True, na_rep="—", border=0, classes="data")
+    return neutralise_frame(df).to_html(index=False, escape=True, na_rep="—", border=0, classes="data")
 
 
 def _fmt(value: Any, unit: str) -> str:
