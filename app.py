@@ -7,7 +7,7 @@ import streamlit as st
 st.set_page_config(page_title="Help desk", page_icon="🛠️", layout="wide")
 
 from lib.ui import auth, core  # noqa: E402
-from lib.ui.pages import PAGES, public_pages  # noqa: E402
+from lib.ui.pages import PAGES, on_public_page, public_pages  # noqa: E402
 from lib.workflow import Role  # noqa: E402
 
 
@@ -21,12 +21,12 @@ def main() -> None:
         st.navigation([st.Page(auth.setup_page, title="Set up", icon="🧰", url_path="setup")],
                       position="hidden").run()
         return
-    logged_in = auth.login_gate() if not st.session_state.get("authentication_status") else True
-    user = core.current_user() if logged_in else None
+    if on_public_page():
+        # A requester's page (the signed confirmation link): no login form, no staff chrome, whoever opens it.
+        st.navigation(public_pages(), position="hidden").run()
+        return
+    user = auth.login_gate()
     if user is None:
-        if logged_in:  # the account was deactivated since login
-            auth.logout()
-            st.error("Your account is no longer active. Ask a lead.")
         # Every known path shows the login form, so a deep link (e.g. /ticket?id=12) survives the login.
         login_pages = [st.Page(_login_view, title="Log in", icon="🔑", url_path=p.url_path, default=p.default)
                        for p in PAGES]

@@ -1,7 +1,8 @@
 """The app server: `streamlit run server.py` serves the Streamlit app, the HTTP routes
-(monitoring alert webhook, health) and the background worker in one process.
+(sign-in cookie, monitoring alert webhook, health) and the background worker in one process.
 
-Plain `streamlit run app.py` also works, without the routes and the worker.
+`app.py` is the script it runs; served alone (`streamlit run app.py`) it has no `/auth` routes to set the
+session cookie, so nobody can sign in.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import streamlit as st
+from starlette.middleware import Middleware
 from streamlit.runtime.pages_manager import PagesManager
 
-from lib.server_routes import routes, start_worker
+from lib.server_routes import SecurityHeaders, routes, start_worker
 
 # app.py routes with st.navigation. Without this, Streamlit's legacy handling of a pages/ folder would
 # serve a deep link of the very first session after start (e.g. /ticket?id=5) by running that page file
@@ -30,4 +32,5 @@ async def lifespan(_app: object) -> AsyncIterator[None]:
         stop()
 
 
-app = st.App(str(Path(__file__).with_name("app.py")), routes=routes(), lifespan=lifespan)
+app = st.App(str(Path(__file__).with_name("app.py")), routes=routes(), lifespan=lifespan,
+             middleware=[Middleware(SecurityHeaders)])

@@ -201,6 +201,19 @@ class AlertResult:
             self.ticket_ids.append(ticket.id)
             self.tickets.append(ref(ticket))
 
+    def add(self, other: AlertResult) -> None:
+        """Fold in the result of the next batch of the same post (tickets keep their first-touched order)."""
+        for tid, ref_ in zip(other.ticket_ids, other.tickets, strict=True):
+            if tid not in self.ticket_ids:
+                self.ticket_ids.append(tid)
+                self.tickets.append(ref_)
+        self.created += other.created
+        self.occurrences += other.occurrences
+        self.reopened += other.reopened
+        self.recoveries += other.recoveries
+        self.auto_resolved += other.auto_resolved
+        self.ignored += other.ignored
+
     def as_json(self) -> dict[str, Any]:
         return {
             "tickets": list(self.tickets),

@@ -20,38 +20,37 @@ import asyncio
 import functools
 import hmac
 import logging
-import random
 import threading
 import time
 import weakref
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from lib import clock
 from lib.alertparse import MAX_BODY_BYTES, AlertPayloadError, parse_alert_payload
 from lib.alerts import AlertIngestError, AlertResult, AlertSettings, ingest_alerts, load_alert_settings
 from lib.config import get_secret
 from lib.db import get_engine as shared_engine
-from lib.db import transaction
+from lib.db import run_transaction
 from lib.errors import HelpdeskError
 
 log = logging.getLogger(__name__)
 
 #: Threads doing alert database work at once (per event loop). SQLite writes one at a time anyway.
 DB_THREADS = 4
-#: Deadlock / serialisation failures are retried this many times (backing off 0.05, 0.1, 0.2, 0.4 s, with
-#: jitter) before the sender sees a 503. The metrics rollup no longer deadlocks (metrics_store.days_ddl); a
-#: retry here is for what remains possible, e.g. a lead's bulk reassignment crossing an alert post.
-DB_ATTEMPTS = 5
-_RETRYABLE_SQLSTATES = {"40001", "40P01"}
+#: Alerts recorded per transaction (lib.db.run_transaction retries a batch on a deadlock or a busy database).
+ALERT_BATCH = 50
 _SOURCES = {"alertmanager": "Alertmanager", "grafana": "Grafana"}
 
 T = TypeVar("T")
@@ -166,13 +165,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _retryable(exc: DBAPIError) -> bool:
-    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    return code in _RETRYABLE_SQLSTATES
-
-
 def _ingest_body(body: bytes, expected: str | None) -> AlertResult:
-    """Parse, then record in one transaction (all alerts of the post, or none). Runs in a worker thread."""
+    """Parse, then record in batches of ALERT_BATCH alerts, each its own transaction. Runs in a worker thread."""
     try:
         config = _alert_settings()
     except ValueError as exc:  # a bad alert_* setting
@@ -186,17 +180,21 @@ def _ingest_body(body: bytes, expected: str | None) -> AlertResult:
             f"this endpoint takes {_SOURCES[expected]} webhooks, but the body is a {_SOURCES[source]} one: "
             f"post it to /api/alerts/{source} or /api/alerts"
         )
+    # Short transactions: a big post (thousands of alerts) is recorded ALERT_BATCH alerts at a time, so no write
+    # lock is held for long and a technician's save between two batches goes through. Alerts are idempotent by
+    # fingerprint, so a post cut short by an error is recorded in full when the sender sends it again.
     engine = get_engine()
-    for attempt in range(1, DB_ATTEMPTS + 1):
-        try:
-            with transaction(engine) as session:
-                return ingest_alerts(session, alerts, source=source, config=config)
-        except DBAPIError as exc:
-            if attempt == DB_ATTEMPTS or not _retryable(exc):
-                raise
-            log.warning("alert post: %s on attempt %d of %d, retrying", type(exc.orig).__name__, attempt, DB_ATTEMPTS)
-            time.sleep(0.05 * 2 ** (attempt - 1) * (0.5 + random.random()))
-    raise AssertionError("unreachable")
+    now = clock.now()
+    result = AlertResult()
+    for start in range(0, len(alerts), ALERT_BATCH):
+        batch = alerts[start:start + ALERT_BATCH]
+        result.add(run_transaction(engine, functools.partial(_ingest_batch, batch, source, config, now),
+                                   what="alert post"))
+    return result
+
+
+def _ingest_batch(batch: list, source: str, config: AlertSettings, now: datetime, session: Session) -> AlertResult:
+    return ingest_alerts(session, batch, source=source, config=config, now=now)
 
 
 # --- endpoints ---------------------------------------------------------------------------------

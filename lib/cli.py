@@ -11,10 +11,17 @@ import getpass
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lib.db import make_engine, transaction, upgrade_schema
-from lib.errors import HelpdeskError, ValidationError
+from lib.db import make_engine, read_session, transaction, upgrade_schema
+from lib.errors import HelpdeskError, NotFound, ValidationError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from lib.models import User
 
 
 def _engine(args: argparse.Namespace):
@@ -90,6 +97,161 @@ def cmd_create_user(args: argparse.Namespace) -> int:
                                  email=args.email, password=password, role=Role.parse(args.role),
                                  capacity=args.capacity, first_run=first)
         print(f"created {Role(user.role).label.lower()} {user.username!r} (id {user.id})")
+    return 0
+
+
+# --- accounts ------------------------------------------------------------------------------------------
+
+
+def _find_user(session: Session, username: str) -> User:
+    from lib import users
+
+    user = users.get_by_username(session, username)
+    if user is None:
+        raise NotFound(f"no user {username.strip().lower()!r} (python -m lib.cli list-users shows the accounts)")
+    return user
+
+
+def _active_leads(session: Session) -> list[User]:
+    from sqlalchemy import select
+
+    from lib.models import User
+    from lib.workflow import Role
+
+    return list(session.scalars(select(User).where(User.role >= int(Role.LEAD), User.active.is_(True))
+                                .order_by(User.id)))
+
+
+def _other_active_leads(session: Session, user_id: int) -> int:
+    return sum(1 for u in _active_leads(session) if u.id != user_id)
+
+
+def _acting_lead(session: Session, as_lead: str | None, *, besides: int | None = None) -> User:
+    """The lead in whose name an account change is made and audited: ``--as USERNAME``, else the active lead
+    with the lowest id (other than ``besides``, the account being changed, when there is another)."""
+    from lib.workflow import Role
+
+    if as_lead:
+        lead = _find_user(session, as_lead)
+        if not lead.active or Role(lead.role) < Role.LEAD:
+            raise ValidationError({"--as": f"{lead.username!r} is not an active lead"})
+        return lead
+    leads = _active_leads(session)
+    others = [u for u in leads if u.id != besides]
+    if not (others or leads):
+        raise ValidationError({"--as": "there is no active lead to act as; create one with create-user --role lead"})
+    return (others or leads)[0]
+
+
+def _utc(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else ""
+
+
+def cmd_list_users(args: argparse.Namespace) -> int:
+    import csv
+
+    from lib import clock, queries
+    from lib.workflow import Role
+
+    now = clock.now()
+    header = ["username", "name", "role", "active", "locked_until", "last_login"]
+    with read_session(_engine(args)) as s:
+        rows = [[u.username, u.name, Role(u.role).key, "yes" if u.active else "no",
+                 _utc(u.locked_until) if u.locked_until is not None and u.locked_until > now else "",
+                 _utc(u.last_login_at)]
+                for u in sorted(queries.list_users(s), key=lambda u: u.username)]
+    if args.format == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        return 0
+    titles = [h.replace("_", " ") for h in header]
+    widths = [max(len(str(r[i])) for r in [titles, *rows]) for i in range(len(header))]
+    for line in [titles, ["-" * w for w in widths], *rows]:
+        print("  ".join(str(cell).ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    print(f"{len(rows)} account(s); times in UTC")
+    return 0
+
+
+def cmd_deactivate_user(args: argparse.Namespace) -> int:
+    from lib import users
+    from lib.workflow import Role
+
+    with transaction(_engine(args)) as s:
+        user = _find_user(s, args.username)
+        if not user.active:
+            print(f"{user.username!r} is already inactive; nothing changed")
+            return 0
+        if Role(user.role) >= Role.LEAD and not _other_active_leads(s, user.id):
+            raise ValidationError({"username": f"{user.username!r} is the last active lead: the desk needs one. "
+                                               "Make another account a lead first (create-user --role lead)"})
+        lead = _acting_lead(s, args.as_lead, besides=user.id)
+        users.update_user(s, actor=lead.id, user_id=user.id, active=False)
+        print(f"deactivated {user.username!r} (as lead {lead.username!r}); they can no longer log in")
+    return 0
+
+
+def _read_new_password(args: argparse.Namespace) -> str:
+    """The new password: from a prompt (typed twice) on a terminal, else the first line of stdin."""
+    from lib import users
+
+    if args.password_stdin or not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        if not line:
+            raise ValidationError({"password": "nothing on stdin: pipe the new password in as one line"})
+        password = line.rstrip("\r\n")
+    else:
+        password = getpass.getpass("New password: ")
+        if password != getpass.getpass("Repeat new password: "):
+            raise ValidationError({"password": "the two entries differ"})
+    return users.validate_password(password)
+
+
+def cmd_reset_password(args: argparse.Namespace) -> int:
+    from lib import users
+
+    engine = _engine(args)
+    with read_session(engine) as s:  # the account is checked before asking for a password
+        _find_user(s, args.username)
+    password = _read_new_password(args)
+    with transaction(engine) as s:
+        user = _find_user(s, args.username)
+        lead = _acting_lead(s, args.as_lead, besides=user.id)
+        users.reset_password(s, actor=lead.id, user_id=user.id, new=password)
+        note = "" if user.active else "; the account is inactive, so it still cannot log in"
+        print(f"password of {user.username!r} reset and any lockout cleared (as lead {lead.username!r}){note}")
+    return 0
+
+
+def cmd_unlock_user(args: argparse.Namespace) -> int:
+    from lib import clock, users
+    from lib.models import User
+    from lib.ticket_core import lock_row
+
+    with transaction(_engine(args)) as s:
+        user = _find_user(s, args.username)
+        user = lock_row(s, User, user.id, missing=f"user {user.username!r} was just removed")
+        lead = _acting_lead(s, args.as_lead) if args.as_lead else None
+        now = clock.now()
+        if user.locked_until is None and not user.failed_logins:
+            print(f"{user.username!r} is not locked and has no failed logins; nothing changed")
+            return 0
+        locked = user.locked_until is not None and user.locked_until > now
+        cleared = f"failed logins {user.failed_logins} -> 0" + (
+            f"; lock until {_utc(user.locked_until)} lifted" if locked else "")
+        users.unlock(s, actor=lead.id if lead is not None else None, user_id=user.id, now=now)
+        print(f"unlocked {user.username!r} ({cleared})")
+    return 0
+
+
+def cmd_revoke_sessions(args: argparse.Namespace) -> int:
+    from lib import sessions, users
+
+    with transaction(_engine(args)) as s:
+        user = _find_user(s, args.username)
+        ended = sessions.revoke_all(s, user_id=user.id, reason="revoked from the CLI")
+        users.audit(s, actor="cli", action="sessions_revoked", target=user.username, detail=f"{ended} ended")
+        print(f"ended {ended} session(s) of {user.username!r}: every browser of theirs must sign in again")
     return 0
 
 
@@ -247,6 +409,12 @@ def cmd_rebuild_rollups(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "init-db": (cmd_init_db, "create or upgrade the database schema"),
     "create-user": (cmd_create_user, "create a staff account (password from a prompt or stdin, never argv)"),
+    "list-users": (cmd_list_users, "list the staff accounts: role, active, lockout, last login"),
+    "deactivate-user": (cmd_deactivate_user, "deactivate a staff account (never the last active lead)"),
+    "reset-password": (cmd_reset_password, "set a new password for an account and clear its lockout (password "
+                                           "from a prompt or stdin, never argv)"),
+    "unlock-user": (cmd_unlock_user, "clear an account's failed logins and lockout"),
+    "revoke-sessions": (cmd_revoke_sessions, "sign an account out of every browser (its sessions end now)"),
     "seed-demo": (cmd_seed_demo, "fill the database with realistic demo data"),
     "import-csv": (cmd_import_csv, "import tickets from CSV (generic layout or the ServiceNow incident log)"),
     "export-csv": (cmd_export_csv, "one row per ticket, ISO-8601 UTC times"),
@@ -279,6 +447,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--capacity", type=int, default=10, help="open tickets this person can carry (default 10)")
     p.add_argument("--as", dest="as_lead", help="username of the lead creating the account (not needed for the first)")
     p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+
+    parsers["list-users"].add_argument("--format", choices=["table", "csv"], default="table")
+    for name in ("deactivate-user", "reset-password", "unlock-user"):
+        p = parsers[name]
+        p.add_argument("username")
+        p.add_argument("--as", dest="as_lead", metavar="LEAD",
+                       help="username of the lead in whose name the change is audited" + (
+                           "" if name == "unlock-user" else " (default: the first active lead)"))
+    parsers["revoke-sessions"].add_argument("username")
+    parsers["reset-password"].add_argument("--password-stdin", action="store_true",
+                                           help="read the password from the first line of stdin even on a terminal")
 
     p = parsers["seed-demo"]
     p.add_argument("--tickets", type=int, default=5000)

@@ -81,12 +81,13 @@ class Settings:
                                    shown="`10485760` (10 MiB)")
     attachment_dir: str | None = _s(None, CORE, "a shared folder for attachment bytes instead of the database")
 
-    cookie_key: str | None = _s(None, LOGIN, "login cookie signing key (≥ 32 bytes); unset: generated once into "
+    cookie_key: str | None = _s(None, LOGIN, "signs the session cookie (≥ 32 bytes); unset: generated once into "
                                              "`data/generated_secrets.toml`")
     server_secret: str | None = _s(None, LOGIN, "signs the requesters' confirmation links; unset: generated once, "
                                                 "same file")
-    cookie_name: str = _s("helpdesk_auth", LOGIN, "name of the login cookie")
-    cookie_expiry_days: float = _s(7.0, LOGIN, "a login lasts this long without a new password")
+    cookie_name: str = _s("helpdesk_session", LOGIN, "name of the session cookie (HttpOnly, SameSite=Strict)")
+    session_idle_minutes: int = _s(480, LOGIN, "a session unused this long ends (sign in again)")
+    session_lifetime_hours: int = _s(168, LOGIN, "a session ends this long after sign-in, however busy")
     login_max_failures: int = _s(5, LOGIN, "wrong passwords in a row before the account is locked")
     login_lockout_minutes: int = _s(15, LOGIN, "how long the lock lasts")
 
@@ -233,8 +234,8 @@ def _check(s: Settings) -> None:
         raise ValueError(f"setting public_url ({env_name('public_url')}): {s.public_url!r} is not an address such "
                          "as https://desk.example.com")
     for name in ("queue_refresh_seconds", "reopen_window_days", "confirmation_wait_days", "attachment_max_bytes",
-                 "login_max_failures", "login_lockout_minutes", "smtp_batch", "smtp_max_attempts", "imap_batch",
-                 "db_pool_size", "db_max_overflow", "repeat_window_days"):
+                 "login_max_failures", "login_lockout_minutes", "session_idle_minutes", "smtp_batch", "smtp_max_attempts", "imap_batch",
+                 "db_pool_size", "db_max_overflow", "repeat_window_days", "session_lifetime_hours"):
         if getattr(s, name) < 0:
             raise ValueError(f"setting {name} ({env_name(name)}): must not be negative")
 

@@ -10,17 +10,24 @@
 from __future__ import annotations
 
 import fcntl
+import logging
+import random
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from lib.config import ROOT, get_settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MIGRATIONS_DIR = ROOT / "migrations"
 _WRITE_OPTION = "helpdesk_write"
@@ -60,6 +67,10 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+            # Password hashes and requesters' details: readable by this account only (new or existing file).
+            from lib.filemodes import secure_sqlite_file
+
+            secure_sqlite_file(database, create=True)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -106,6 +117,39 @@ def transaction(engine: Engine) -> Iterator[Session]:
     with Session(bind=engine.execution_options(**{_WRITE_OPTION: True}), expire_on_commit=False) as session:
         with session.begin():
             yield session
+
+
+#: A write that meets a deadlock, a serialisation failure or a busy SQLite file is run again this many times in
+#: all (backing off about 0.05, 0.1, 0.2, 0.4 s with jitter) before the error reaches the caller.
+WRITE_ATTEMPTS = 5
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+
+
+def retryable(exc: BaseException) -> bool:
+    """True for a failure that a fresh attempt of the whole transaction can get past."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if code in _RETRYABLE_SQLSTATES:
+        return True
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+
+
+def run_transaction(engine: Engine, fn: Callable[[Session], T], *, attempts: int = WRITE_ATTEMPTS,
+                    what: str = "write") -> T:
+    """``fn`` in a write transaction, run again (bounded, logged) when the database reports a deadlock, a
+    serialisation failure or a locked SQLite file; every other error goes straight to the caller. ``fn`` must
+    be safe to run again: it sees a fresh session each time and nothing of a failed attempt was committed."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with transaction(engine) as session:
+                return fn(session)
+        except DBAPIError as exc:
+            if attempt == attempts or not retryable(exc):
+                raise
+            log.warning("%s: %s on attempt %d of %d, retrying", what, type(exc.orig).__name__, attempt, attempts)
+            time.sleep(0.05 * 2 ** (attempt - 1) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
 
 
 @contextmanager

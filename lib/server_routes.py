@@ -18,10 +18,42 @@ async def health(_request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+#: Sent with every HTTP response of the app server: no other site may frame a page (clickjacking of the
+#: confirmation page or the login form), no content-type guessing, no full URLs leaked to other sites.
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+)
+
+
+class SecurityHeaders:
+    """ASGI middleware adding :data:`SECURITY_HEADERS` to every HTTP response (pages, static files, routes)."""
+
+    def __init__(self, app: Callable) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: dict) -> None:
+            if message.get("type") == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def routes() -> list[Route]:
     from lib.api import routes as api_routes
+    from lib.auth_routes import routes as auth_routes
 
-    found: list[Route] = list(api_routes)
+    found: list[Route] = [*api_routes, *auth_routes]
     if not any(getattr(r, "path", None) == "/api/health" for r in found):
         found.append(Route("/api/health", health, methods=["GET"]))
     return found

@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 from typing import cast
 
 import bcrypt
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select, text, update
 from sqlalchemy.orm import Session
 
+from lib import sessions
 from lib.config import get_settings
 from lib.directory import clean_email
 from lib.errors import NotFound, PermissionDenied, ValidationError
@@ -19,6 +20,8 @@ from lib.ticket_core import clean_line, load_actor, now_utc, require_permission
 from lib.workflow import Permission, Role
 
 MIN_PASSWORD = 10
+#: PostgreSQL advisory lock taken by the first-run setup.
+FIRST_RUN_LOCK_ID = 727_274_003
 
 
 def hash_password(password: str) -> str:
@@ -72,6 +75,10 @@ def create_user(session: Session, *, actor: int | None, username: str, name: str
     """Create a staff account. ``first_run``: the very first lead on an empty database (no actor)."""
     now = now_utc(now)
     if first_run:
+        # Two browsers submitting the setup form at once must not both become the first lead: PostgreSQL takes
+        # a transaction lock first (SQLite's write transaction already runs one at a time).
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FIRST_RUN_LOCK_ID})
         if count_users(session) > 0:
             raise PermissionDenied("the first account already exists; log in instead")
         creator = None
@@ -160,6 +167,9 @@ def update_user(session: Session, *, actor: int, user_id: int, name: str | None 
     if changes:
         audit(session, actor=lead.username, action="user_changed", target=user.username,
               detail="; ".join(changes), now=now)
+    if any(c.startswith("role ") or c == "deactivated" for c in changes):
+        # A new role or a closed account takes effect in every open browser: they sign in again.
+        sessions.revoke_all(session, user_id=user.id, reason="account changed", now=now)
     return user
 
 
@@ -189,13 +199,17 @@ def set_skills(session: Session, *, actor: int, user_id: int, skills: dict[int, 
     return user
 
 
-def change_own_password(session: Session, *, actor: int, current: str, new: str, now: datetime | None = None) -> None:
+def change_own_password(session: Session, *, actor: int, current: str, new: str, keep_session: int | None = None,
+                        now: datetime | None = None) -> None:
+    """Change one's own password; every other signed-in browser of the account is signed out (``keep_session``,
+    the browser making the change, stays signed in)."""
     user = load_actor(session, actor)
     assert user is not None
     if not check_password(current or "", user.password_hash):
         raise ValidationError({"current_password": "is not your current password"})
     validate_password(new, field="new_password")
     user.password_hash = hash_password(new)
+    sessions.revoke_all(session, user_id=user.id, reason="password changed", keep=keep_session, now=now)
     audit(session, actor=user.username, action="password_changed", target=user.username, now=now)
 
 
@@ -208,52 +222,88 @@ def reset_password(session: Session, *, actor: int, user_id: int, new: str, now:
     validate_password(new, field="new_password")
     user.password_hash = hash_password(new)
     user.failed_logins, user.locked_until = 0, None
+    sessions.revoke_all(session, user_id=user.id, reason="password reset", now=now)
     audit(session, actor=lead.username, action="password_reset", target=user.username, now=now)
+
+
+def unlock(session: Session, *, actor: int | None, user_id: int, now: datetime | None = None) -> None:
+    """A lead (or the CLI, ``actor=None``) lifts a lockout without touching the password."""
+    who = "cli"
+    if actor is not None:
+        lead = load_actor(session, actor)
+        require_permission(lead, Permission.MANAGE_ACCOUNTS, "unlock accounts")
+        who = lead.username
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist")
+    user.failed_logins, user.locked_until = 0, None
+    audit(session, actor=who, action="unlocked", target=user.username, now=now)
 
 
 # --- login bookkeeping (the login widget checks the password; we count failures in the DB) ---------
 
 
 @dataclass(frozen=True)
-class LoginState:
-    username: str
-    failed: int
-    locked_until: datetime | None
+class Reservation:
+    """One password check allowed (``allowed``) or refused because the account is locked (``locked``)."""
+
+    user_id: int | None
+    allowed: bool
+    failures: int
+    locked: str | None = None
 
 
-def effective_failures(user: User, *, now: datetime) -> int:
-    """Failures that still count: a lockout that has run out starts the count afresh."""
-    if user.locked_until is not None and user.locked_until <= now:
-        return 0
-    return user.failed_logins
-
-
-def record_failure(session: Session, *, username: str, now: datetime | None = None) -> LoginState | None:
+def reserve_attempt(session: Session, *, username: str, now: datetime | None = None) -> Reservation:
+    """Count a login attempt *before* its password is checked, in one conditional UPDATE, so parallel attempts
+    queue on the row and at most ``login_max_failures`` of them are ever checked: the attempt that reaches the
+    limit sets the lock, and every attempt after it is refused unchecked. Commit before checking the password
+    (bcrypt takes a quarter of a second; no lock is held meanwhile); :func:`finish_attempt` records the result.
+    An unknown name is allowed (it fails on the password, at the same cost) and counts nothing."""
     now = now_utc(now)
-    user = get_by_username(session, username)
-    if user is None:
+    settings = get_settings()
+    user_id = session.scalar(select(User.id).where(User.username == username))
+    if user_id is None:
+        return Reservation(None, True, 0)
+    expired = User.locked_until.is_not(None) & (User.locked_until <= now)
+    count = case((expired, 1), else_=User.failed_logins + 1)
+    row = session.execute(
+        update(User)
+        .where(User.id == user_id, User.locked_until.is_(None) | (User.locked_until <= now))
+        .values(failed_logins=count,
+                locked_until=case((count >= settings.login_max_failures,
+                                   now + timedelta(minutes=settings.login_lockout_minutes)), else_=None))
+        .returning(User.failed_logins)
+    ).first()
+    if row is None:
+        user = session.get(User, user_id)
+        assert user is not None
+        session.refresh(user)
+        return Reservation(user_id, False, user.failed_logins, lock_message(user, now=now))
+    return Reservation(user_id, True, row[0])
+
+
+def finish_attempt(session: Session, *, username: str, reservation: Reservation, ok: bool,
+                   now: datetime | None = None) -> str | None:
+    """Record a checked attempt: success clears the count and the lock; a failure is audited (and the lock it
+    set). Returns the lock message when this failure locked the account."""
+    now = now_utc(now)
+    if reservation.user_id is None:
         audit(session, actor=None, action="login_failed", target=username[:64], detail="unknown user", now=now)
         return None
-    settings = get_settings()
-    if user.locked_until is not None and user.locked_until <= now:
-        user.failed_logins, user.locked_until = 0, None
-    user.failed_logins += 1
-    audit(session, actor=user.username, action="login_failed", target=user.username,
-          detail=f"failure {user.failed_logins}", now=now)
-    if user.failed_logins >= settings.login_max_failures and (user.locked_until is None or user.locked_until <= now):
-        user.locked_until = now + timedelta(minutes=settings.login_lockout_minutes)
-        audit(session, actor=user.username, action="lockout", target=user.username,
-              detail=f"locked until {user.locked_until.isoformat()}", now=now)
-    return LoginState(user.username, user.failed_logins, user.locked_until)
-
-
-def record_success(session: Session, *, username: str, via: str = "password", now: datetime | None = None) -> None:
-    now = now_utc(now)
-    user = get_by_username(session, username)
+    user = session.get(User, reservation.user_id)
     if user is None:
-        return
-    user.failed_logins, user.locked_until, user.last_login_at = 0, None, now
-    audit(session, actor=user.username, action="login", target=user.username, detail=via, now=now)
+        return None
+    if ok:
+        user.failed_logins, user.locked_until, user.last_login_at = 0, None, now
+        audit(session, actor=user.username, action="login", target=user.username, detail="password", now=now)
+        return None
+    audit(session, actor=user.username, action="login_failed", target=user.username,
+          detail=f"failure {reservation.failures}", now=now)
+    if reservation.failures >= get_settings().login_max_failures:
+        audit(session, actor=user.username, action="lockout", target=user.username,
+              detail=f"locked until {user.locked_until.isoformat() if user.locked_until else '?'}", now=now)
+        return lock_message(user, now=now)
+    return None
 
 
 def record_logout(session: Session, *, username: str, now: datetime | None = None) -> None:

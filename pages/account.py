@@ -1,10 +1,11 @@
-"""My account: change my password, log out."""
+"""My account: change my password, see where I am signed in, sign out (here or everywhere)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from lib import users
+from lib.config import get_settings
 from lib.ui import auth, core
 from lib.workflow import Role
 
@@ -27,14 +28,24 @@ with st.form("password_form", clear_on_submit=False):
         if new != repeat:
             st.session_state["pw_errors"] = {"new_password": "the two entries differ"}
             st.rerun()
-        if core.write(lambda s: users.change_own_password(s, actor=user.id, current=current, new=new) or True,  # type: ignore[func-returns-value]  # None, so "or True" makes success truthy
-                      errors_key="pw_errors", success="Password changed"):
+        here = st.session_state.get("_session_id")
+        if core.write(lambda s: users.change_own_password(s, actor=user.id, current=current, new=new,  # type: ignore[func-returns-value]  # None, so "or True" makes success truthy
+                                                          keep_session=here) or True,
+                      errors_key="pw_errors", success="Password changed; your other sessions are signed out"):
             for k in ("pw_current", "pw_new", "pw_repeat"):
                 st.session_state.pop(k, None)
             st.rerun()
         st.rerun()
 
-st.divider()
-if st.button("Log out", key="logout_button"):
+st.markdown("#### Where I am signed in")
+here = st.session_state.get("_session_id")
+mine = auth.my_sessions(user.id, here)
+st.dataframe(mine, hide_index=True, width="stretch")
+st.caption("A session ends at Log out, after "
+           f"{get_settings().session_idle_minutes} minutes unused, or "
+           f"{get_settings().session_lifetime_hours} hours after signing in.")
+c1, c2 = st.columns(2)
+if c1.button("Log out", key="logout_button", type="primary"):
     auth.logout()
-    st.rerun()
+if c2.button("Sign out everywhere", key="logout_everywhere", help="ends every session of yours, this one too"):
+    auth.logout(everywhere=True)

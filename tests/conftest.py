@@ -60,6 +60,7 @@ class TestClock:
     ``advance`` move it; ``now()`` reads it (what services called without ``now=`` read).
     """
 
+    __test__ = False  # a helper, not a test class
     START = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)  # a Tuesday, 10:00 in London (GMT): inside opening hours
 
     def __init__(self, start: datetime = START) -> None:

@@ -1,72 +1,25 @@
-"""Login with streamlit-authenticator against the users table; first-run setup; lockout counted in the DB.
+"""Sign-in against the users table with server-side sessions; first-run setup.
 
-A fresh ``Authenticate`` is built on every run from a fresh credentials dict (the widget mutates it),
-with pre-hashed bcrypt passwords (``auto_hash=False``) and a cookie key from secrets or the environment
-(generated once into data/generated_secrets.toml when missing — never a constant in code).
+The password is checked here (bcrypt, with the lockout counted atomically in the database: lib.sessions.sign_in);
+the browser then fetches ``/auth/session`` once, which sets an HttpOnly, SameSite=Strict cookie carrying only a
+random signed token (lib.auth_routes). Every run checks that token against the ``login_sessions`` table, so
+Log out, a password reset, a role change or a deactivation end the session everywhere at the next click.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import cast
+import json
+from urllib.parse import urlencode
 
 import streamlit as st
-import streamlit_authenticator as stauth
-from streamlit_authenticator.utilities.exceptions import LoginError
 
-from lib import clock, users
-from lib.config import get_secret, get_settings
+from lib import sessions, users
+from lib.auth_routes import cookie_key
+from lib.config import get_settings
 from lib.db import transaction
 from lib.models import User
-from lib.ui.core import get_engine, reading
+from lib.ui.core import SESSION_TOKEN, current_user, get_engine, reading
 from lib.workflow import Role
-
-_RECORDED = "_login_recorded_for"
-
-
-def cookie_key() -> str:
-    key = get_secret("cookie_key", generate=True) or ""
-    if len(key.encode()) < 32:
-        raise RuntimeError("the cookie key must be at least 32 bytes: set HELPDESK_COOKIE_KEY or [helpdesk] cookie_key")
-    return key
-
-
-def _credentials(now: datetime) -> tuple[dict, dict[str, int]]:
-    from sqlalchemy import select
-
-    settings = get_settings()
-    creds: dict = {"usernames": {}}
-    before: dict[str, int] = {}
-    with reading() as s:
-        for u in s.scalars(select(User).where(User.active.is_(True))).unique():
-            failures = users.effective_failures(u, now=now)
-            # A locked account reports the maximum so the widget refuses it; the message is ours.
-            if u.locked_until is not None and u.locked_until > now:
-                failures = max(failures, settings.login_max_failures)
-            creds["usernames"][u.username] = {
-                "name": u.name,
-                "email": u.email or f"{u.username}@localhost",
-                "password": u.password_hash,
-                "roles": [Role(u.role).key],
-                "failed_login_attempts": failures,
-                "logged_in": False,
-            }
-            before[u.username] = failures
-    return creds, before
-
-
-def authenticator() -> tuple[stauth.Authenticate, dict, dict[str, int]]:
-    settings = get_settings()
-    creds, before = _credentials(clock.now())
-    auth = stauth.Authenticate(
-        creds,
-        cookie_name=settings.cookie_name,
-        cookie_key=cookie_key(),
-        cookie_expiry_days=settings.cookie_expiry_days,
-        auto_hash=False,
-        login_sleep_time=float(st.session_state.get("_login_sleep_time", 0.0)),
-    )
-    return auth, creds, before
 
 
 def needs_setup() -> bool:
@@ -114,84 +67,101 @@ def setup_page() -> None:
         st.rerun()
 
 
-def login_gate() -> bool:
-    """Log in from the cookie, or render the login form. True when a user is logged in.
+def _cookie_token() -> str | None:
+    try:
+        value = st.context.cookies.get(get_settings().cookie_name)
+    except Exception:  # noqa: BLE001 - no browser context (a bare script run): no cookie
+        return None
+    return sessions.unsign(value, cookie_key())
 
-    streamlit-authenticator keeps the session and the re-login cookie; the password check and the
-    failure count happen here, in the database, in the same run as the submit (so a rerun triggered
-    by the cookie component can never lose a failure).
+
+def _here() -> str:
+    """The path and query of the page being shown, to come back to after signing in (a deep link survives)."""
+    from urllib.parse import urlsplit
+
+    try:
+        path = urlsplit(st.context.url or "/").path or "/"
+    except Exception:  # noqa: BLE001 - no browser context
+        path = "/"
+    query = urlencode([(k, v) for k in st.query_params for v in st.query_params.get_all(k)])
+    return path + (f"?{query}" if query else "")
+
+
+def _go(url: str, message: str) -> None:
+    """Send the browser to one of our routes (they set or clear the HttpOnly cookie), and stop this run."""
+    st.info(message, icon="🔐")
+    st.html(f"<script>window.location.replace({json.dumps(url)});</script>", unsafe_allow_javascript=True)
+    st.link_button("Continue", url)  # for a browser that runs no script
+    st.stop()
+
+
+def login_gate() -> User | None:
+    """The signed-in user (this browser's session, or its cookie, checked against the database), or None after
+    drawing the login form.
+
+    A correct password starts a session and hands it to the browser through ``/auth/session``, which sets the
+    cookie and comes back to the page asked for.
     """
-    auth, _creds, _before = authenticator()
-    st.session_state["_authenticator"] = auth
-    if not st.session_state.get("authentication_status"):
-        try:
-            auth.login(location="unrendered")  # the cookie, if there is a valid one
-        except LoginError:
-            pass  # a cookie for an unknown or deactivated user: show the form
-    if st.session_state.get("authentication_status"):
-        username = cast(str, st.session_state.get("username"))  # set by streamlit-authenticator with the status
-        if st.session_state.get(_RECORDED) != username:
-            with transaction(get_engine()) as s:
-                users.record_success(s, username=username, via="cookie")
-            st.session_state[_RECORDED] = username
-        return True
+    if not st.session_state.get(SESSION_TOKEN):
+        token = _cookie_token()
+        if token:
+            st.session_state[SESSION_TOKEN] = token
+    user = current_user()  # None (and the token dropped) when the session has ended
+    if user is not None:
+        return user
     with st.form("login_form", border=True):
         st.subheader("Log in to the help desk")
         username = st.text_input("Username", key="login_username", autocomplete="username")
         password = st.text_input("Password", type="password", key="login_password", autocomplete="current-password")
         submitted = st.form_submit_button("Log in", type="primary")
     if not submitted:
-        return False
-    now = clock.now()
-    name = (username or "").strip().lower()
+        return None
+    try:
+        agent = st.context.headers.get("User-Agent")
+    except Exception:  # noqa: BLE001
+        agent = None
+    result = sessions.sign_in(get_engine(), username=username, password=password, user_agent=agent)
+    if result.code is None:
+        st.error(result.error or "Login failed; try again.", icon="🔒" if result.locked else None)
+        return None
+    st.session_state.pop("login_password", None)
+    _go("/auth/session?" + urlencode({"code": result.code, "next": _here()}), "Logged in — loading…")
+    return None  # not reached: _go stops the run
+
+
+def logout(*, everywhere: bool = False) -> None:
+    """End this browser's session in the database (so the cookie is worthless from now on, wherever it was
+    copied) — or every session of the account — then let the logout route clear the cookie and show the form."""
+    token = st.session_state.pop(SESSION_TOKEN, None) or _cookie_token()
+    username = st.session_state.pop("username", None)
     with transaction(get_engine()) as s:
-        user = users.get_by_username(s, name)
-        locked = users.lock_message(user, now=now) if user is not None else None
-        ok = (locked is None and user is not None and user.active
-              and users.check_password(password or "", user.password_hash))
-        if ok:
-            users.record_success(s, username=name, via="password", now=now)
-        elif locked is None:
-            state = users.record_failure(s, username=name or "(empty)", now=now)
-            if state is not None and user is not None:
-                locked = users.lock_message(user, now=now)
-    if locked:
-        st.error(locked, icon="🔒")
-        return False
-    if not ok:
-        st.error("Username or password is incorrect.")
-        return False
-    auth.authentication_controller.login(name, password)  # session state: name, username, roles
-    if not st.session_state.get("authentication_status"):
-        st.error("Login failed; try again.")
-        return False
-    auth.cookie_controller.set_cookie()
-    st.session_state[_RECORDED] = name
-    _continue_after_login()
-    return True
+        if token:
+            sessions.revoke(s, token=token, reason="logout")
+        user = users.get_by_username(s, username) if username else None
+        if user is not None:
+            if everywhere:
+                sessions.revoke_all(s, user_id=user.id, reason="signed out everywhere")
+            users.record_logout(s, username=user.username)
+    _go("/auth/logout", "Signing out…")
 
 
-def _continue_after_login() -> None:
-    """The run that accepted the password still shows the form. Let the browser store the login cookie
-    (a component sent in this run), then rerun the whole app without the form."""
-    st.success("Logged in — loading…", icon="🔓")
-
-    @st.fragment(run_every=0.6)
-    def _tick() -> None:
-        if st.session_state.pop("_login_tick", False):
-            st.rerun()
-        st.session_state["_login_tick"] = True
-
-    _tick()
-    st.stop()
+def describe_agent(agent: str | None) -> str:
+    """A browser's User-Agent as a person names it: "Chrome on Windows"."""
+    ua = agent or ""
+    browser = next((name for key, name in (("Edg/", "Edge"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"),
+                                           ("Safari/", "Safari")) if key in ua), "a browser")
+    system = next((name for key, name in (("Windows", "Windows"), ("Android", "Android"), ("iPhone", "iOS"),
+                                          ("iPad", "iPadOS"), ("Mac OS X", "macOS"), ("Linux", "Linux"))
+                   if key in ua), "an unknown system")
+    return f"{browser} on {system}"
 
 
-def logout() -> None:
-    auth = st.session_state.get("_authenticator")
-    username = st.session_state.get("username")
-    if username:
-        with transaction(get_engine()) as s:
-            users.record_logout(s, username=username)
-    if auth is not None:
-        auth.logout(location="unrendered")
-    st.session_state.pop(_RECORDED, None)
+def my_sessions(user_id: int, current: int | None) -> list[dict[str, str]]:
+    """The account's signed-in browsers for My account, this one first and marked."""
+    from lib.ui.core import fmt_time
+
+    with reading() as s:
+        rows = sorted(sessions.active(s, user_id=user_id), key=lambda r: r.id != current)
+        return [{"": "➡️ this browser" if r.id == current else "", "Browser": describe_agent(r.user_agent),
+                 "Signed in": fmt_time(r.created_at), "Last used": fmt_time(r.last_seen_at)}
+                for r in rows]

@@ -5,6 +5,7 @@ The only part of lib/ (with the rest of lib/ui) that imports streamlit.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -13,16 +14,18 @@ from zoneinfo import ZoneInfo
 
 import streamlit as st
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from lib import clock, db
 from lib.config import get_settings
-from lib.db import read_session, transaction
+from lib.db import read_session
 from lib.errors import GuardFailed, HelpdeskError, PermissionDenied, StaleTicket, ValidationError
 from lib.models import User
 from lib.workflow import PERMISSIONS, STATUS_INFO, Permission, Priority, Role, Status
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def settings_banner(role: Role) -> None:
@@ -54,8 +57,12 @@ def write(fn: Callable[[Session], T], *, success: str | None = None, errors_key:
     if errors_key:
         st.session_state[errors_key] = {}
     try:
-        with transaction(get_engine()) as s:
-            result = fn(s)
+        result = db.run_transaction(get_engine(), fn, what="page write")
+    except DBAPIError:
+        log.exception("a page write failed in the database")
+        st.error("The database did not answer, so **nothing was saved**. What you typed is still here: try "
+                 "again in a moment.", icon="🛑")
+        return None
     except ValidationError as exc:
         if errors_key and exc.fields:
             st.session_state[errors_key] = dict(exc.fields)
@@ -86,15 +93,24 @@ def flash() -> None:
         st.toast(msg, icon="✅")
 
 
-def current_user() -> User | None:
-    """The logged-in user, re-read from the database on every run (roles are never trusted from the session)."""
-    username = st.session_state.get("username")
-    if not st.session_state.get("authentication_status") or not username:
-        return None
-    from lib.users import get_by_username
+#: session_state key of this browser's session token (lib.sessions); checked against the database every run.
+SESSION_TOKEN = "_session_token"
 
+
+def current_user() -> User | None:
+    """The signed-in user, re-read from the database on every run: the session must still be valid (not logged
+    out, revoked, idle or expired) and the account active; roles are never trusted from the session."""
+    from lib import sessions
+
+    token = st.session_state.get(SESSION_TOKEN)
+    signed = sessions.check(get_engine(), token=token) if token else None
+    if signed is None:
+        st.session_state.pop(SESSION_TOKEN, None)
+        return None
+    st.session_state["username"] = signed.username
+    st.session_state["_session_id"] = signed.session_id
     with reading() as s:
-        user = get_by_username(s, username)
+        user = s.get(User, signed.user_id)
         if user is None or not user.active:
             return None
         s.expunge(user)
@@ -167,6 +183,19 @@ _MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:=")
 def escape_md(text: str) -> str:
     """Escape Markdown so user text renders literally (no links, no emphasis, no HTML)."""
     return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
+
+
+#: Bidirectional controls: embeddings and overrides (U+202A–U+202E), isolates (U+2066–U+2069) and the
+#: direction marks (U+200E, U+200F, U+061C). Shown as they are, they reorder what a person reads:
+#: "invoice\u202egnp.exe" reads "invoiceexe.png".
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+_BIDI_MARKERS = {ord(ch): f"⟦U+{ord(ch):04X}⟧" for ch in BIDI_CONTROLS}
+
+
+def reveal_bidi(value: str | None) -> str:
+    """``value`` with each bidirectional control replaced by a visible marker such as ``⟦U+202E⟧``, so the text
+    reads in the order it was typed and the trick shows. A display helper: stored text is never changed."""
+    return (value or "").translate(_BIDI_MARKERS)
 
 
 def user_text(text: str | None) -> None:

@@ -42,6 +42,20 @@ PAGES: list[PageSpec] = [
 ]
 
 
+PUBLIC_PATHS = ("confirm",)
+
+
+def on_public_page() -> bool:
+    """True when the browser asked for a requester's page (by its path, as the link in the mail gives it)."""
+    from urllib.parse import urlsplit
+
+    try:
+        path = urlsplit(st.context.url or "").path
+    except Exception:  # noqa: BLE001 - no browser context
+        return False
+    return path.rstrip("/").rsplit("/", 1)[-1] in PUBLIC_PATHS
+
+
 def public_pages() -> list:
     """Pages for requesters, who never log in (the signed confirmation link)."""
     return [st.Page(str(ROOT / "pages" / "confirm.py"), title="Confirm", icon="✅", url_path="confirm")]

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 from streamlit.testing.v1 import AppTest
 
 from lib.config import get_settings
+from lib.ui.core import SESSION_TOKEN
 from tests.conftest import ROOT, Staff, fresh_sqlite, make_staff
 
 APP = ROOT / "app.py"
@@ -55,13 +56,25 @@ def staff_app(app_env: Engine) -> Staff:
     return staff
 
 
+def signed_in(username: str) -> str:
+    """A session token for ``username``, as the /auth/session route would set it in the cookie."""
+    from lib import sessions
+    from lib.db import get_engine, transaction
+    from lib.users import get_by_username
+
+    with transaction(get_engine(get_settings().database_url)) as s:  # the engine the pages will use
+        user = get_by_username(s, username)
+        assert user is not None, username
+        code = sessions.start(s, user_id=user.id)
+        token = sessions.claim(s, code=code)
+    assert token is not None
+    return token
+
+
 def page_test(page: str, who: str, *, query: dict[str, str] | None = None) -> AppTest:
     at = AppTest.from_file(str(PAGES / page), default_timeout=30)
     username, name, role = USERS[who]
-    at.session_state["authentication_status"] = True
-    at.session_state["username"] = username
-    at.session_state["name"] = name
-    at.session_state["roles"] = [role]
+    at.session_state[SESSION_TOKEN] = signed_in(username)
     for k, v in (query or {}).items():
         at.query_params[k] = v
     return at

@@ -48,6 +48,15 @@ def test_logged_out_user_sees_only_login(app_env, staff_app) -> None:
     assert "Queue" not in texts(at)
 
 
+def _handover(at: AppTest) -> str | None:
+    """The /auth/session address the page sends the browser to after a correct password."""
+    for el in at.get("html"):
+        body = el.proto.body
+        if "/auth/session?" in body:
+            return body.split('"')[1]
+    return None
+
+
 def test_real_login_widget_lockout_and_unlock(app_env, staff_app) -> None:
     at = AppTest.from_file(str(APP), default_timeout=30)
     at.run()
@@ -60,7 +69,8 @@ def test_real_login_widget_lockout_and_unlock(app_env, staff_app) -> None:
     at.text_input(key="login_username").input("tom")
     at.text_input(key="login_password").input(staff_app.password)
     at.button[0].click().run()
-    assert not at.session_state["authentication_status"]  # the right password is refused while locked
+    assert _handover(at) is None  # the right password is refused while locked
+    assert "locked" in texts(at).lower()
     from lib.users import reset_password
 
     with transaction(app_env) as s:
@@ -68,31 +78,45 @@ def test_real_login_widget_lockout_and_unlock(app_env, staff_app) -> None:
     at.text_input(key="login_username").input("tom")
     at.text_input(key="login_password").input(staff_app.password)
     at.button[0].click().run()
-    assert at.session_state["authentication_status"] is True
-    assert at.session_state["username"] == "tom"
+    url = _handover(at)
+    assert url is not None and url.startswith("/auth/session?code=")
+    # The browser exchanges the one-time code once for the session token (the route sets it as the cookie).
+    from urllib.parse import parse_qs, urlsplit
+
+    from lib import sessions
+
+    code = parse_qs(urlsplit(url).query)["code"][0]
+    with transaction(app_env) as s:
+        token = sessions.claim(s, code=code)
+        assert sessions.claim(s, code=code) is None  # a second exchange is refused
+    assert token is not None
+    who = sessions.check(app_env, token=token)
+    assert who is not None and who.username == "tom"
 
 
 def test_lockout_counted_in_database(app_env, staff_app) -> None:
-    """The login form's bookkeeping: 5 failures lock for 15 minutes; a lead's reset unlocks.
+    """The login bookkeeping: 5 failures lock for 15 minutes; a lead's reset unlocks.
     (The form itself is driven in the real browser: tests/e2e/test_sessions.py.)"""
     from datetime import UTC, datetime, timedelta
 
     from sqlalchemy import select
 
-    from lib import users
+    from lib import sessions, users
     from lib.models import AuditLog
 
     now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    for _ in range(5):
+        assert sessions.sign_in(app_env, username="tom", password="wrong", now=now).error
+    refused = sessions.sign_in(app_env, username="tom", password=staff_app.password, now=now)
+    assert refused.code is None and refused.locked and "locked for 15 more minute" in (refused.error or "")
     with transaction(app_env) as s:
-        for _ in range(5):
-            users.record_failure(s, username="tom", now=now)
         tom = users.get_by_username(s, "tom")
         assert tom.failed_logins == 5
-        assert "locked for 15 more minute" in users.lock_message(tom, now=now)
         assert users.lock_message(tom, now=now + timedelta(minutes=16)) is None
         assert "lockout" in [a.action for a in s.scalars(select(AuditLog))]
         users.reset_password(s, actor=staff_app.lead, user_id=tom.id, new="another good password")
         assert users.lock_message(tom, now=now) is None
+    assert sessions.sign_in(app_env, username="tom", password="another good password", now=now).code
 
 
 @pytest.mark.parametrize("page_file", ["queue.py", "ticket.py", "intake.py", "account.py"])

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import event, func, select, update
+from sqlalchemy.orm import Session
 
 from lib import tickets
 from lib.alertparse import parse_alert_payload
@@ -24,7 +25,7 @@ from lib.alerts import (
 from lib.config import load_settings
 from lib.db import read_session, transaction
 from lib.errors import GuardFailed
-from lib.models import Category, Ticket, TicketEvent
+from lib.models import Category, Ticket, TicketEvent, ticket_ref
 from lib.workflow import ClosureReason, EventKind, Priority, Status
 from tests.conftest import wait_for_lock_waiter
 
@@ -409,3 +410,52 @@ def test_control_characters_in_alert_text_are_dropped(engine):
     (ticket,) = all_tickets(engine)
     assert ticket.summary == "[31mRED [0m disk full"
     assert "\x1b" not in ticket.description
+
+
+def test_a_big_post_is_recorded_in_short_transactions_a_save_gets_in_between(engine, staff, monkeypatch):
+    """A post of many alerts holds the write lock one batch at a time: a technician's save waiting behind the
+    first batch commits before the post is finished (it used to wait for the whole post, or time out)."""
+    from lib import api
+    from lib.directory import RequesterInput
+    from lib.tickets import TicketDraft
+
+    monkeypatch.setattr(api, "ALERT_BATCH", 10)
+    api.configure(engine, token="t", alert_settings=AlertSettings())
+    first_batch, saved = threading.Event(), threading.Event()
+    commits = []
+
+    def after_commit(session) -> None:  # type: ignore[no-untyped-def]  # after the database committed
+        if threading.current_thread().name == "poster" and not session.in_nested_transaction():
+            commits.append(1)
+            if len(commits) == 1:
+                first_batch.set()
+                saved.wait(30)  # hold the post here until the save is in: the lock must be free now
+
+    def save() -> None:
+        first_batch.wait(30)
+        with transaction(engine) as s:
+            tickets.create_ticket(s, actor=staff.tech, draft=TicketDraft(
+                summary="Printer jams", category="Printing", priority="Low", channel="phone",
+                requester=RequesterInput(name="Ann", email="ann@example.com")))
+        saved.set()
+
+    body = am_body(*(am_alert("DiskFull", instance=f"host{i:03d}") for i in range(45)))
+    outcome: list = []
+    event.listen(Session, "after_commit", after_commit)
+    try:
+        saver = threading.Thread(target=save)
+        poster = threading.Thread(target=lambda: outcome.append(api._ingest_body(body, None)), name="poster")
+        saver.start()
+        poster.start()
+        poster.join(120)
+        saver.join(60)
+    finally:
+        event.remove(Session, "after_commit", after_commit)
+        api.reset()
+    assert saved.is_set()
+    [result] = outcome
+    assert result.created == 45 and len(commits) == 5  # 45 alerts, 10 per transaction
+    assert sorted(result.tickets) == [ticket_ref(t.id) for t in all_tickets(engine) if t.summary != "Printer jams"]
+    ids = [t.id for t in all_tickets(engine)]
+    printer = next(t.id for t in all_tickets(engine) if t.summary == "Printer jams")
+    assert ids[0] < printer < ids[-1]  # the save landed between two batches of the post

@@ -7,6 +7,7 @@ Screenshots go to test-artifacts/screenshots/ (git-ignored).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -115,14 +116,32 @@ def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+LOGIN_REFUSED = re.compile("incorrect|locked|Login failed")
+
+
 def login(page, base: str, username: str, password: str = PASSWORD, path: str = "/") -> None:  # type: ignore[no-untyped-def]
+    """Sign in through the form. A correct password sends the browser through /auth/session (which sets the
+    cookie) back to ``path``: wait for that new document, signed in; a refused one shows its message."""
+    from playwright.sync_api import Error as PlaywrightError
+
     page.goto(base + path)
-    wait_idle(page)
-    page.wait_for_timeout(800)  # the cookie component may trigger one more run after it mounts
     wait_idle(page)
     page.get_by_role("textbox", name="Username").fill(username)
     page.get_by_role("textbox", name="Password").fill(password)
+    page.evaluate("window.__beforeLogin = true")
     page.get_by_role("button", name="Log in").click()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if page.evaluate("window.__beforeLogin === undefined"):
+                break  # the document after the hand-over
+            if page.get_by_test_id("stAlert").filter(has_text=LOGIN_REFUSED).count():
+                break
+        except PlaywrightError:
+            pass  # the page is navigating
+        page.wait_for_timeout(50)
+    else:
+        raise AssertionError("login: neither a new signed-in page nor a refusal within 30 s")
     wait_idle(page)
 
 

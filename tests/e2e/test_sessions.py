@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
+
 import pytest
 
 from tests.e2e.conftest import PASSWORD, login, open_from_grid, pick, seed_accounts, shot, wait_idle
@@ -103,3 +106,102 @@ def test_two_people_edit_one_ticket(browser, seeded) -> None:  # type: ignore[no
     b.get_by_role("button", name="Add note").click()
     wait_idle(b)
     b.get_by_text("Checked BIOS settings").first.wait_for()
+
+
+def _session_cookie(context) -> dict:  # type: ignore[no-untyped-def]
+    found = [c for c in context.cookies() if c["name"] == "helpdesk_session"]
+    assert len(found) == 1, context.cookies()
+    return found[0]
+
+
+def _shows_login(page) -> bool:  # type: ignore[no-untyped-def]
+    wait_idle(page)
+    page.get_by_role("button", name="Log in").wait_for()
+    return page.get_by_role("heading", name="Queue").count() == 0
+
+
+def test_log_out_logs_out_here_in_new_tabs_and_wherever_the_cookie_was_copied(browser, seeded) -> None:  # type: ignore[no-untyped-def]
+    server, _ = seeded
+    ctx = browser.new_context(viewport={"width": 1300, "height": 900})
+    page = ctx.new_page()
+    login(page, server.url, "tom")
+    page.get_by_role("heading", name="Queue").wait_for()
+    cookie = _session_cookie(ctx)
+    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
+    assert "helpdesk_session" not in page.evaluate("document.cookie")  # no page script can read it
+    # A copy of the cookie in another browser signs in (that is what a stolen cookie would do) ...
+    thief = browser.new_context(viewport={"width": 1300, "height": 900})
+    thief.add_cookies([cookie])
+    stolen = thief.new_page()
+    stolen.goto(server.url + "/")
+    wait_idle(stolen)
+    stolen.get_by_role("heading", name="Queue").wait_for()
+    # ... until the owner logs out.
+    page.goto(server.url + "/account")
+    wait_idle(page)
+    page.get_by_text("Where I am signed in").wait_for()
+    page.get_by_test_id("stDataFrame").first.wait_for()
+    shot(page, "24_my_sessions")
+    page.get_by_role("button", name="Log out", exact=True).click()
+    assert _shows_login(page)
+    assert not [c for c in ctx.cookies() if c["name"] == "helpdesk_session"]  # the route cleared it
+    shot(page, "25_logged_out")
+    page.reload()
+    assert _shows_login(page)
+    other_tab = ctx.new_page()
+    other_tab.goto(server.url + "/ticket?id=1")
+    assert _shows_login(other_tab)
+    stolen.reload()
+    assert _shows_login(stolen)  # the copied cookie is refused: its session ended in the database
+    thief.close()
+    ctx.close()
+
+
+def test_a_copied_cookie_is_refused_after_a_password_reset(browser, seeded) -> None:  # type: ignore[no-untyped-def]
+    server, _ = seeded
+    ctx = browser.new_context(viewport={"width": 1300, "height": 900})
+    page = ctx.new_page()
+    login(page, server.url, "lena")
+    page.get_by_role("heading", name="Queue").wait_for()
+    cookie = _session_cookie(ctx)
+    from lib import users
+    from lib.db import make_engine, transaction
+
+    engine = make_engine(f"sqlite:///{server.db}")
+    with transaction(engine) as s:
+        lena = users.get_by_username(s, "lena")
+        assert lena is not None
+        users.reset_password(s, actor=lena.id, user_id=lena.id, new=PASSWORD)
+    engine.dispose()
+    copy = browser.new_context(viewport={"width": 1300, "height": 900})
+    copy.add_cookies([cookie])
+    elsewhere = copy.new_page()
+    elsewhere.goto(server.url + "/")
+    assert _shows_login(elsewhere)
+    page.reload()
+    assert _shows_login(page)  # the browser it came from is signed out too
+    copy.close()
+    ctx.close()
+
+
+def test_no_page_or_route_can_be_framed_by_another_site(seeded) -> None:  # type: ignore[no-untyped-def]
+    """Every response of the app server forbids framing (the confirmation page and the login form cannot be
+    overlaid by another site) and content-type guessing."""
+    server, _ = seeded
+    for path in ("/", "/confirm?t=x", "/ticket?id=1", "/api/health", "/auth/session?code=nothing", "/auth/logout",
+                 "/_stcore/health", "/no-such-page"):
+        request = urllib.request.Request(server.url + path)
+        opener = urllib.request.build_opener(_NoRedirect)
+        try:
+            response = opener.open(request, timeout=30)
+            headers = response.headers
+        except urllib.error.HTTPError as exc:  # a redirect or an error status still carries the headers
+            headers = exc.headers
+        assert headers["X-Frame-Options"] == "DENY", path
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"], path
+        assert headers["X-Content-Type-Options"] == "nosniff", path
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return None

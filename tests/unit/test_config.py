@@ -63,7 +63,7 @@ def test_environment_then_secrets_file_then_default_for_every_key(f: dataclasses
 
 @pytest.mark.parametrize(("name", "value", "says"), [
     ("login_max_failures", "five", "is not a whole number"),
-    ("cookie_expiry_days", "a week", "is not a number"),
+    ("session_lifetime_hours", "a week", "is not a whole number"),
     ("alert_auto_resolve", "maybe", "is not yes or no"),
     ("alert_severity_map", "warning", "key=value"),
     ("timezone", "Mars/Olympus", "is not a time zone"),
