@@ -1,8 +1,11 @@
 """Signed, expiring, single-use confirmation links for requesters (who never log in).
 
-A link carries ``<token id>.<nonce>.<signature>``; the signature is an HMAC-SHA256 of the token id,
-nonce, ticket and purpose with the server secret. The token row records expiry and use, so a link
-works once. Opening the page records nothing (mail scanners fetch links); only pressing a button does.
+A link carries ``<token id>.<round>.<nonce>.<signature>``; the signature is an HMAC-SHA256 of the token id,
+nonce, ticket, purpose and round with the server secret. The round is the ticket's ``reopen_count`` when the
+link was mailed: each reopening starts a new resolution round, so a link from an earlier round records nothing.
+The token row records expiry and use. Pressing a button claims the row with one conditional UPDATE
+(``used_at IS NULL``), so of two submissions at once, on one app server or two, exactly one records an outcome
+and the other is told the link was already used. Opening the page records nothing (mail scanners fetch links).
 """
 
 from __future__ import annotations
@@ -11,40 +14,55 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from lib import tickets
 from lib.config import get_secret, get_settings
 from lib.errors import HelpdeskError, ValidationError
-from lib.models import PUBLIC_URL_MARK, ActionToken, Ticket, ticket_ref
-from lib.ticket_core import SystemActor, add_event, now_utc
-from lib.workflow import ConfirmationVia, EventKind, Status
+from lib.models import PUBLIC_URL_MARK, ActionToken, Ticket, TicketEvent, ticket_ref
+from lib.ticket_core import SystemActor, add_event, lock_ticket, now_utc
+from lib.workflow import RESOLVED_STATUSES, ConfirmationVia, EventKind, Status
 
 PURPOSE = "confirm"
 TTL = timedelta(days=14)
 
+_NOT_VALID = "This link is not valid. Please use the link from your e-mail exactly as it was sent."
+
 
 class LinkRefused(HelpdeskError):
-    """The link is tampered, expired or already used; the message says which."""
+    """The link is tampered, expired, used or superseded; the message (fit for a requester) says which."""
+
+
+class LinkAlreadyUsed(LinkRefused):
+    """The link was used before: when, and where the ticket stands now."""
+
+
+class LinkSuperseded(LinkRefused):
+    """The ticket was reopened and resolved again since this link was mailed."""
 
 
 def _secret() -> bytes:
     return (get_secret("server_secret", generate=True) or "").encode()
 
 
-def _sign(token_id: int, nonce: str, ticket_id: int, purpose: str) -> str:
-    msg = f"{token_id}.{nonce}.{ticket_id}.{purpose}".encode()
-    return hmac.new(_secret(), msg, hashlib.sha256).hexdigest()[:32]
+def _sign(token_id: int, nonce: str, ticket_id: int, purpose: str, round_: int | None) -> str:
+    """``round_`` None: the form of links mailed before rounds were signed (three parts)."""
+    msg = f"{token_id}.{nonce}.{ticket_id}.{purpose}" + ("" if round_ is None else f".{round_}")
+    return hmac.new(_secret(), msg.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def issue(session: Session, ticket: Ticket, *, now: datetime | None = None, ttl: timedelta = TTL) -> str:
+    """A new link for the ticket's current resolution round."""
     now = now_utc(now)
     row = ActionToken(ticket_id=ticket.id, purpose=PURPOSE, nonce=secrets.token_urlsafe(16),
                       expires_at=now + ttl, created_at=now)
     session.add(row)
     session.flush()
-    return f"{row.id}.{row.nonce}.{_sign(row.id, row.nonce, ticket.id, PURPOSE)}"
+    round_ = ticket.reopen_count or 0
+    return f"{row.id}.{round_}.{row.nonce}.{_sign(row.id, row.nonce, ticket.id, PURPOSE, round_)}"
 
 
 def public_url() -> str | None:
@@ -59,45 +77,122 @@ def links_text(session: Session, ticket: Ticket) -> str:
             f"{PUBLIC_URL_MARK}/confirm?t={token}")
 
 
-def check(session: Session, token: str, *, now: datetime | None = None) -> tuple[ActionToken, Ticket]:
-    """The token row and ticket for a link, or LinkRefused with a clear reason. Records nothing."""
-    now = now_utc(now)
+def _verified(session: Session, token: str) -> tuple[ActionToken, int | None]:
+    """The token row and the round the link was mailed in (None for a three-part link); LinkRefused if forged."""
     parts = (token or "").strip().split(".")
-    if len(parts) != 3 or not parts[0].isdigit():
-        raise LinkRefused("This link is not valid. Please use the link from your e-mail exactly as it was sent.")
-    row = session.get(ActionToken, int(parts[0]))
-    if row is None or not hmac.compare_digest(row.nonce, parts[1]) or not hmac.compare_digest(
-        _sign(row.id, row.nonce, row.ticket_id, row.purpose), parts[2]
+    if len(parts) == 4 and parts[0].isdigit() and parts[1].isdigit():
+        token_id, round_, nonce, signature = int(parts[0]), int(parts[1]), parts[2], parts[3]
+    elif len(parts) == 3 and parts[0].isdigit():
+        token_id, round_, nonce, signature = int(parts[0]), None, parts[1], parts[2]
+    else:
+        raise LinkRefused(_NOT_VALID)
+    row = session.get(ActionToken, token_id)
+    if row is None or row.purpose != PURPOSE or not hmac.compare_digest(row.nonce, nonce) or not hmac.compare_digest(
+        _sign(row.id, row.nonce, row.ticket_id, row.purpose, round_), signature
     ):
-        raise LinkRefused("This link is not valid. Please use the link from your e-mail exactly as it was sent.")
+        raise LinkRefused(_NOT_VALID)
+    return row, round_
+
+
+def _requester_state(ticket: Ticket) -> str:
+    """Where the ticket stands, in the requester's words (never who worked on it)."""
+    status = Status(ticket.status)
+    if status is Status.CLOSED:
+        return "closed"
+    if ticket.confirmed_at is not None:
+        return "confirmed as fixed"
+    if status in RESOLVED_STATUSES:
+        return "resolved and waiting for your confirmation"
+    return "open again, and we are working on it"
+
+
+def _local(moment: datetime) -> str:
+    local = moment.astimezone(ZoneInfo(get_settings().timezone))
+    return f"{local.day} {local:%b %Y at %H:%M %Z}"
+
+
+def _already_used(row: ActionToken, ticket: Ticket) -> LinkAlreadyUsed:
+    when = f" on {_local(row.used_at)}" if row.used_at is not None else ""
+    return LinkAlreadyUsed(f"This link was already used{when}: the ticket {ticket_ref(ticket.id)} is "
+                           f"{_requester_state(ticket)}. If something is still wrong, reply to our e-mail.")
+
+
+def _earlier_round(session: Session, row: ActionToken, round_: int | None, ticket: Ticket) -> bool:
+    if round_ is not None:
+        return round_ != (ticket.reopen_count or 0)
+    # A three-part link names no round: it is from an earlier one when the ticket was reopened after it was mailed.
+    # (Such links were mailed before rounds were signed; they expire within TTL.)
+    return bool(session.scalar(select(exists().where(
+        TicketEvent.ticket_id == ticket.id, TicketEvent.kind == EventKind.REOPENED.value,
+        TicketEvent.recorded_at > row.created_at))))
+
+
+def _refuse_unless_waiting(session: Session, row: ActionToken, round_: int | None, ticket: Ticket) -> None:
+    """LinkRefused unless the link belongs to the ticket's current round and the ticket awaits confirmation."""
+    if _earlier_round(session, row, round_, ticket):
+        raise LinkSuperseded(f"This link is from an earlier resolution of {ticket_ref(ticket.id)}; "
+                             "please use the link in our newest e-mail about it.")
+    if Status(ticket.status) not in (Status.RESOLVED, Status.AWAITING_CONFIRMATION):
+        raise LinkRefused(f"{ticket_ref(ticket.id)} is no longer waiting for your confirmation: it is "
+                          f"{_requester_state(ticket)}.")
+
+
+def _check(session: Session, token: str, now: datetime) -> tuple[ActionToken, int | None, Ticket]:
+    row, round_ = _verified(session, token)
+    ticket = session.get(Ticket, row.ticket_id)
+    if ticket is None:
+        raise LinkRefused(_NOT_VALID)
     if row.used_at is not None:
-        raise LinkRefused(f"This link was already used on {row.used_at:%Y-%m-%d %H:%M} UTC. "
-                          "If something is still wrong, reply to our e-mail.")
+        raise _already_used(row, ticket)
     if now > row.expires_at:
         raise LinkRefused("This link has expired. Reply to our e-mail and we will get back to you.")
-    ticket = session.get(Ticket, row.ticket_id)
-    assert ticket is not None
-    if Status(ticket.status) not in (Status.RESOLVED, Status.AWAITING_CONFIRMATION):
-        raise LinkRefused(f"{ticket_ref(ticket.id)} is no longer waiting for your confirmation.")
+    _refuse_unless_waiting(session, row, round_, ticket)
+    return row, round_, ticket
+
+
+def check(session: Session, token: str, *, now: datetime | None = None) -> tuple[ActionToken, Ticket]:
+    """The token row and ticket for a link, or LinkRefused with a clear reason. Records nothing."""
+    row, _round, ticket = _check(session, token, now_utc(now))
     return row, ticket
+
+
+def _claim(session: Session, row: ActionToken, now: datetime) -> None:
+    """Mark the link used, atomically: of concurrent claims exactly one succeeds (a PostgreSQL UPDATE waits for
+    the other's commit, then finds ``used_at`` set; SQLite's BEGIN IMMEDIATE runs them one after the other)."""
+    claimed = session.execute(
+        update(ActionToken).where(ActionToken.id == row.id, ActionToken.used_at.is_(None))
+        .values(used_at=now).returning(ActionToken.id).execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if claimed is not None:
+        return
+    used = session.execute(select(ActionToken).where(ActionToken.id == row.id)
+                           .execution_options(populate_existing=True)).scalar_one()
+    ticket = session.execute(select(Ticket).where(Ticket.id == used.ticket_id)
+                             .execution_options(populate_existing=True)).unique().scalar_one()
+    raise _already_used(used, ticket)
 
 
 def answer(session: Session, token: str, *, works: bool, comment: str | None = None, rating: int | None = None,
            now: datetime | None = None) -> Ticket:
-    """The requester pressed a button: confirm the fix, or reopen with their comment (public)."""
+    """The requester pressed a button: confirm the fix, or reopen with their comment (public).
+
+    The link is claimed before anything is recorded; a second submission raises LinkAlreadyUsed.
+    """
     now = now_utc(now)
-    row, ticket = check(session, token, now=now)
     if rating is not None and (isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5):
         raise ValidationError({"rating": "choose 1 to 5 stars"})
+    if not works and not (comment or "").strip():
+        raise ValidationError({"comment": "tell us what is still not working"})
+    row, round_, _ticket = _check(session, token, now)
+    _claim(session, row, now)
+    ticket = lock_ticket(session, row.ticket_id)
+    _refuse_unless_waiting(session, row, round_, ticket)  # a technician may have reopened it meanwhile
     who = ticket.requester.email if ticket.requester and ticket.requester.email else "requester"
     actor = SystemActor(label=f"{who} (signed link)")
-    row.used_at = now
     if works:
         tickets.record_confirmation(session, actor=actor, ticket_id=ticket.id, expected_version=ticket.version,
                                     via=ConfirmationVia.LINK, confirmed_by=who, note=comment, now=now)
     else:
-        if not (comment or "").strip():
-            raise ValidationError({"comment": "tell us what is still not working"})
         tickets.reopen(session, actor=actor, ticket_id=ticket.id, expected_version=ticket.version,
                        reason=f"Still broken, says the requester: {comment}", now=now)
     if rating is not None:

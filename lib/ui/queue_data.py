@@ -6,6 +6,7 @@ read cheaply from the database on each run.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -14,7 +15,7 @@ import streamlit as st
 from lib import queries
 from lib.config import get_settings
 from lib.queries import QueueFilter, QueuePage, QueueView, Sort
-from lib.ui.core import reading
+from lib.ui.core import reading, reveal_bidi
 from lib.workflow import Channel, Priority, Status
 
 
@@ -34,7 +35,11 @@ def queue_page(marker: int, minute: int, key: tuple, sort: str, page: int, page_
         created_from=created_from, created_to=created_to, now=datetime.fromtimestamp(minute * 60, UTC),
     )
     with reading() as s:
-        return queries.list_queue(s, f, sort=Sort(sort), page=page, page_size=page_size)
+        found = queries.list_queue(s, f, sort=Sort(sort), page=page, page_size=page_size)
+    # Rows for display: bidirectional controls in summaries and requester names shown as visible markers.
+    rows = [replace(r, summary=reveal_bidi(r.summary), requester=reveal_bidi(r.requester) if r.requester else None)
+            for r in found.rows]
+    return replace(found, rows=rows)
 
 
 def created_range(first: str | None, end: str | None) -> tuple[str, str] | None:

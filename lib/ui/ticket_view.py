@@ -69,7 +69,7 @@ def header(snap: Snapshot) -> None:
     t = snap.ticket
     now = clock.now()
     st.title(f"🎫 {ticket_ref(t.id)}")
-    st.subheader(core.escape_md(t.summary), anchor=False)
+    st.subheader(core.escape_md(core.reveal_bidi(t.summary)), anchor=False)
     cols = st.columns([1, 1, 1, 1, 3])
     with cols[0]:
         core.status_badge(Status(t.status))
@@ -105,7 +105,7 @@ def _related_list(title: str, rows: list[Related]) -> None:
     st.markdown(f"**{title}**")
     for r in rows:
         st.markdown(f"- [{ticket_ref(r.id)}]({core.ticket_url(r.id)}) · {r.status.label} · "
-                    f"{core.fmt_time(r.created_at)} · {core.escape_md(r.summary[:60])}")
+                    f"{core.fmt_time(r.created_at)} · {core.escape_md(core.reveal_bidi(r.summary[:60]))}")
 
 
 def side_panels(snap: Snapshot) -> None:
@@ -114,7 +114,7 @@ def side_panels(snap: Snapshot) -> None:
         st.markdown("#### 👤 Requester")
         if t.requester:
             r = t.requester
-            st.text("\n".join(x for x in (r.name, r.email, r.phone, r.department, r.location) if x))
+            st.text(core.reveal_bidi("\n".join(x for x in (r.name, r.email, r.phone, r.department, r.location) if x)))
             _related_list("Their other tickets", snap.requester_other)
         else:
             st.caption("No requester (e.g. a monitoring alert).")
@@ -184,7 +184,7 @@ def timeline(snap: Snapshot, *, show_internal: bool = True) -> None:
         with st.container(border=True):
             visibility = ":blue-background[public — the requester sees this]" if e.public else \
                 ":gray-background[internal]"
-            st.markdown(f"**{_headline(e)}**  \n{visibility} · {core.escape_md(e.actor)} · "
+            st.markdown(f"**{_headline(e)}**  \n{visibility} · {core.escape_md(core.reveal_bidi(e.actor))} · "
                         f"{core.fmt_time(e.occurred_at)}")
             if e.body:
                 core.user_text(e.body)  # user text is data, never markup
