@@ -40,7 +40,9 @@ from lib.ticket_core import (
     lock_ticket,
     move,
     now_utc,
+    ref,
     require,
+    require_permission,
 )
 from lib.workflow import (
     Action,
@@ -54,6 +56,7 @@ from lib.workflow import (
     Role,
     Status,
     closure_missing,
+    link_permission,
     next_status,
     reopen_missing,
     resolve_missing,
@@ -769,6 +772,12 @@ def link(session: Session, *, actor: int, ticket_id: int, parent_id: int | None,
         parent = session.get(Ticket, parent_id)
         if parent is None:
             raise ValidationError({"parent": f"ticket {parent_id} does not exist"})
+        needed = link_permission(actor_id=user.id, parent_assignee_id=parent.assignee_id)
+        if needed is not None:
+            holder = parent.assignee.name if parent.assignee is not None else "someone else"
+            require_permission(user, needed, f"link a ticket under {ref(parent)}, assigned to {holder} (that makes "
+                                             "it a major incident); link under your own tickets, or ask a senior "
+                                             "technician or a lead")
         ancestor: Ticket | None
         ancestor, seen = parent, set()
         while ancestor is not None and ancestor.id not in seen:  # no loops, however long the chain

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,8 +16,8 @@ from lib import sessions
 from lib.config import get_settings
 from lib.directory import clean_email
 from lib.errors import NotFound, PermissionDenied, ValidationError
-from lib.models import AuditLog, Category, User, UserSkill
-from lib.ticket_core import clean_line, load_actor, now_utc, require_permission
+from lib.models import AuditLog, Category, Ticket, User, UserSkill
+from lib.ticket_core import clean_id, clean_line, load_actor, lock_row, lock_ticket, now_utc, require_permission
 from lib.workflow import Permission, Role
 
 MIN_PASSWORD = 10
@@ -156,6 +157,8 @@ def update_user(session: Session, *, actor: int, user_id: int, name: str | None 
     if active is not None and bool(active) != user.active:
         if not active and Role(user.role) is Role.LEAD:
             _require_another_lead(session, user)
+        if not active:
+            _require_no_open_tickets(session, user)
         user.active = bool(active)
         changes.append("activated" if active else "deactivated")
     if capacity is not None and _capacity(capacity) != user.capacity:
@@ -178,6 +181,98 @@ def _require_another_lead(session: Session, user: User) -> None:
         User.role >= int(Role.LEAD), User.active.is_(True), User.id != user.id)) or 0
     if others == 0:
         raise ValidationError({"role": "the desk needs at least one active lead"})
+
+
+# --- deactivation: an account leaves the desk, its open tickets do not stay with it ---------------
+
+
+class OpenTickets(enum.StrEnum):
+    """What happens to the open tickets of an account being deactivated."""
+
+    QUEUE = "queue"  # back to the unassigned queue, where anyone may take them
+    REASSIGN = "reassign"  # to one named active person
+
+    @property
+    def label(self) -> str:
+        return {OpenTickets.QUEUE: "Return them to the queue", OpenTickets.REASSIGN: "Reassign to …"}[self]
+
+
+def open_ticket_ids(session: Session, user_id: int) -> list[int]:
+    """The open tickets (new, assigned, in progress, waiting) held by ``user_id``, oldest first."""
+    return list(session.scalars(select(Ticket.id).where(Ticket.assignee_id == user_id, Ticket.is_open.is_(True))
+                                .order_by(Ticket.id)))
+
+
+def _held_message(user: User, held: int) -> str:
+    return (f"{held} still assigned to {user.name}: to deactivate the account, return them to the unassigned "
+            "queue or reassign them to an active person")
+
+
+def _require_no_open_tickets(session: Session, user: User) -> None:
+    held = len(open_ticket_ids(session, user.id))
+    if held:
+        raise ValidationError({"open_tickets": _held_message(user, held)})
+
+
+def _parse_open_tickets(value: object) -> OpenTickets | None:
+    if value is None or isinstance(value, OpenTickets):
+        return value
+    if isinstance(value, str) and value in {c.value for c in OpenTickets}:
+        return OpenTickets(value)
+    choices = " or ".join(repr(c.value) for c in OpenTickets)
+    raise ValidationError({"open_tickets": f"unknown choice {value!r}: use {choices}"[:200]})
+
+
+def deactivate(session: Session, *, actor: int, user_id: int, open_tickets: OpenTickets | str | None = None,
+               to: int | None = None, now: datetime | None = None) -> User:
+    """A lead closes an account and, in the same transaction, hands on the open tickets it holds.
+
+    ``open_tickets``: ``"queue"`` returns each one to the unassigned queue, ``"reassign"`` gives each one to
+    the active person ``to``. Both go through the assignment services, so every ticket's timeline records
+    the change (with the reason) and its SLA clock follows. While the account holds open tickets, it is not
+    deactivated without one of the two. An account already inactive that still holds open tickets (from
+    before this rule) is handed on the same way.
+    """
+    from lib import assignment, tickets
+
+    now = now_utc(now)
+    lead = load_actor(session, actor)
+    require_permission(lead, Permission.MANAGE_ACCOUNTS, "deactivate accounts")
+    uid = clean_id(user_id, "user")
+    if uid is None:
+        raise NotFound("no account given")
+    # Locked (PostgreSQL): two leads deactivating the same person at once hand the tickets on once.
+    user = lock_row(session, User, uid, missing=f"user {user_id} does not exist")
+    choice = _parse_open_tickets(open_tickets)
+    target: User | None = None
+    if choice is OpenTickets.REASSIGN:
+        to_id = clean_id(to, "reassign_to")
+        target = session.get(User, to_id) if to_id is not None else None
+        if target is None or not target.active or target.id == user.id:
+            raise ValidationError({"reassign_to": "needs an active person other than the one being deactivated"})
+    elif to is not None:
+        raise ValidationError({"reassign_to": "goes with the choice 'reassign' only"})
+    if user.active and Role(user.role) is Role.LEAD:
+        _require_another_lead(session, user)
+    held = open_ticket_ids(session, user.id)
+    if held and choice is None:
+        raise ValidationError({"open_tickets": _held_message(user, len(held))})
+    if held:
+        if target is None:
+            note = f"{user.name}'s account was deactivated: back to the unassigned queue"
+            for ticket_id in held:
+                version = lock_ticket(session, ticket_id).version
+                tickets.assign(session, actor=actor, ticket_id=ticket_id, assignee_id=None,
+                               expected_version=version, note=note, now=now)
+            detail = f"{len(held)} open ticket(s) returned to the queue"
+        else:
+            note = f"{user.name}'s account was deactivated: reassigned to {target.name}"
+            moves = [(ticket_id, lock_ticket(session, ticket_id).version) for ticket_id in held]
+            assignment.reassign(session, actor=actor, moves=moves, assignee_id=target.id, note=note, now=now)
+            detail = f"{len(held)} open ticket(s) reassigned to {target.username}"
+        audit(session, actor=lead.username, action="open_tickets_handed_on", target=user.username, detail=detail,
+              now=now)
+    return update_user(session, actor=actor, user_id=user.id, active=False, now=now)
 
 
 def set_skills(session: Session, *, actor: int, user_id: int, skills: dict[int, int],

@@ -402,6 +402,8 @@ class Permission(enum.StrEnum):
     CONFIGURE_SLA = "edit SLA targets and the business calendar"
     EDIT_CATEGORIES = "edit categories"
     CONFIGURE_REPEATS = "change the repeat-issue window and open a problem ticket for repeat issues"
+    LINK_UNDER_OTHERS = ("link a ticket under one assigned to someone else, making theirs a major incident "
+                         "(a technician links their own tickets to each other)")
     ADMIN = "open the admin page"
 
     @property
@@ -418,12 +420,24 @@ PERMISSIONS: dict[Permission, Role] = {
     Permission.CONFIGURE_SLA: Role.LEAD,
     Permission.EDIT_CATEGORIES: Role.LEAD,
     Permission.CONFIGURE_REPEATS: Role.LEAD,
+    Permission.LINK_UNDER_OTHERS: Role.SENIOR,
     Permission.ADMIN: Role.LEAD,
 }
 
 
 def has_permission(role: Role, permission: Permission) -> bool:
     return role >= PERMISSIONS[permission]
+
+
+def link_permission(*, actor_id: int, parent_assignee_id: int | None) -> Permission | None:
+    """The desk-wide permission that linking under a parent needs, besides :data:`ROLE_RULES` on the child.
+
+    A parent becomes a major incident: one assigned to someone else needs :attr:`Permission.LINK_UNDER_OTHERS`.
+    The actor's own tickets, and unassigned ones (which anyone may take first), need nothing more.
+    """
+    if parent_assignee_id is None or parent_assignee_id == actor_id:
+        return None
+    return Permission.LINK_UNDER_OTHERS
 
 
 def permission_matrix() -> list[dict[str, str]]:

@@ -50,12 +50,27 @@ with tab_users:
         labels = {p["id"]: f"{p['Name']} ({p['Username']})" for p in people}
         pick = st.selectbox("Person", ids, format_func=lambda i: labels[i], key="edit_user_pick")
         p = next(x for x in people if x["id"] == pick)
+        held = int(p["Open tickets"])
+        # Outside the form, so unticking it shows at once what happens to the person's open tickets.
+        active = st.checkbox("Active", value=p["Active"], key=f"eu_active_{pick}",
+                             help="Unticked and saved: the account can no longer log in")
         with st.form(f"edit_user_{pick}"):
-            c1, c2, c3 = st.columns(3)
+            c1, c2 = st.columns(2)
             new_role = c1.selectbox("Role", [r.key for r in Role], index=[r.key for r in Role].index(p["role_key"]),
                                     format_func=lambda k: Role.parse(k).label)
             new_cap = c2.number_input("Capacity", 0, 200, int(p["Capacity"]))
-            active = c3.checkbox("Active", value=p["Active"])
+            hand_on: str | None = None
+            hand_to: int | None = None
+            if not active and held:
+                st.warning(f"{p['Name']} holds **{held}** open ticket(s). Saving deactivates the account: choose "
+                           "what happens to them. Nothing changes until you save.", icon="📦")
+                h1, h2 = st.columns(2)
+                hand_on = h1.radio("Their open tickets", [c.value for c in users.OpenTickets], index=None,
+                                   format_func=lambda v: users.OpenTickets(v).label, key=f"eu_hand_on_{pick}")
+                choices = admin_data.reassign_choices(people, exclude=pick)
+                hand_to = h2.selectbox("Reassign to", list(choices), index=None, format_func=choices.__getitem__,
+                                       placeholder="Choose an active person", key=f"eu_hand_to_{pick}",
+                                       help="Used with “Reassign to …”")
             away = st.date_input("Away until (empty: available)", value=p["away_until"], min_value=date(2000, 1, 1))
             st.markdown("**Skills** (0 none … 3 expert)")
             cats = admin_data.categories()
@@ -69,10 +84,16 @@ with tab_users:
 
                 def apply(s):
                     users.update_user(s, actor=lead.id, user_id=pick, role=new_role, capacity=int(new_cap),
-                                      active=active, away_until=away_dt)
+                                      active=True if active else None, away_until=away_dt)
+                    if not active:  # with its open tickets, in the same transaction
+                        users.deactivate(s, actor=lead.id, user_id=pick, open_tickets=hand_on,
+                                         to=hand_to if hand_on == users.OpenTickets.REASSIGN else None)
                     return users.set_skills(s, actor=lead.id, user_id=pick, skills=skills)
 
-                if core.write(apply, success="Saved"):
+                if core.write(apply, success=admin_data.saved_message(people, person=pick, active=active,
+                                                                      hand_on=hand_on, to=hand_to)):
+                    for k in ("eu_active", "eu_hand_on", "eu_hand_to"):
+                        st.session_state.pop(f"{k}_{pick}", None)
                     st.rerun()
         with st.form(f"reset_pw_{pick}"):
             newpw = st.text_input("New password for this person", type="password", key=f"rpw_{pick}")

@@ -34,6 +34,29 @@ def people() -> list[dict]:
         return rows
 
 
+def reassign_choices(people_rows: list[dict], *, exclude: int) -> dict[int, str]:
+    """Active people who may take over someone's open tickets, labelled with their role and open tickets."""
+    return {p["id"]: f"{p['Name']} ({p['Role'].lower()}, {p['Open tickets']} open)"
+            for p in people_rows if p["Active"] and p["id"] != exclude}
+
+
+def saved_message(people_rows: list[dict], *, person: int, active: bool, hand_on: str | None,
+                  to: int | None) -> str:
+    """The flash after saving a person: when the save deactivates them, says so, and where their open tickets went."""
+    by_id = {p["id"]: p for p in people_rows}
+    row = by_id[person]
+    if active:
+        return "Saved"
+    held = int(row["Open tickets"])
+    if held and hand_on is not None:
+        if hand_on == users.OpenTickets.QUEUE:
+            where = "returned to the unassigned queue"
+        else:
+            where = f"reassigned to {by_id[to]['Name']}" if to in by_id else "reassigned"
+        return f"Saved; {row['Name']} is deactivated and their {held} open ticket(s) were {where}"
+    return f"Saved; {row['Name']} is deactivated" if row["Active"] else "Saved"
+
+
 def categories(*, include_inactive: bool = False, with_usage: bool = False):
     with reading() as s:
         cats = list_categories(s, include_inactive=include_inactive)

@@ -188,7 +188,7 @@ def test_deactivated_user_is_refused_at_once(engine, staff):
     with transaction(engine) as s:
         tickets.internal_note(s, actor=staff.tech, ticket_id=tid, text="Before")
     with transaction(engine) as s:
-        users.update_user(s, actor=staff.lead, user_id=staff.tech, active=False)
+        users.deactivate(s, actor=staff.lead, user_id=staff.tech, open_tickets="queue")
     for call in (
         lambda s: tickets.internal_note(s, actor=staff.tech, ticket_id=tid, text="After"),
         lambda s: tickets.create_ticket(s, actor=staff.tech, draft=draft()),
