@@ -6,6 +6,8 @@ import streamlit as st
 
 st.set_page_config(page_title="Help desk", page_icon="🛠️", layout="wide")
 
+from sqlalchemy.exc import DBAPIError  # noqa: E402
+
 from lib.ui import auth, core  # noqa: E402
 from lib.ui.pages import PAGES, on_public_page, public_pages  # noqa: E402
 from lib.workflow import Role  # noqa: E402
@@ -43,4 +45,7 @@ def main() -> None:
     st.navigation(sections).run()
 
 
-main()
+try:
+    main()
+except DBAPIError:  # the database is down or unreachable: a calm page that carries on by itself
+    core.database_unavailable()

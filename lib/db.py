@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +32,8 @@ T = TypeVar("T")
 
 MIGRATIONS_DIR = ROOT / "migrations"
 _WRITE_OPTION = "helpdesk_write"
+#: How long a SQLite writer waits for the one write lock before "database is locked".
+SQLITE_BUSY_SECONDS = 30
 _ADVISORY_LOCK_ID = 727_274_001
 
 
@@ -96,7 +99,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cur = dbapi_connection.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
@@ -111,12 +114,36 @@ def is_sqlite(bind: Engine | Session) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+_sqlite_writers: dict[str, threading.RLock] = {}
+
+
+def _writer_lock(engine: Engine) -> threading.RLock | None:
+    """SQLite: one lock per database file that this process's write transactions queue on. SQLite lets one
+    writer in at a time; without the queue, waiting writers poll the file lock with growing sleeps (up to
+    100 ms each), so some wait seconds while others go ahead. Other processes (the CLI) still meet the file
+    lock and its busy timeout."""
+    if engine.dialect.name != "sqlite":
+        return None
+    key = str(engine.url.database or "")
+    if key in ("", ":memory:"):
+        return None
+    with _shared_lock:
+        return _sqlite_writers.setdefault(key, threading.RLock())
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """A write transaction: commit on success, roll back on error. Services never commit themselves."""
-    with Session(bind=engine.execution_options(**{_WRITE_OPTION: True}), expire_on_commit=False) as session:
-        with session.begin():
-            yield session
+    queue = _writer_lock(engine)
+    if queue is not None and not queue.acquire(timeout=SQLITE_BUSY_SECONDS):
+        raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked"))
+    try:
+        with Session(bind=engine.execution_options(**{_WRITE_OPTION: True}), expire_on_commit=False) as session:
+            with session.begin():
+                yield session
+    finally:
+        if queue is not None:
+            queue.release()
 
 
 #: A write that meets a deadlock, a serialisation failure or a busy SQLite file is run again this many times in

@@ -87,6 +87,32 @@ def write(fn: Callable[[Session], T], *, success: str | None = None, errors_key:
     return result
 
 
+#: How often the "database unavailable" page tries again.
+RETRY_SECONDS = 5
+
+
+def database_unavailable() -> None:
+    """Shown instead of a page when the database does not answer: what happened, that nothing saved is lost,
+    and a check every few seconds that brings the page back by itself once the database answers."""
+    log.exception("the database is unavailable")
+    st.title("The help desk database is not answering")
+    st.info("Nothing saved before is lost. This page tries again every few seconds and carries on by itself "
+            "when the database is back; you do not need to reload. If it lasts, tell whoever runs the server.",
+            icon="🛠️")
+
+    @st.fragment(run_every=RETRY_SECONDS)
+    def _retry() -> None:
+        try:
+            with db.get_engine(get_settings().database_url).connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except DBAPIError:
+            st.caption(f"Last try: {fmt_time(clock.now(), with_date=False)} — still not answering.")
+            return
+        st.rerun(scope="app")
+
+    _retry()
+
+
 def flash() -> None:
     msg = st.session_state.pop("flash", None)
     if msg:

@@ -6,9 +6,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lib import tickets
+from lib.config import get_settings
 from lib.db import transaction
 from lib.directory import RequesterInput
 from lib.tickets import TicketDraft
+from lib.ui.core import SESSION_TOKEN
 from tests.app.conftest import APP, page_test
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -228,3 +230,25 @@ def test_queue_lists_and_takes(app_env, staff_app) -> None:
     assert not at.exception
     frames = at.dataframe
     assert frames and len(frames[0].value) == 3
+
+
+def test_a_database_outage_shows_a_calm_page_that_recovers(app_env, staff_app, monkeypatch) -> None:
+    """No raw exception page when the database does not answer; once it answers again, the app carries on."""
+    from tests.app.conftest import signed_in
+
+    token = signed_in("tom")
+    good = str(app_env.url)
+    monkeypatch.setenv("HELPDESK_DATABASE_URL", "postgresql+psycopg://helpdesk@127.0.0.1:9/nowhere?connect_timeout=2")
+    get_settings.cache_clear()
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.session_state[SESSION_TOKEN] = token
+    at.run()
+    assert not at.exception
+    assert "database is not answering" in texts(at)
+    assert "Nothing saved before is lost" in texts(at)
+    monkeypatch.setenv("HELPDESK_DATABASE_URL", good)
+    get_settings.cache_clear()
+    at.run()
+    assert not at.exception
+    assert "not answering" not in texts(at)
+    assert "Queue" in texts(at)
