@@ -24,6 +24,7 @@ from lib.directory import DeviceInput, RequesterInput, find_or_create_device, fi
 from lib.errors import GuardFailed, HelpdeskError, NotFound, PermissionDenied, ValidationError
 from lib.followups import FollowUpRequest
 from lib.models import Attachment, Device, Requester, Ticket, User
+from lib.sniff import sniff
 from lib.ticket_core import (
     SYSTEM,
     ActorArg,
@@ -247,7 +248,7 @@ def _store_attachment(session: Session, ticket: Ticket, att: NewAttachment, *, u
         raise ValidationError({"attachments": f"{att.filename} is larger than {settings.attachment_max_bytes:,} bytes"})
     name = clean_line(Path(att.filename or "attachment").name, "filename", max_len=255) or "attachment"
     digest = hashlib.sha256(att.data).hexdigest()
-    row = Attachment(ticket_id=ticket.id, filename=name, content_type=(att.content_type or "application/octet-stream")[:127],
+    row = Attachment(ticket_id=ticket.id, filename=name, content_type=sniff(att.data, att.content_type, name)[:127],
                      size=len(att.data), sha256=digest, uploaded_by_id=user.id if user else None, created_at=now)
     if settings.attachment_dir:
         folder = Path(settings.attachment_dir) / digest[:2]

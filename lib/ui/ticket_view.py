@@ -9,6 +9,7 @@ import streamlit as st
 from lib import clock, queries, sla
 from lib.models import Ticket, ticket_ref
 from lib.queries import Related, TimelineEntry
+from lib.sniff import safe_download_type
 from lib.ui import core
 from lib.workflow import (
     Action,
@@ -137,7 +138,7 @@ def side_panels(snap: Snapshot) -> None:
             st.markdown("#### 📎 Attachments")
             for att in snap.attachments:
                 st.download_button(f"{att.filename} ({att.size:,} bytes)", data=lambda a=att.id: _attachment(a),  # type: ignore[misc]  # mypy#15459: a=att.id binds this attachment
-                                   file_name=att.filename, mime=att.content_type, key=f"att_{att.id}",
+                                   file_name=att.filename, mime=safe_download_type(att.content_type), key=f"att_{att.id}",
                                    on_click="ignore")
 
 

@@ -265,3 +265,19 @@ def test_partly_bad_field_edit_changes_nothing(engine, staff):
             "priority")
     t = stored(engine, tid)
     assert (t.summary, t.version) == ("Outlook keeps asking for a password", 2)
+
+
+def test_an_attachment_is_stored_with_the_type_of_its_bytes(engine, staff):
+    """A page dressed as an image (declared image/png) is stored as plain bytes; a real PNG declared as HTML is
+    stored as an image."""
+    from sqlalchemy import select
+
+    from lib.models import Attachment
+
+    page = NewAttachment("invoice.png", "image/png", b"<html><script>alert(1)</script></html>")
+    image = NewAttachment("screen.png", "text/html", b"\x89PNG\r\n\x1a\n" + b"\x00" * 32)
+    with transaction(engine) as s:
+        t = tickets.create_ticket(s, actor=staff.tech, draft=draft(attachments=[page, image]))
+        stored = {name: kind for name, kind in s.execute(select(Attachment.filename, Attachment.content_type)
+                                                         .where(Attachment.ticket_id == t.id))}
+    assert stored == {"invoice.png": "application/octet-stream", "screen.png": "image/png"}
