@@ -51,6 +51,11 @@ log = logging.getLogger(__name__)
 DB_THREADS = 4
 #: Alerts recorded per transaction (lib.db.run_transaction retries a batch on a deadlock or a busy database).
 ALERT_BATCH = 50
+#: A post's body must arrive within this many seconds (408 otherwise): no half-open connection is held.
+BODY_SECONDS = 15.0
+#: Alert posts received at once (per event loop); more are answered 503 at once, so a flood of slow senders
+#: cannot take every connection and thread of the app server.
+MAX_IN_FLIGHT = 64
 _SOURCES = {"alertmanager": "Alertmanager", "grafana": "Grafana"}
 
 T = TypeVar("T")
@@ -73,6 +78,7 @@ class _State:
 
 _state = _State()
 _limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = weakref.WeakKeyDictionary()
+_in_flight: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
 
 
 def configure(engine: Engine | None = None, *, token: str | None | _Unset = _UNSET,
@@ -151,17 +157,27 @@ class _Misconfigured(Exception):
     pass
 
 
+class _TooSlow(Exception):
+    pass
+
+
 async def _read_body(request: Request, limit: int) -> bytes:
+    """The whole body, within ``limit`` bytes and BODY_SECONDS: a sender that stops half-way (a half-open
+    connection, a slow drip) is answered 408 and its connection let go, instead of being held for ever."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise _TooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
+    try:
+        with anyio.fail_after(BODY_SECONDS):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _TooLarge
+                chunks.append(chunk)
+    except TimeoutError:
+        raise _TooSlow from None
     return b"".join(chunks)
 
 
@@ -209,10 +225,24 @@ async def _receive(request: Request, expected: str | None) -> Response:
         given = "authorization" in request.headers
         return _error(401, "wrong bearer token" if given else "missing bearer token: send 'Authorization: Bearer <token>'",
                       headers={"WWW-Authenticate": 'Bearer realm="helpdesk alerts"'})
+    if _in_flight.get(asyncio.get_running_loop(), 0) >= MAX_IN_FLIGHT:
+        return _error(503, f"busy: {MAX_IN_FLIGHT} alert posts are being received; send it again",
+                      headers={"Retry-After": "5"})
+    loop = asyncio.get_running_loop()
+    _in_flight[loop] = _in_flight.get(loop, 0) + 1
+    try:
+        return await _receive_counted(request, expected)
+    finally:
+        _in_flight[loop] -= 1
+
+
+async def _receive_counted(request: Request, expected: str | None) -> Response:
     try:
         body = await _read_body(request, MAX_BODY_BYTES)
     except _TooLarge:
         return _error(413, f"body is too large: over {MAX_BODY_BYTES} bytes")
+    except _TooSlow:
+        return _error(408, f"the body did not arrive within {BODY_SECONDS:g} s", headers={"Connection": "close"})
     except ClientDisconnect:
         return Response(status_code=400)
     started = time.perf_counter()

@@ -310,3 +310,42 @@ def test_server_side_problems_answer_503_so_the_sender_retries(server, engine, m
     reply = server.post("/api/alerts", am_body())
     assert reply.status == 503 and "no active category" in reply.json["error"]
     assert counts(engine) == (0, 0)
+
+
+def _half_open(server: Server, declared: int = 1000, sent: bytes = b'{"version": ') -> socket.socket:
+    """A post whose body stops half-way (the sender hangs on to the connection)."""
+    sock = socket.create_connection((server.host, server.port), timeout=30)
+    sock.sendall((f"POST /api/alerts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+                  f"Content-Type: application/json\r\nContent-Length: {declared}\r\n\r\n").encode() + sent)
+    return sock
+
+
+def test_a_body_that_stops_half_way_is_answered_408_and_let_go(server, engine, monkeypatch):
+    monkeypatch.setattr(api, "BODY_SECONDS", 0.5)
+    sock = _half_open(server)
+    try:
+        reply = sock.recv(4096).decode()  # waits for the server's answer (the socket's own timeout bounds it)
+    finally:
+        sock.close()
+    assert reply.startswith("HTTP/1.1 408") and "did not arrive within 0.5 s" in reply
+    assert counts(engine) == (0, 0)
+    assert server.post("/api/alerts", am_body()).status == 200
+
+
+def test_too_many_posts_at_once_are_refused_with_retry_after(server, engine, monkeypatch):
+    monkeypatch.setattr(api, "MAX_IN_FLIGHT", 3)
+    held = [_half_open(server) for _ in range(3)]
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # the three are being received once the server counts them: wait for that state
+            reply = server.post("/api/alerts", am_body())
+            if reply.status == 503 or time.monotonic() > deadline:
+                break
+        assert reply.status == 503 and "busy" in reply.json["error"]
+    finally:
+        for sock in held:
+            sock.close()
+    deadline = time.monotonic() + 30
+    while server.post("/api/alerts", am_body()).status != 200:  # the slots free up as the senders go
+        assert time.monotonic() < deadline, "the server never took posts again"
+        time.sleep(0.05)
