@@ -25,7 +25,10 @@ def main() -> None:
         return
     if on_public_page():
         # A requester's page (the signed confirmation link): no login form, no staff chrome, whoever opens it.
-        st.navigation(public_pages(), position="hidden").run()
+        # (A default page besides it: a lone page would be the default, served at "/", and its own path would
+        # then read as "Page not found".)
+        st.navigation([st.Page(_login_view, title="Help desk", url_path="home", default=True), *public_pages()],
+                      position="hidden").run()
         return
     user = auth.login_gate()
     if user is None:

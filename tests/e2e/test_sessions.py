@@ -205,3 +205,26 @@ def test_no_page_or_route_can_be_framed_by_another_site(seeded) -> None:  # type
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         return None
+
+
+def test_the_requester_page_has_no_staff_chrome_and_opens_for_signed_in_staff(browser, seeded) -> None:  # type: ignore[no-untyped-def]
+    """A confirmation link shows the requester's page alone: no login form above it for a requester, and no
+    "Page not found" for a technician who is signed in and clicks it."""
+    server, _ = seeded
+    ctx = browser.new_context(viewport={"width": 1300, "height": 900})
+    page = ctx.new_page()
+    page.goto(server.url + "/confirm?t=not-a-real-link")
+    wait_idle(page)
+    page.get_by_role("heading", name="Is it fixed?").wait_for()
+    assert page.get_by_role("button", name="Log in").count() == 0
+    assert page.get_by_test_id("stSidebar").count() == 0
+    assert page.get_by_text("Page not found").count() == 0
+    shot(page, "26_confirm_logged_out")
+    login(page, server.url, "tom")
+    page.get_by_role("heading", name="Queue").wait_for()
+    page.goto(server.url + "/confirm?t=not-a-real-link")
+    wait_idle(page)
+    page.get_by_role("heading", name="Is it fixed?").wait_for()
+    assert page.get_by_text("Page not found").count() == 0
+    assert page.get_by_test_id("stSidebar").count() == 0
+    ctx.close()
