@@ -19,13 +19,14 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from lib import clock
+from lib import audit_chain, clock
 from lib.config import get_settings
 from lib.workflow import OPEN_STATUSES, Status
 
@@ -275,7 +276,8 @@ class Ticket(Base):
 
 
 class TicketEvent(Base):
-    """The timeline and audit trail. Append-only: rows are never updated or deleted."""
+    """The timeline and audit trail. Append-only: triggers refuse UPDATE and DELETE, and each event carries the
+    hash chain of its ticket (``chain_hash``, set on insert; lib/audit_chain.py)."""
 
     __tablename__ = "ticket_events"
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -294,6 +296,9 @@ class TicketEvent(Base):
     meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # sha256 over the previous event's chain_hash (same ticket) and this event's fields; NULL only for events
+    # written before migration 0008 and not sealed yet
+    chain_hash: Mapped[str | None] = mapped_column(String(64))
 
     actor: Mapped[User | None] = relationship(lazy="joined")
 
@@ -304,6 +309,11 @@ class TicketEvent(Base):
         Index("ix_events_actor_time", "actor_id", "occurred_at"),
         {"sqlite_autoincrement": True},
     )
+
+
+# Every event inserted through the ORM gets its chain hash just before its INSERT (bulk inserts through Core
+# call lib.audit_chain.link_rows).
+event.listen(TicketEvent, "before_insert", audit_chain.before_insert)
 
 
 class Attachment(Base):
@@ -325,7 +335,7 @@ class Attachment(Base):
 
 
 class AuditLog(Base):
-    """Logins, lockouts and admin changes (ticket changes are in ticket_events)."""
+    """Logins, lockouts and admin changes (ticket changes are in ticket_events). Append-only (triggers)."""
 
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

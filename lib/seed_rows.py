@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import column, insert, select, table, text
 from sqlalchemy.engine import Connection, Engine
 
+from lib.audit_chain import canonical_meta_text, link, seconds_micros
 from lib.db import transaction
 from lib.models import Setting, Ticket, TicketEvent
 from lib.seed_life import OPEN, Spec, TicketLife
@@ -30,7 +31,8 @@ TICKET_COLUMNS = (
     "resolution_due_at", "resolution_risk_at", "response_breached_at", "resolution_breached_at",
 )
 EVENT_COLUMNS = ("id", "ticket_id", "kind", "actor_id", "actor_label", "from_status", "to_status", "field",
-                 "old_value", "new_value", "body", "public", "minutes", "meta", "occurred_at", "recorded_at")
+                 "old_value", "new_value", "body", "public", "minutes", "meta", "occurred_at", "recorded_at",
+                 "chain_hash")
 
 
 def check_columns() -> None:
@@ -119,9 +121,11 @@ def ticket_row(s: Spec, L: TicketLife, sla_cols: tuple, policy_json: str | None,
 
 
 def event_rows(first_id: int, tid: int, events: list[tuple], f: TimeText, out: list[tuple]) -> int:
-    """Append the rows of one ticket's events to ``out``; return the next free event id."""
+    """Append the rows of one ticket's events to ``out``, each with its link of the ticket's hash chain (a new
+    ticket: the chain starts here); return the next free event id."""
     eid = first_id
     days, clock, suffix, append = f.days, f.clock, f.suffix, out.append
+    prev = ""
     for t, kind, actor, label, frm, to, fld, old, new, body, public, minutes, meta in events:
         if meta is None:
             meta_text = None
@@ -134,7 +138,11 @@ def event_rows(first_id: int, tid: int, events: list[tuple], f: TimeText, out: l
             when = f"{day} {clock[t % 86400]}{suffix}"
         else:
             when = f(t)
-        append((eid, tid, kind, actor, label, frm, to, fld, old, new, body, public, minutes, meta_text, when, when))
+        us = seconds_micros(t)
+        prev = link(prev, (tid, kind, actor, label, frm, to, fld, old, new, body, public, minutes,
+                           canonical_meta_text(meta_text), us, us))
+        append((eid, tid, kind, actor, label, frm, to, fld, old, new, body, public, minutes, meta_text, when, when,
+                prev))
         eid += 1
     return eid
 

@@ -166,11 +166,18 @@ def pg_engine(pg_url: str) -> Iterator[Engine]:
 
 
 def reset_postgres(engine: Engine) -> None:
-    """Empty every table and restore the seeded reference data (DELETE is far cheaper than TRUNCATE here)."""
+    """Empty every table and restore the seeded reference data (DELETE is far cheaper than TRUNCATE here).
+    The append-only tables are emptied under ``session_replication_role = replica``, which skips their triggers
+    (lib/audit_chain.py); every other table's triggers run as usual (they empty metric_days)."""
     tables = [t for t in reversed(Base.metadata.sorted_tables)]
     with engine.begin() as conn:
         for table in tables:
+            append_only = table.name in ("ticket_events", "audit_log")
+            if append_only:
+                conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
             conn.execute(table.delete())
+            if append_only:
+                conn.exec_driver_sql("SET LOCAL session_replication_role = origin")
         for table in tables:
             if "id" in table.c and table.c.id.autoincrement is not False and table.name != "sla_targets":
                 conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), 1, false)"))
