@@ -186,8 +186,11 @@ def cmd_deactivate_user(args: argparse.Namespace) -> int:
             raise ValidationError({"username": f"{user.username!r} is the last active lead: the desk needs one. "
                                                "Make another account a lead first (create-user --role lead)"})
         lead = _acting_lead(s, args.as_lead, besides=user.id)
-        users.update_user(s, actor=lead.id, user_id=user.id, active=False)
-        print(f"deactivated {user.username!r} (as lead {lead.username!r}); they can no longer log in")
+        to = _find_user(s, args.to).id if args.to else None
+        users.deactivate(s, actor=lead.id, user_id=user.id, open_tickets=args.open_tickets, to=to)
+        where = {"queue": "; their open tickets went back to the queue",
+                 "reassign": f"; their open tickets went to {args.to!r}"}.get(args.open_tickets or "", "")
+        print(f"deactivated {user.username!r} (as lead {lead.username!r}); they can no longer log in{where}")
     return 0
 
 
@@ -406,6 +409,44 @@ def cmd_rebuild_rollups(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ticket_number(value: str) -> int:
+    """``--ticket``: a ticket number, or its reference (``HD-000123``)."""
+    digits = value.strip().rsplit("-", 1)[-1]
+    if not digits.isdigit() or not 0 < int(digits) < 2**31:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a ticket number or reference like HD-000123")
+    return int(digits)
+
+
+def cmd_verify_audit(args: argparse.Namespace) -> int:
+    from lib import audit_chain
+    from lib.models import ticket_ref
+
+    engine = _engine(args)
+    if args.seal:
+        progress = Progress("sealing tickets", quiet=args.quiet)
+        sealed = audit_chain.seal(engine, begin=transaction, progress=progress)
+        progress.done()
+        print(f"sealed {sealed:,} event(s) written before chain hashes")
+    progress = Progress("verifying ticket chains", quiet=args.quiet)
+    report = audit_chain.verify(engine, ticket_id=args.ticket, progress=progress)
+    elapsed = progress.done()
+    if args.ticket is not None and not report.events:
+        raise NotFound(f"{ticket_ref(args.ticket)} has no events (or does not exist)")
+    for name in report.missing_triggers:
+        print(f"append-only trigger {name} is missing or disabled: run init-db, or see lib/audit_chain.py")
+    for b in report.broken:
+        print(f"{ticket_ref(b.ticket_id)}: event {b.event_id}: {b.problem}")
+    checked = f"{report.tickets:,} ticket(s), {report.events:,} event(s) checked in {elapsed:.1f} s"
+    if not report.intact:
+        print(f"audit trail NOT intact: {len(report.broken):,} broken chain(s), "
+              f"{len(report.missing_triggers)} missing trigger(s); {checked}")
+        return 1
+    unsealed = (f"; {report.unsealed:,} event(s) written before chain hashes are not covered yet "
+                "(verify-audit --seal)") if report.unsealed else ""
+    print(f"audit trail intact: {checked}{unsealed}")
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "init-db": (cmd_init_db, "create or upgrade the database schema"),
     "create-user": (cmd_create_user, "create a staff account (password from a prompt or stdin, never argv)"),
@@ -427,6 +468,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "worker": (cmd_worker, "run the background worker: IMAP poll, outbox, SLA breaches, unacknowledged tickets, "
                                  "confirmation and follow-up reminders"),
     "report": (cmd_report, "the weekly review of one ISO week as json, csv (headline table), xlsx or html"),
+    "verify-audit": (cmd_verify_audit, "check every ticket's event hash chain and the append-only triggers; exit 1 "
+                                       "naming the first broken link of each ticket"),
     "rebuild-rollups": (cmd_rebuild_rollups, "refill the metrics tables (ticket_metrics, metric_days) from tickets, "
                                              "or --check them"),
 }
@@ -456,6 +499,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="username of the lead in whose name the change is audited" + (
                            "" if name == "unlock-user" else " (default: the first active lead)"))
     parsers["revoke-sessions"].add_argument("username")
+    parsers["deactivate-user"].add_argument("--open-tickets", choices=["queue", "reassign"],
+                                            help="what happens to the open tickets they hold: back to the queue, or "
+                                                 "reassigned to --to (needed when they hold any)")
+    parsers["deactivate-user"].add_argument("--to", metavar="USERNAME", help="who takes them with --open-tickets "
+                                                                             "reassign")
     parsers["reset-password"].add_argument("--password-stdin", action="store_true",
                                            help="read the password from the first line of stdin even on a terminal")
 
@@ -499,6 +547,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the file to write")
     parsers["rebuild-rollups"].add_argument("--check", action="store_true",
                                             help="only compare the metrics tables with tickets; exit 1 if they differ")
+    p = parsers["verify-audit"]
+    p.add_argument("--ticket", type=_ticket_number, metavar="N", help="only this ticket (a number or HD-000123)")
+    p.add_argument("--seal", action="store_true",
+                   help="first hash the events written before chain hashes existed (once, after upgrading)")
+    p.add_argument("--quiet", action="store_true")
     return parser
 
 

@@ -252,3 +252,26 @@ def test_unknown_user_is_exit_1_with_a_clear_message(engine, staff, monkeypatch,
     err = capsys.readouterr().err
     assert err.startswith("error: no user 'ghost'") and "list-users" in err
     assert sys.stdin.read() == NEW_PASSWORD + "\n"  # no password asked for an account that does not exist
+
+
+def test_deactivate_user_hands_on_open_tickets(engine, staff, capsys) -> None:
+    from lib import tickets
+    from lib.directory import RequesterInput
+    from lib.models import Ticket
+    from lib.tickets import TicketDraft
+
+    with transaction(engine) as s:
+        t = tickets.create_ticket(s, actor=staff.tech, draft=TicketDraft(
+            summary="Screen flickers", category="Hardware", priority="Low", channel="phone",
+            requester=RequesterInput(name="Ann", email="ann@example.com")))
+        tickets.take(s, actor=staff.tech, ticket_id=t.id)
+        tid = t.id
+    assert cli(engine, "deactivate-user", "tech") == 1
+    assert "still assigned to" in capsys.readouterr().err
+    assert user(engine, "tech").active
+    assert cli(engine, "deactivate-user", "tech", "--open-tickets", "reassign", "--to", "tech2") == 0
+    assert "went to 'tech2'" in capsys.readouterr().out
+    with read_session(engine) as s:
+        ticket = s.get(Ticket, tid)
+        assert ticket is not None and ticket.assignee_id == staff.tech2
+    assert not user(engine, "tech").active
