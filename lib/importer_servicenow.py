@@ -7,22 +7,36 @@ part of the ticket's history with its own time: a state change is a status event
 event, a new priority or category a ``field_changed`` event, and a row that changes none of these an
 internal note listing what did change. The ticket's own columns (status, acknowledged/resolved/closed
 times, reopen count, closure reason) are derived from that same replay, so they agree with the timeline.
+
+Times are day-first (``29/2/2016 01:23`` as published, ``29-02-2016 01:23:45`` as re-saved), taken as UTC;
+booleans ``true``/``TRUE``. Both spellings of a row are the same row: its fingerprint is taken over the
+values in one spelling, so a re-saved copy of an imported log imports as unchanged.
+
+The file is streamed: a first pass notes each incident's last row, and an incident is imported as soon as
+its last row is read. Incidents are looked up a batch at a time (one query for the batch's tickets, one for
+their imported rows), and each new ticket is written once, with the columns the replay derived.
 The mapping of states, priorities and channels, and the choices made, are in docs/cli.md.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
-from lib import clock
+from lib import audit_chain, clock
 from lib.errors import ValidationError
 from lib.importer import Item, Refused, count_rows, data_rows
 from lib.models import Category, Requester, Ticket, TicketEvent, User, ticket_ref
@@ -42,21 +56,54 @@ CHANNELS = {"phone": Channel.PHONE, "ivr": Channel.PHONE, "email": Channel.EMAIL
             "walk-in": Channel.WALK_IN, "walk in": Channel.WALK_IN, "direct opening": Channel.ON_BEHALF}
 REQUIRED = ("number", "incident_state", "sys_mod_count", "sys_updated_at", "opened_at", "priority", "caller_id",
             "category", "assigned_to", "contact_type")
+TIMES = ("sys_updated_at", "opened_at")  # required: a row without them is refused
+OPTIONAL_TIMES = ("sys_created_at", "resolved_at", "closed_at")  # kept as text; respelled when they are times
+BOOLEANS = ("active", "made_sla", "knowledge", "u_priority_confirmation")
+TIME_EXAMPLE = "29/2/2016 01:23"
 #: Columns kept only as text (the internal note of a row lists the ones that changed).
 OTHER = ("caller_id", "contact_type", "impact", "urgency", "assignment_group", "subcategory", "u_symptom", "location",
          "cmdb_ci", "problem_id", "rfc", "vendor", "caused_by", "closed_code", "resolved_by", "made_sla", "knowledge",
          "u_priority_confirmation", "notify", "reassignment_count", "reopen_count")
 FALLBACK_CATEGORY = "Other"
-DONE = (S.RESOLVED.value, S.CLOSED.value)
+NEW, ACTIVE, RESOLVED, CLOSED, AT_VENDOR = (s.value for s in (S.NEW, S.IN_PROGRESS, S.RESOLVED, S.CLOSED,
+                                                                S.WAITING_VENDOR))
+DONE = (RESOLVED, CLOSED)
 IS_OPEN = frozenset(s.value for s in OPEN_STATUSES)
+# Statements built once (no cache key to compute per use).
+TICKETS, EVENTS = cast(Table, Ticket.__table__), cast(Table, TicketEvent.__table__)
+FIND_CATEGORY = select(Category.id, Category.name).where(func.lower(Category.name) == bindparam("name"))
+FIND_USER = select(User.id, User.name).where(User.username == bindparam("username"))
+# by name alone: with "email IS NULL" in the query SQLite scans every contact without an e-mail
+FIND_CALLER = select(Requester.id, Requester.email).where(Requester.name == bindparam("name")).order_by(Requester.id)
+INSERT_PLACEHOLDER = {model: insert(cast(Table, model.__table__)).returning(model.id)
+                      for model in (Category, User, Requester)}
+
+# day/month/year with "/" or "-" (the same one twice), then hours:minutes[:seconds]; no zero padding needed
+_DAY_FIRST = re.compile(r"(\d{1,2})([/-])(\d{1,2})\2(\d{4})\s+(\d{1,2}):(\d{2})(?::(\d{2}))?")
+
+
+@lru_cache(maxsize=8192)  # an incident's rows repeat its opened_at, and a busy minute its sys_updated_at
+def day_first(text: str) -> tuple[datetime, str]:
+    """A day-first time (``29/2/2016 01:23``, ``01-03-2016 09:05:07``) as ``(instant in UTC, canonical text)``;
+    the canonical text is ``DD-MM-YYYY HH:MM``, with ``:SS`` when the seconds are not zero. ValueError otherwise."""
+    m = _DAY_FIRST.fullmatch(text)
+    try:
+        if m is None:
+            raise ValueError
+        day, _, month, year, hour, minute, second = m.groups()
+        d, mo, y, h, mi, s = int(day), int(month), int(year), int(hour), int(minute), int(second or 0)
+        at = datetime(y, mo, d, h, mi, s, tzinfo=UTC)  # no 31/2, no 25:00
+    except ValueError:
+        raise ValueError(f"{text!r} is not a day-first date like {TIME_EXAMPLE}") from None
+    return at, f"{d:02d}-{mo:02d}-{y:04d} {h:02d}:{mi:02d}" + (f":{s:02d}" if s else "")
 
 
 def parse_time(text: str) -> datetime:
-    """``DD-MM-YYYY HH:MM``, taken as UTC."""
-    return datetime.strptime(text.strip(), "%d-%m-%Y %H:%M").replace(tzinfo=UTC)
+    """A day-first time, taken as UTC (see :func:`day_first`)."""
+    return day_first(text.strip())[0]
 
 
-@dataclass
+@dataclass(slots=True)
 class SnRow:
     n: int
     mod: int
@@ -71,10 +118,26 @@ class SnRow:
     opened_by: str | None
     values: dict[str, str]
     hash: str
+    other: tuple[str | None, ...] = ()  # the OTHER columns, compared row to row
 
     def get(self, name: str) -> str | None:
         value = " ".join((self.values.get(name) or "").split())
         return None if value in ("", MISSING) else value
+
+
+def _respell(values: dict[str, str]) -> None:
+    """Write optional times and booleans in one spelling (``DD-MM-YYYY HH:MM``, ``TRUE``/``FALSE``)."""
+    for name in OPTIONAL_TIMES:
+        text = (values.get(name) or "").strip()
+        if text and text != MISSING:
+            try:
+                values[name] = day_first(text)[1]
+            except ValueError:
+                pass  # not checked: kept as written
+    for name in BOOLEANS:
+        flag = values.get(name)
+        if flag and flag.lower() in ("true", "false"):
+            values[name] = flag.upper()
 
 
 def _row(n: int, values: dict[str, str], problems: list[str]) -> SnRow | None:
@@ -98,32 +161,86 @@ def _row(n: int, values: dict[str, str], problems: list[str]) -> SnRow | None:
     if mod is None and mod_text not in ("", MISSING):
         problems.append(f"row {n}: sys_mod_count {mod_text!r} is not a whole number")
     times = {}
-    for name in ("sys_updated_at", "opened_at"):
+    for name in TIMES:
         text = need(name)
         if text and text != MISSING:
             try:
-                times[name] = parse_time(text)
+                times[name], values[name] = day_first(text)
             except ValueError:
-                problems.append(f"row {n}: {name} {text!r} is not a time like 29-02-2016 01:16")
+                problems.append(f"row {n}: {name} {text!r} is not a day-first date like {TIME_EXAMPLE}")
     if len(problems) > before:
         return None
+    _respell(values)
     row = SnRow(n=n, mod=mod, at=times["sys_updated_at"], opened=times["opened_at"], state=state.value,  # type: ignore[union-attr,arg-type]  # each None added a problem
                 priority=int(prio), category=None, assignee=None, channel=Channel.IMPORT.value,  # type: ignore[arg-type]  # each None added a problem
                 updated_by=None, opened_by=None, values=values,
-                hash=hashlib.sha1("\x1f".join(f"{k}={v}" for k, v in sorted(values.items())).encode()).hexdigest()[:20])
+                hash=hashlib.sha1("\x1f".join(map("=".join, sorted(values.items()))).encode()).hexdigest()[:20])
     row.category, row.assignee = row.get("category"), row.get("assigned_to")
     row.updated_by, row.opened_by = row.get("sys_updated_by"), row.get("opened_by")
     contact = (row.get("contact_type") or "").lower()
     row.channel = CHANNELS.get(contact, Channel.IMPORT).value
+    row.other = tuple(map(values.get, OTHER))
     return row
+
+
+@dataclass(slots=True)
+class _Known:
+    """A ticket imported before: its id, the fingerprints of its imported rows, and whether the desk worked on it."""
+
+    ticket_id: int
+    hashes: set[str] = field(default_factory=set)
+    others: bool = False
+
+
+@dataclass
+class _Run:
+    """What one import of one file keeps from incident to incident."""
+
+    ids: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)  # (kind, name) -> (id, stored name)
+    fresh: list[tuple[str, str]] = field(default_factory=list)  # ids made for the incident being written
+    upcoming: dict[str, None] = field(default_factory=dict)  # incidents handed out and not yet handled
+    session: Session | None = None  # the transaction `known` was read in
+    known: dict[str, _Known] = field(default_factory=dict)
+    checked: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Incident(Item):
+    run: _Run = field(default_factory=_Run)
+
+
+def _history(session: Session, numbers: list[str]) -> dict[str, _Known]:
+    """The tickets of these incidents imported before, with their imported rows (two queries)."""
+    found: dict[int, _Known] = {}
+    by_number: dict[str, _Known] = {}
+    for tid, number in session.execute(select(Ticket.id, Ticket.external_ref)
+                                       .where(Ticket.external_source == SOURCE, Ticket.external_ref.in_(numbers))):
+        found[tid] = by_number[str(number)] = _Known(tid)
+    if found:
+        for tid, source, row_hash, actor_id, label in session.execute(
+                select(TicketEvent.ticket_id, TicketEvent.meta["source"].as_string(),
+                       TicketEvent.meta["row_hash"].as_string(), TicketEvent.actor_id, TicketEvent.actor_label)
+                .where(TicketEvent.ticket_id.in_(list(found)))):
+            known = found[tid]
+            if source == SOURCE:
+                if row_hash:
+                    known.hashes.add(row_hash)
+            elif actor_id is not None or label not in (None, "system"):
+                known.others = True
+    return by_number
+
+
+def _last_rows(path: Path) -> dict[str, int]:
+    """Incident number -> the row number of its last row (rows numbered as :func:`lib.importer.data_rows` does)."""
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        header = [h.strip() for h in next(reader)]
+        col, width = header.index("number"), len(header)
+        return {values[col].strip(): n for n, values in enumerate(reader, start=2) if len(values) == width}
 
 
 class ServiceNowLayout:
     batch = 100
-
-    def __init__(self) -> None:
-        self.ids: dict[tuple[str, str], int] = {}  # (kind, name) -> id, checked against the session on use
-        self.pending: list[dict] = []  # the events of the incident being imported
 
     def check_header(self, header: list[str]) -> None:
         missing = [c for c in REQUIRED if c not in header]
@@ -134,7 +251,18 @@ class ServiceNowLayout:
         return count_rows(path)
 
     def items(self, path: Path) -> Iterator[Item]:
-        groups: dict[str, list[tuple[int, dict[str, str]]]] = {}
+        """Each incident as soon as its last row is read, in the order incidents first appear in the file."""
+        run, last = _Run(), _last_rows(path)
+        groups: OrderedDict[str, list[tuple[int, dict[str, str]]]] = OrderedDict()
+        complete: set[str] = set()
+
+        def ready(number: str) -> _Incident:
+            rows = groups.pop(number)
+            complete.discard(number)
+            run.upcoming[number] = None
+            where = f"{number} (rows {', '.join(str(n) for n, _ in rows[:3])}{', ...' if len(rows) > 3 else ''})"
+            return _Incident(where=where, rows=rows, key=number, run=run)
+
         for n, values in data_rows(path):
             number = (values.get("number") or "").strip()
             if "__width__" in values or number in ("", MISSING):
@@ -142,13 +270,18 @@ class ServiceNowLayout:
                 yield Item(where=f"row {n}", rows=[(n, values)], key=f"?{n}:{problem}")
                 continue
             groups.setdefault(number, []).append((n, values))
-        for number, rows in groups.items():
-            yield Item(where=f"{number} (rows {', '.join(str(n) for n, _ in rows[:3])}{', ...' if len(rows) > 3 else ''})",
-                       rows=rows, key=number)
+            if last.get(number, n) <= n:
+                complete.add(number)
+                while groups and next(iter(groups)) in complete:
+                    yield ready(next(iter(groups)))
+        while groups:  # only when the file changed between the two passes
+            yield ready(next(iter(groups)))
 
     def handle(self, session: Session, item: Item) -> str:
         if item.key.startswith("?"):
             raise Refused(f"{item.where}: {item.key.split(':', 1)[1]}")
+        run = item.run if isinstance(item, _Incident) else _Run()
+        known = self._known(session, run, item.key)
         problems: list[str] = []
         rows = [r for n, v in item.rows if (r := _row(n, v, problems)) is not None]
         seen: dict[str, int] = {}
@@ -159,208 +292,250 @@ class ServiceNowLayout:
         if problems:
             raise Refused(f"{item.key}: " + "; ".join(problems) + f" (none of its {len(item.rows)} rows imported)")
         rows.sort(key=lambda r: (r.at, r.mod, r.n))
-        self.pending = []
-        ticket = session.scalar(select(Ticket).where(Ticket.external_source == SOURCE, Ticket.external_ref == item.key))
-        if ticket is None:
-            self._create(session, item.key, rows)
-            outcome = "created"
-        else:
-            outcome = self._update(session, ticket, item.key, rows)
-        self._write_events(session)
-        return outcome
+        if known is not None and known.hashes == {r.hash for r in rows}:
+            return "unchanged"
+        run.fresh = []
+        try:
+            if known is None:
+                self._create(session, run, item.key, rows)
+                return "created"
+            return self._update(session, run, item.key, rows, known.ticket_id)
+        except BaseException:
+            for key in run.fresh:  # rolled back with the incident's savepoint
+                run.ids.pop(key, None)
+            raise
+
+    def _known(self, session: Session, run: _Run, number: str) -> _Known | None:
+        if run.session is not session or number not in run.checked:  # a new batch: read all of it at once
+            numbers = [*run.upcoming, number] if number not in run.upcoming else list(run.upcoming)
+            run.session, run.checked, run.known = session, set(numbers), _history(session, numbers)
+        run.upcoming.pop(number, None)
+        return run.known.get(number)
 
     # -- lookups (placeholders created on first use) ------------------------------------------------------
 
-    def _cached(self, session: Session, model, kind: str, name: str):
-        known = self.ids.get((kind, name))
-        if known is not None:
-            with session.no_autoflush:  # pending events need not be written for a lookup
-                obj = session.get(model, known)
-            if obj is not None:
-                return obj
-            del self.ids[(kind, name)]  # made in a savepoint that was rolled back
-        return None
+    def _remember(self, session: Session, run: _Run, key: tuple[str, str], found: Any, model: Any,
+                  values: dict[str, Any]) -> tuple[int, str]:
+        if found is None:
+            found = (session.execute(INSERT_PLACEHOLDER[model], values).scalar_one(), values["name"])
+            run.fresh.append(key)
+        run.ids[key] = got = (found[0], found[1])
+        return got
 
-    def category(self, session: Session, name: str | None) -> Category:
+    def category(self, session: Session, run: _Run, name: str | None) -> int:
         name = name or FALLBACK_CATEGORY
-        cat = self._cached(session, Category, "category", name)
-        if cat is None:
-            with session.no_autoflush:
-                cat = session.scalar(select(Category).where(func.lower(Category.name) == name.lower()))
-            if cat is None:
-                cat = Category(name=name[:80], active=True, description="Created by the ServiceNow import")
-                session.add(cat)
-                session.flush()
-            self.ids[("category", name)] = cat.id
-        return cat
+        got = run.ids.get(("category", name))
+        if got is None:
+            found = session.execute(FIND_CATEGORY, {"name": name.lower()}).first()
+            got = self._remember(session, run, ("category", name), found, Category,
+                                 {"name": name[:80], "active": True, "description": "Created by the ServiceNow import"})
+        return got[0]
 
-    def resolver(self, session: Session, name: str | None) -> User | None:
-        if not name:
-            return None
-        user = self._cached(session, User, "user", name)
-        if user is None:
+    def resolver(self, session: Session, run: _Run, name: str) -> tuple[int, str]:
+        got = run.ids.get(("user", name))
+        if got is None:
             username = ("servicenow-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"))[:64]
-            with session.no_autoflush:
-                user = session.scalar(select(User).where(User.username == username))
-            if user is None:
-                user = User(username=username, name=name[:120], email=None, password_hash="!no-login: imported",
-                            role=int(Role.TECHNICIAN), active=False, capacity=0)
-                session.add(user)
-                session.flush()
-            self.ids[("user", name)] = user.id
-        return user
+            found = session.execute(FIND_USER, {"username": username}).first()
+            got = self._remember(session, run, ("user", name), found, User, {
+                "username": username, "name": name[:120], "email": None, "password_hash": "!no-login: imported",
+                "role": int(Role.TECHNICIAN), "active": False, "capacity": 0})
+        return got
 
-    def caller(self, session: Session, name: str | None) -> Requester | None:
+    def caller(self, session: Session, run: _Run, name: str | None) -> int | None:
         if not name:
             return None
-        req = self._cached(session, Requester, "caller", name)
-        if req is None:
-            with session.no_autoflush:
-                req = session.scalar(select(Requester).where(Requester.name == name[:120], Requester.email.is_(None))
-                                     .order_by(Requester.id).limit(1))
-            if req is None:
-                req = Requester(name=name[:120], email=None)
-                session.add(req)
-                session.flush()
-            self.ids[("caller", name)] = req.id
-        return req
+        got = run.ids.get(("caller", name))
+        if got is None:
+            found = next(((rid, name[:120]) for rid, email in session.execute(FIND_CALLER, {"name": name[:120]})
+                          if email is None), None)
+            got = self._remember(session, run, ("caller", name), found, Requester, {"name": name[:120], "email": None})
+        return got[0]
 
     # -- writing --------------------------------------------------------------------------------------------
 
-    def _create(self, session: Session, number: str, rows: list[SnRow]) -> None:
-        last = rows[-1]
-        created = min(last.opened, rows[0].at)
-        first = rows[0]
-        ticket = Ticket(external_source=SOURCE, external_ref=number, summary=_summary(number, last),
-                        description=_description(number, last), channel=first.channel, category_id=0,
-                        priority=first.priority, status=S.NEW.value, is_open=True, created_at=created,
-                        updated_at=created, version=0, reopen_count=0, device_details=last.get("cmdb_ci"))
-        ticket.category_id = self.category(session, first.category).id
-        caller = self.caller(session, last.get("caller_id"))
-        ticket.requester_id = caller.id if caller else None
-        session.add(ticket)
-        session.flush()
-        meta = {"source": SOURCE, "number": number, "opened_at": last.opened.isoformat(),
-                "rows": len(rows), "channel": first.channel, "priority": first.priority}
+    def _create(self, session: Session, run: _Run, number: str, rows: list[SnRow]) -> None:
+        first, last = rows[0], rows[-1]
+        created = min(last.opened, first.at)
+        self.category(session, run, first.category)  # the category the history starts from exists too
+        requester_id = self.caller(session, run, last.get("caller_id"))
+        users = {name: self.resolver(session, run, name) for name in dict.fromkeys(r.assignee for r in rows) if name}
+        events, columns, cat = _replay(number, rows, write=None, users=users)
+        meta: dict[str, Any] = {"source": SOURCE, "number": number, "opened_at": last.opened.isoformat(),
+                                "rows": len(rows), "channel": first.channel, "priority": first.priority}
         for name in ("made_sla", "closed_code", "resolved_by", "resolved_at", "closed_at", "reopen_count"):
-            if last.get(name) is not None:
-                meta[name] = last.get(name)
-        self._add(session, ticket, created, EventKind.CREATED, last.opened_by, to=S.NEW.value, public=True,
-                  body=ticket.description, meta=meta)
-        self._replay(session, ticket, rows, write=None)
+            if (value := last.get(name)) is not None:
+                meta[name] = value
+        events.insert(0, _event(created, EventKind.CREATED, last.opened_by, to=NEW, public=True,
+                                body=columns["description"], meta=meta))
+        columns.update(external_source=SOURCE, external_ref=number, channel=first.channel, requester_id=requester_id,
+                       device_details=last.get("cmdb_ci"), created_at=created, updated_at=max(created, last.at),
+                       version=len(events), category_id=self.category(session, run, cat))
+        ticket_id = _insert(session, TICKETS, [columns], returning_id=True)
+        _write_events(session, ticket_id, 0, events)
 
-    def _update(self, session: Session, ticket: Ticket, number: str, rows: list[SnRow]) -> str:
-        imported = set()
-        others = False
-        for meta, actor_id, label in session.execute(select(TicketEvent.meta, TicketEvent.actor_id,
-                                                            TicketEvent.actor_label)
-                                                     .where(TicketEvent.ticket_id == ticket.id)):
-            if meta and meta.get("source") == SOURCE:
-                if meta.get("row_hash"):
-                    imported.add(meta["row_hash"])
-            elif actor_id is not None or label not in (None, "system"):
-                others = True
+    def _update(self, session: Session, run: _Run, number: str, rows: list[SnRow], ticket_id: int) -> str:
+        version, updated_at = session.execute(select(Ticket.version, Ticket.updated_at)
+                                              .where(Ticket.id == ticket_id).with_for_update()).one()
+        known = _history(session, [number]).get(number) or _Known(ticket_id)  # again, now that the ticket is locked
         in_file = {r.hash for r in rows}
-        if in_file == imported:
+        if in_file == known.hashes:
             return "unchanged"
-        if not imported <= in_file:
+        if not known.hashes <= in_file:
             raise Refused(f"{number}: its rows in this file differ from the ones imported before (changed or "
-                          f"removed); {ticket_ref(ticket.id)} was not changed")
-        if others:
-            raise Refused(f"{number}: {ticket_ref(ticket.id)} has been worked on in the desk since it was imported; "
+                          f"removed); {ticket_ref(ticket_id)} was not changed")
+        if known.others:
+            raise Refused(f"{number}: {ticket_ref(ticket_id)} has been worked on in the desk since it was imported; "
                           "its new ServiceNow rows were not added")
-        self._replay(session, ticket, rows, write=in_file - imported)
+        users = {name: self.resolver(session, run, name) for name in dict.fromkeys(r.assignee for r in rows) if name}
+        events, columns, cat = _replay(number, rows, write=in_file - known.hashes, users=users)
+        session.execute(update(Ticket).where(Ticket.id == ticket_id).values(
+            version=version + len(events), updated_at=max(updated_at, rows[-1].at),
+            category_id=self.category(session, run, cat), **columns))
+        _write_events(session, ticket_id, version, events)
         return "updated"
 
-    def _replay(self, session: Session, t: Ticket, rows: list[SnRow], *, write: set[str] | None) -> None:
-        """Replay the rows in order; write the events of all rows (``write=None``) or of the given ones."""
-        first = rows[0]
-        status, assignee, prio, cat = S.NEW.value, None, first.priority, first.category
-        resolved = closed = ack = closure = None
-        reopens, vendor = 0, False
-        prev_values = first.values
-        for r in rows:
-            out = write is None or r.hash in write
-            meta = {"source": SOURCE, "row": r.n, "sys_mod_count": r.mod, "row_hash": r.hash}
-            wrote = False
-            if r.assignee != assignee:
-                user = self.resolver(session, r.assignee)
+
+def _replay(number: str, rows: list[SnRow], *, write: set[str] | None,
+            users: dict[str, tuple[int, str]]) -> tuple[list[dict[str, Any]], dict[str, Any], str | None]:
+    """Replay the rows in order: the events of all rows (``write=None``) or of the given ones, the ticket's
+    columns after the last row, and its category's name."""
+    first = rows[0]
+    status, assignee, prio, cat = NEW, None, first.priority, first.category
+    resolved = closed = ack = closure = None
+    reopens, vendor = 0, False
+    prev = first
+    events: list[dict[str, Any]] = []
+    for r in rows:
+        out = write is None or r.hash in write
+        meta = {"source": SOURCE, "row": r.n, "sys_mod_count": r.mod, "row_hash": r.hash}
+        wrote = False
+        if r.assignee != assignee:
+            if out:
+                events.append(_event(r.at, EventKind.ASSIGNED, r.updated_by, fld="assignee", old=assignee,
+                                     new=users[r.assignee][1] if r.assignee else None, meta=meta))
+            assignee, wrote = r.assignee, True
+        for fld, old, new, show in (("priority", prio, r.priority, lambda p: Priority(p).label),
+                                    ("category", cat, r.category, lambda c: c)):
+            if old != new:
                 if out:
-                    self._add(session, t, r.at, EventKind.ASSIGNED, r.updated_by, fld="assignee", old=assignee,
-                              new=user.name if user else None, meta=meta)
-                assignee, wrote = r.assignee, True
-            for fld, old, new, show in (("priority", prio, r.priority, lambda p: Priority(p).label),
-                                        ("category", cat, r.category, lambda c: c)):
-                if old != new:
-                    if out:
-                        self._add(session, t, r.at, EventKind.FIELD_CHANGED, r.updated_by, fld=fld,
-                                  old=None if old is None else show(old), new=None if new is None else show(new),
-                                  meta=meta)
-                    wrote = True
-            prio, cat = r.priority, r.category
-            if r.state != status:
-                extra: dict[str, object]
-                kind, extra = EventKind.STATUS_CHANGED, {}
-                if r.state == S.CLOSED.value:
-                    kind, closed, closure = EventKind.CLOSED, r.at, ClosureReason.CONFIRMED.value
-                    extra = {"reason": closure, "closed_code": r.get("closed_code")}
-                elif status in DONE and r.state in IS_OPEN:
-                    reopens += 1
-                    kind, resolved, closed, closure = EventKind.REOPENED, None, None, None
-                    extra = {"reopen_count": reopens}
-                elif r.state == S.RESOLVED.value:
-                    if status != S.CLOSED.value:
-                        kind = EventKind.RESOLVED
-                        resolved = r.at
-                    closed = closure = None
-                elif status == S.NEW.value and r.state == S.IN_PROGRESS.value:
-                    kind = EventKind.ACKNOWLEDGED
-                if ack is None and status == S.NEW.value and r.state != S.CLOSED.value:
-                    ack = r.at
-                vendor = vendor or r.state == S.WAITING_VENDOR.value
-                if out:
-                    self._add(session, t, r.at, kind, r.updated_by, frm=status, to=r.state, meta={**meta, **extra},
-                              public=kind in (EventKind.RESOLVED, EventKind.CLOSED, EventKind.REOPENED),
-                              body=_changes(prev_values, r.values))
-                status, wrote = r.state, True
-            if not wrote and out:
-                self._add(session, t, r.at, EventKind.INTERNAL_NOTE, r.updated_by, meta=meta,
-                          body=_changes(prev_values, r.values) or f"ServiceNow update {r.mod} with no change")
-            prev_values = r.values
-        last = rows[-1]
-        user = self.resolver(session, assignee)
-        t.status, t.is_open = status, status in IS_OPEN
-        t.assignee_id = user.id if user else None
-        t.priority, t.category_id = prio, self.category(session, cat).id
-        t.acknowledged_at, t.resolved_at, t.closed_at, t.closure_reason = ack, resolved, closed, closure
-        t.reopen_count = reopens
-        t.closure_note = f"Closed in ServiceNow ({last.get('closed_code')})" if closure and last.get("closed_code") else None
-        t.resolution_notes = f"Resolved in ServiceNow by {last.get('resolved_by')}" if last.get("resolved_by") else None
-        t.escalation_level = 2 if vendor else 0
-        t.vendor_name = last.get("vendor")
-        t.updated_at = max(t.updated_at, last.at)
-        t.summary, t.description = _summary(t.external_ref or "", last), _description(t.external_ref or "", last)
-
-    def _add(self, session: Session, t: Ticket, at: datetime, kind: EventKind, actor: str | None, *,
-             frm: str | None = None, to: str | None = None, fld: str | None = None, old: object = None,
-             new: object = None, body: str | None = None, public: bool = False, meta: dict | None = None) -> None:
-        t.version += 1
-        self.pending.append(dict(
-            ticket_id=t.id, kind=kind.value, actor_id=None, actor_label=actor or "ServiceNow", from_status=frm,
-            to_status=to, field=fld, old_value=None if old is None else str(old),
-            new_value=None if new is None else str(new), body=body, public=public,
-            meta={**(meta or {}), "v": t.version}, minutes=None, occurred_at=at, recorded_at=clock.now()))
-
-    def _write_events(self, session: Session) -> None:
-        """All the events of an incident in one bulk INSERT (much cheaper than one ORM object each)."""
-        if self.pending:
-            session.execute(insert(TicketEvent), self.pending)
-        self.pending = []
+                    events.append(_event(r.at, EventKind.FIELD_CHANGED, r.updated_by, fld=fld,
+                                         old=None if old is None else show(old),
+                                         new=None if new is None else show(new), meta=meta))
+                wrote = True
+        prio, cat = r.priority, r.category
+        if r.state != status:
+            extra: dict[str, object]
+            kind, extra = EventKind.STATUS_CHANGED, {}
+            if r.state == CLOSED:
+                kind, closed, closure = EventKind.CLOSED, r.at, ClosureReason.CONFIRMED.value
+                extra = {"reason": closure, "closed_code": r.get("closed_code")}
+            elif status in DONE and r.state in IS_OPEN:
+                reopens += 1
+                kind, resolved, closed, closure = EventKind.REOPENED, None, None, None
+                extra = {"reopen_count": reopens}
+            elif r.state == RESOLVED:
+                if status != CLOSED:
+                    kind = EventKind.RESOLVED
+                    resolved = r.at
+                closed = closure = None
+            elif status == NEW and r.state == ACTIVE:
+                kind = EventKind.ACKNOWLEDGED
+            if ack is None and status == NEW and r.state != CLOSED:
+                ack = r.at
+            vendor = vendor or r.state == AT_VENDOR
+            if out:
+                events.append(_event(r.at, kind, r.updated_by, frm=status, to=r.state, meta={**meta, **extra},
+                                     public=kind in (EventKind.RESOLVED, EventKind.CLOSED, EventKind.REOPENED),
+                                     body=_changes(prev, r)))
+            status, wrote = r.state, True
+        if not wrote and out:
+            events.append(_event(r.at, EventKind.INTERNAL_NOTE, r.updated_by, meta=meta,
+                                 body=_changes(prev, r) or f"ServiceNow update {r.mod} with no change"))
+        prev = r
+    last = rows[-1]
+    columns = dict(
+        status=status, is_open=status in IS_OPEN, assignee_id=users[assignee][0] if assignee else None, priority=prio,
+        acknowledged_at=ack, resolved_at=resolved, closed_at=closed, closure_reason=closure, reopen_count=reopens,
+        closure_note=f"Closed in ServiceNow ({last.get('closed_code')})" if closure and last.get("closed_code") else None,
+        resolution_notes=f"Resolved in ServiceNow by {last.get('resolved_by')}" if last.get("resolved_by") else None,
+        escalation_level=2 if vendor else 0, vendor_name=last.get("vendor"),
+        summary=_summary(number, last), description=_description(number, last))
+    return events, columns, cat
 
 
-def _changes(before: dict[str, str], after: dict[str, str]) -> str | None:
-    parts = [f"{name}: {before.get(name) or '?'} → {after.get(name) or '?'}"
-             for name in OTHER if (before.get(name) or "") != (after.get(name) or "")]
+def _event(at: datetime, kind: EventKind, actor: str | None, *, frm: str | None = None, to: str | None = None,
+           fld: str | None = None, old: object = None, new: object = None, body: str | None = None,
+           public: bool = False, meta: dict[str, Any]) -> dict[str, Any]:
+    return dict(ticket_id=None, kind=kind.value, actor_id=None, actor_label=actor or "ServiceNow", from_status=frm,
+                to_status=to, field=fld, old_value=None if old is None else str(old),
+                new_value=None if new is None else str(new), body=body, public=public, meta=dict(meta),
+                minutes=None, occurred_at=at, recorded_at=None)
+
+
+def _write_events(session: Session, ticket_id: int, version: int, events: list[dict[str, Any]]) -> None:
+    """All the events of an incident in one bulk INSERT, numbered on from the ticket's ``version``."""
+    if not events:
+        return
+    now = clock.now()
+    for v, event in enumerate(events, start=version + 1):
+        event["ticket_id"], event["recorded_at"] = ticket_id, now
+        event["meta"]["v"] = v
+    conn = session.connection()
+    audit_chain.link_rows(conn, ticket_id, events, new_ticket=version == 0)  # each event's chain_hash
+    _insert(session, EVENTS, events)
+
+
+def _insert(session: Session, table: Table, rows: list[dict[str, Any]], *, returning_id: bool = False) -> int:
+    """INSERT ``rows`` (value dicts with the same keys) into ``table``; with ``returning_id``, one row and its new id.
+
+    On SQLite through the driver (executemany), each value converted by its column type's own bind processor,
+    so the stored values are the ones SQLAlchemy would store, without its per-row bookkeeping, which cost more
+    than SQLite's own work here. Elsewhere, or for a table with a default computed in Python, through Core."""
+    conn = session.connection()
+    plan = _plan(table, tuple(rows[0]), conn.dialect) if conn.dialect.name == "sqlite" else None
+    if plan is None:
+        if returning_id:
+            return int(conn.execute(insert(table).returning(table.c.id), rows[0]).scalar_one())
+        conn.execute(insert(table), rows)
+        return 0
+    sql, values_of, processors = plan
+    params = []
+    for values in rows:
+        row = list(values_of(values))
+        for i, process in processors:
+            row[i] = process(row[i])
+        params.append(tuple(row))
+    if returning_id:
+        return int(conn.exec_driver_sql(sql, params[0]).lastrowid)
+    conn.exec_driver_sql(sql, params)
+    return 0
+
+
+@lru_cache(maxsize=8)
+def _plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> tuple[
+        str, Callable[[dict[str, Any]], tuple[Any, ...]], tuple[tuple[int, Callable[[Any], Any]], ...]] | None:
+    """For value dicts with ``keys``: ``INSERT INTO table (those columns and the ones left out that have a
+    constant default)``, the values of a dict in that order, and the columns whose type converts the value
+    (position, bind processor). None when a column left out has a default computed in Python."""
+    left_out = [c for c in table.columns if c.key not in keys and c.default is not None]
+    if any(not getattr(c.default, "is_scalar", False) for c in left_out):
+        return None
+    cols = [table.c[k] for k in keys] + left_out
+    constants = tuple(getattr(c.default, "arg", None) for c in left_out)
+    get = itemgetter(*keys) if len(keys) > 1 else (lambda values: (values[keys[0]],))
+    quote = dialect.identifier_preparer.quote
+    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c.name) for c in cols)}) "
+           f"VALUES ({', '.join('?' for _ in cols)})")
+    processors = ((i, c.type.dialect_impl(dialect).bind_processor(dialect)) for i, c in enumerate(cols))
+    return (sql, lambda values: (*get(values), *constants),
+            tuple((i, p) for i, p in processors if p is not None))
+
+
+def _changes(before: SnRow, after: SnRow) -> str | None:
+    if before.other == after.other:
+        return None
+    parts = [f"{name}: {old or '?'} → {new or '?'}"
+             for name, old, new in zip(OTHER, before.other, after.other, strict=True) if (old or "") != (new or "")]
     return "; ".join(parts) or None
 
 
@@ -373,8 +548,8 @@ def _description(number: str, r: SnRow) -> str:
     lines = [f"Imported from the ServiceNow incident log ({number})."]
     for name in ("caller_id", "location", "impact", "urgency", "assignment_group", "subcategory", "u_symptom",
                  "cmdb_ci", "problem_id", "rfc", "vendor", "caused_by", "made_sla", "closed_code", "resolved_by"):
-        if r.get(name) is not None:
-            lines.append(f"{name}: {r.get(name)}")
+        if (value := r.get(name)) is not None:
+            lines.append(f"{name}: {value}")
     return "\n".join(lines)
 
 
