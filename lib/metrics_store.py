@@ -260,29 +260,42 @@ def _day_bulk_inserts(source: str) -> list[str]:
     return out
 
 
-#: PostgreSQL: the transaction-scoped advisory lock that serialises metric_days changes (see days_ddl).
+#: PostgreSQL: the advisory lock one fold (or rebuild) of metric_day_deltas into metric_days holds.
 ROLLUP_LOCK_ID = 727_274_002
+#: PostgreSQL: what the triggers append to, one row per milestone a ticket change moves (folded by fold_days).
+DELTAS = "metric_day_deltas"
+
+
+def _day_deltas(row: str, sign: str) -> list[str]:
+    """PostgreSQL: one INSERT per milestone appending the row's contribution (sign "-" takes it away)."""
+    out = []
+    for time_col, cols in MILESTONES.values():
+        names = ", ".join(cols)
+        values = ", ".join(f"{sign}({v.format(r=row)})" for v in cols.values())
+        out.append(f"INSERT INTO {DELTAS} (day, priority, category_id, {names}) SELECT {row}.{time_col} / {DAY_US}, "
+                   f"{row}.priority, {row}.category_id, {values} WHERE {row}.{time_col} IS NOT NULL;")
+    return out
 
 
 def days_ddl(dialect: str) -> list[str]:
-    """Triggers on ticket_metrics that keep metric_days in step (in the same transaction). An update fires
+    """Triggers on ticket_metrics that keep the day counts in step (in the same transaction). An update fires
     them only when a value a day row depends on changed: most writes (a status, a note) change none.
 
-    PostgreSQL: the triggers are deferred to commit and begin with one transaction-scoped advisory lock.
-    Immediate triggers deadlocked under concurrent writers: two transactions that each touch two day rows
-    (two tickets of different priority in one alert post, a priority change, a creation and a closure) took
-    the rows in opposite orders. At commit a transaction takes no more ticket locks, so waiting there for the
-    one rollup lock cannot close a cycle; the lock is held only for the few upserts and the commit."""
+    PostgreSQL: the triggers only append to ``metric_day_deltas`` (no row is updated, so concurrent writers
+    never wait for each other there and cannot deadlock); reads add the deltas to ``metric_days``, and
+    :func:`fold_days` (the worker, every cycle) moves them into it. Upserting metric_days rows from the writing
+    transactions deadlocked (two writers touching two day rows in opposite orders), and serialising them on one
+    lock made every create, acknowledgement and resolution on the desk queue behind each other's commits.
+
+    SQLite: the triggers upsert metric_days directly (its writers run one at a time anyway)."""
     watched = ", ".join(DAY_SOURCES)
     distinct = "IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT"
     changed = " OR ".join(f"OLD.{c} {distinct} NEW.{c}" for c in DAY_SOURCES)
     if dialect == "postgresql":
-        sub_old, add_new = "\n    ".join(_day_upserts(dialect, "OLD", "-")), "\n    ".join(_day_upserts(dialect, "NEW", ""))
-        deferred = "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
+        sub_old, add_new = "\n    ".join(_day_deltas("OLD", "-")), "\n    ".join(_day_deltas("NEW", ""))
         return [
             f"""CREATE OR REPLACE FUNCTION metric_days_row() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  PERFORM pg_advisory_xact_lock({ROLLUP_LOCK_ID});
   IF TG_OP IN ('UPDATE', 'DELETE') THEN
     {sub_old}
   END IF;
@@ -291,12 +304,10 @@ BEGIN
   END IF;
   RETURN NULL;
 END $$""",
-            f"CREATE CONSTRAINT TRIGGER metric_days_insert AFTER INSERT ON {TABLE} {deferred} "
-            "EXECUTE FUNCTION metric_days_row()",
-            f"CREATE CONSTRAINT TRIGGER metric_days_update AFTER UPDATE OF {watched} ON {TABLE} {deferred} "
+            f"CREATE TRIGGER metric_days_insert AFTER INSERT ON {TABLE} FOR EACH ROW EXECUTE FUNCTION metric_days_row()",
+            f"CREATE TRIGGER metric_days_update AFTER UPDATE OF {watched} ON {TABLE} FOR EACH ROW "
             f"WHEN ({changed}) EXECUTE FUNCTION metric_days_row()",
-            f"CREATE CONSTRAINT TRIGGER metric_days_delete AFTER DELETE ON {TABLE} {deferred} "
-            "EXECUTE FUNCTION metric_days_row()",
+            f"CREATE TRIGGER metric_days_delete AFTER DELETE ON {TABLE} FOR EACH ROW EXECUTE FUNCTION metric_days_row()",
         ]
     add_new, sub_old = " ".join(_day_upserts(dialect, "NEW", "")), " ".join(_day_upserts(dialect, "OLD", "-"))
     return [
@@ -305,6 +316,31 @@ END $$""",
         f"BEGIN {sub_old} {add_new} END",
         f"CREATE TRIGGER metric_days_delete AFTER DELETE ON {TABLE} BEGIN {sub_old} END",
     ]
+
+
+def fold_days(session: Session) -> int:
+    """PostgreSQL: move the appended deltas into metric_days (one folder at a time); returns the rows folded.
+    Deltas committed while it runs stay for the next fold; readers see the same sums before and after."""
+    if session.get_bind().dialect.name != "postgresql":
+        return 0
+    session.execute(text(f"SELECT pg_advisory_xact_lock({ROLLUP_LOCK_ID})"))
+    sums = ", ".join(f"sum({c})" for c in DAY_COLUMNS)
+    sets = ", ".join(f"{c} = d.{c} + EXCLUDED.{c}" for c in DAY_COLUMNS)
+    moved = session.execute(text(
+        f"WITH moved AS (DELETE FROM {DELTAS} RETURNING *), "
+        f"folded AS (INSERT INTO {DAYS} AS d (day, priority, category_id, {', '.join(DAY_COLUMNS)}) "
+        f"SELECT day, priority, category_id, {sums} FROM moved GROUP BY 1, 2, 3 "
+        f"ON CONFLICT (day, priority, category_id) DO UPDATE SET {sets} RETURNING 1) "
+        f"SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM folded)")).one()
+    return int(moved[0])
+
+
+def days_source(dialect: str) -> str:
+    """What day counts are read from: metric_days, plus (PostgreSQL) the deltas not folded yet."""
+    if dialect != "postgresql":
+        return DAYS
+    cols = ", ".join(("day", "priority", "category_id", *DAY_COLUMNS))
+    return f"(SELECT {cols} FROM {DAYS} UNION ALL SELECT {cols} FROM {DELTAS}) AS {DAYS}"
 
 
 def _days_from_facts(session: Session) -> None:
@@ -324,6 +360,9 @@ def rebuild(session: Session) -> int:
         session.execute(text(statement))
     session.execute(text(f"DELETE FROM {TABLE}"))
     session.execute(text(f"INSERT INTO {TABLE} ({COLUMNS}) SELECT {_select_list(dialect, 't')} FROM tickets t"))
+    if dialect == "postgresql":
+        session.execute(text(f"SELECT pg_advisory_xact_lock({ROLLUP_LOCK_ID})"))
+        session.execute(text(f"DELETE FROM {DELTAS}"))
     session.execute(text(f"DELETE FROM {DAYS}"))
     _days_from_facts(session)
     for statement in create_ddl(dialect) + days_ddl(dialect):
@@ -350,7 +389,9 @@ def check_days(session: Session, *, limit: int = 20) -> list[tuple[int, int, int
             row = expected.setdefault((int(day), int(prio), int(cat)), {})
             row.update({c: int(v) for c, v in zip(cols, values, strict=True)})
     wrong = []
-    stored = session.execute(text(f"SELECT day, priority, category_id, {', '.join(DAY_COLUMNS)} FROM {DAYS}"))
+    source = days_source(session.get_bind().dialect.name)
+    stored = session.execute(text(f"SELECT day, priority, category_id, {', '.join(f'sum({c})' for c in DAY_COLUMNS)} "
+                                  f"FROM {source} GROUP BY 1, 2, 3"))
     seen = set()
     for day, prio, cat, *values in stored:
         key = (int(day), int(prio), int(cat))
@@ -640,7 +681,8 @@ def day_sums(session: Session, milestone: str, day_edges: Sequence[int], scope: 
     else:
         k, params = _bucket("day", day_edges), {}
     rows = session.execute(text(
-        f"SELECT {k}, priority, category_id, {cols} FROM {DAYS} WHERE day >= {int(day_edges[0])} "
+        f"SELECT {k}, priority, category_id, {cols} FROM {days_source(session.get_bind().dialect.name)} "
+        f"WHERE day >= {int(day_edges[0])} "
         f"AND day < {int(day_edges[-1])} AND {probe_sql(scope)} GROUP BY 1, 2, 3"), params)
     return {(int(k_), int(p), int(c)): tuple(int(v or 0) for v in values) for k_, p, c, *values in rows}
 

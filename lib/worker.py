@@ -1,4 +1,4 @@
-"""The background worker: IMAP poll, outbox, SLA breaches, confirmation reminders and no-reply closures.
+"""The background worker: IMAP poll, outbox, SLA breaches, confirmation reminders, no-reply closures, rollup folds.
 
 Run it inside the app server (``start_background`` from the ``st.App`` lifespan; the single-machine
 default) or as its own process (``python -m lib.cli worker``; ``--once`` for cron). Several workers may run
@@ -166,7 +166,16 @@ def run_cycle(engine: Engine, *, smtp: SmtpConfig | None = None, imap: ImapConfi
     if result is not None:
         report.reminded, report.closed = result
     report.followups = step("follow-ups", lambda: follow_up_reminders(engine, now=now))
+    step("rollups", lambda: fold_rollups(engine))
     return report
+
+
+def fold_rollups(engine: Engine) -> int:
+    """PostgreSQL: move the day-count deltas the writers appended into metric_days (lib.metrics_store)."""
+    from lib import metrics_store
+    from lib.db import run_transaction
+
+    return run_transaction(engine, metrics_store.fold_days, what="fold rollups")
 
 
 def run(engine: Engine, *, once: bool = False, interval: float | None = None,

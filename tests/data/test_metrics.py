@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -713,6 +714,7 @@ def test_ticket_metrics_follow_every_write(engine, staff):
     with transaction(engine) as s:
         s.execute(text("DELETE FROM ticket_metrics"))
         assert metrics_store.check(s) == [tid]
+        metrics_store.fold_days(s)  # PostgreSQL: the counts are in metric_days now, not in the deltas
         s.execute(text("UPDATE metric_days SET created = created + 5"))
         assert metrics_store.check_days(s) != []
         assert metrics_store.rebuild(s) == 1
@@ -805,3 +807,38 @@ def test_servicenow_log_figures_equal_pandas_over_the_raw_file(sqlite_engine):
         assert row.backlog_end == want, row.period
     h = (res["resolved"] - res["created"]).dt.total_seconds() / 3600
     assert_stats(d["resolution"], ref_stats(h))
+
+
+def test_day_counts_from_concurrent_writers_fold_to_the_same_sums(engine, staff) -> None:
+    """PostgreSQL writers append day-count deltas (no shared row, no lock); reads add them to metric_days and a
+    fold moves them in without changing any sum. SQLite keeps metric_days directly (the fold does nothing)."""
+    from sqlalchemy import select
+
+    from lib.db import run_transaction
+    from lib.models import Category
+
+    def make(i: int):  # type: ignore[no-untyped-def]
+        def create(s):  # type: ignore[no-untyped-def]
+            t = tickets.create_ticket(s, actor=staff.tech, draft=TicketDraft(
+                summary=f"Dock {i} flickers", category="Hardware", priority=("Low", "High")[i % 2], channel="phone",
+                requester=RequesterInput(name="Ann", email="ann@example.com")))
+            tickets.take(s, actor=staff.tech, ticket_id=t.id)
+            return t.id
+        return create
+
+    threads = [threading.Thread(target=lambda i=i: run_transaction(engine, make(i))) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    with read_session(engine) as s:
+        assert metrics_store.check_days(s) == []
+        every = metrics_store.Scope(all_category_ids=tuple(s.scalars(select(Category.id))))
+        before = metrics_store.day_sums(s, "created", [0, 10**6], every)
+    assert sum(v[0] for v in before.values()) == 12
+    folded = run_transaction(engine, metrics_store.fold_days)
+    assert (folded >= 12) if engine.dialect.name == "postgresql" else folded == 0
+    assert run_transaction(engine, metrics_store.fold_days) == 0
+    with read_session(engine) as s:
+        assert metrics_store.check_days(s) == []
+        assert metrics_store.day_sums(s, "created", [0, 10**6], every) == before
