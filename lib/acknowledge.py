@@ -26,10 +26,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from lib import assignment, tickets
+from lib.audit_log import audit
 from lib.bizcal import BusinessCalendar, add_business_time
 from lib.errors import HelpdeskError
 from lib.models import Setting, Ticket, TicketEvent, User
-from lib.ticket_core import SystemActor, load_actor, now_utc
+from lib.ticket_core import SystemActor, load_actor, now_utc, require_permission
 from lib.workflow import EventKind, Permission, Priority, Status
 
 log = logging.getLogger("helpdesk.acknowledge")
@@ -224,9 +226,6 @@ def auto_reassign_enabled(session: Session) -> bool:
 
 def set_auto_reassign(session: Session, *, actor: int, enabled: bool, now: datetime | None = None) -> None:
     """A lead switches automatic reassignment of unacknowledged tickets on or off."""
-    from lib.ticket_core import require_permission
-    from lib.users import audit
-
     now = now_utc(now)
     lead = load_actor(session, actor)
     require_permission(lead, Permission.CONFIGURE_ASSIGNMENT, "change automatic reassignment")
@@ -263,8 +262,6 @@ def lapsed_note(clock: AckClock, holder: str) -> str:
 
 def reassign_one(session: Session, clock: AckClock, *, now: datetime) -> int | None:
     """Hand one overdue ticket to the next candidate with room; the new assignee's id, or None."""
-    from lib import assignment, tickets
-
     ticket = session.get(Ticket, clock.ticket_id)
     if ticket is None or ticket.version != clock.version or ticket.status != Status.ASSIGNED.value:
         return None  # changed since it was read: the next cycle sees it afresh

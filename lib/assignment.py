@@ -29,9 +29,11 @@ from typing import cast
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from lib import tickets
+from lib.audit_log import audit
 from lib.errors import NotFound, PermissionDenied, ValidationError
 from lib.models import Category, Setting, Ticket, User, UserSkill
-from lib.ticket_core import ActorArg, SystemActor, load_actor, now_utc
+from lib.ticket_core import ActorArg, SystemActor, load_actor, lock_ticket, now_utc, require_permission
 from lib.workflow import EscalationLevel, Permission, Priority, Role
 
 WEIGHTS_KEY = "assignment_weights"
@@ -120,9 +122,6 @@ def get_weights(session: Session) -> dict[Priority, int]:
 def save_weights(session: Session, *, actor: int, weights: dict[Priority | str, object],
                  now: datetime | None = None) -> dict[Priority, int]:
     """A lead sets the priority weights of the workload (whole numbers 0..100)."""
-    from lib.ticket_core import require_permission
-    from lib.users import audit
-
     now = now_utc(now)
     lead = load_actor(session, actor)
     require_permission(lead, Permission.CONFIGURE_ASSIGNMENT, "change the assignment weights")
@@ -375,9 +374,6 @@ def auto_assign(session: Session, *, actor: ActorArg, ticket_id: int, now: datet
     has an assignee it is a lead's reassignment. Returns the chosen candidate, or None when nobody has room
     (the ticket stays where it is).
     """
-    from lib import tickets
-    from lib.ticket_core import lock_ticket
-
     now = now_utc(now)
     user = load_actor(session, actor)
     ticket = lock_ticket(session, ticket_id)
@@ -405,8 +401,6 @@ def reassign(session: Session, *, actor: int, moves: list[tuple[int, int]], assi
     Returns the explanations (None where the person is not among the ticket's candidates, e.g. a
     technician for an escalated ticket: the lead's choice still stands and the event says so).
     """
-    from lib import tickets
-
     now = now_utc(now)
     out: list[str | None] = []
     for ticket_id, version in moves:

@@ -248,12 +248,13 @@ def cmd_unlock_user(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke_sessions(args: argparse.Namespace) -> int:
-    from lib import sessions, users
+    from lib import sessions
+    from lib.audit_log import audit
 
     with transaction(_engine(args)) as s:
         user = _find_user(s, args.username)
         ended = sessions.revoke_all(s, user_id=user.id, reason="revoked from the CLI")
-        users.audit(s, actor="cli", action="sessions_revoked", target=user.username, detail=f"{ended} ended")
+        audit(s, actor="cli", action="sessions_revoked", target=user.username, detail=f"{ended} ended")
         print(f"ended {ended} session(s) of {user.username!r}: every browser of theirs must sign in again")
     return 0
 

@@ -1,8 +1,6 @@
-"""Signed, expiring, single-use confirmation links for requesters (who never log in).
+"""Answers to the signed confirmation links requesters (who never log in) get by mail (lib.confirm_links issues them).
 
-A link carries ``<token id>.<round>.<nonce>.<signature>``; the signature is an HMAC-SHA256 of the token id,
-nonce, ticket, purpose and round with the server secret. The round is the ticket's ``reopen_count`` when the
-link was mailed: each reopening starts a new resolution round, so a link from an earlier round records nothing.
+Each reopening starts a new resolution round, so a link from an earlier round records nothing.
 The token row records expiry and use. Pressing a button claims the row with one conditional UPDATE
 (``used_at IS NULL``), so of two submissions at once, on one app server or two, exactly one records an outcome
 and the other is told the link was already used. Opening the page records nothing (mail scanners fetch links).
@@ -10,24 +8,20 @@ and the other is told the link was already used. Opening the page records nothin
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from lib import tickets
-from lib.config import get_secret, get_settings
+from lib.config import get_settings
+from lib.confirm_links import PURPOSE, sign
 from lib.errors import HelpdeskError, ValidationError
-from lib.models import PUBLIC_URL_MARK, ActionToken, Ticket, TicketEvent, ticket_ref
+from lib.models import ActionToken, Ticket, TicketEvent, ticket_ref
 from lib.ticket_core import SystemActor, add_event, lock_ticket, now_utc
 from lib.workflow import RESOLVED_STATUSES, ConfirmationVia, EventKind, Status
-
-PURPOSE = "confirm"
-TTL = timedelta(days=14)
 
 _NOT_VALID = "This link is not valid. Please use the link from your e-mail exactly as it was sent."
 
@@ -44,39 +38,6 @@ class LinkSuperseded(LinkRefused):
     """The ticket was reopened and resolved again since this link was mailed."""
 
 
-def _secret() -> bytes:
-    return (get_secret("server_secret", generate=True) or "").encode()
-
-
-def _sign(token_id: int, nonce: str, ticket_id: int, purpose: str, round_: int | None) -> str:
-    """``round_`` None: the form of links mailed before rounds were signed (three parts)."""
-    msg = f"{token_id}.{nonce}.{ticket_id}.{purpose}" + ("" if round_ is None else f".{round_}")
-    return hmac.new(_secret(), msg.encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def issue(session: Session, ticket: Ticket, *, now: datetime | None = None, ttl: timedelta = TTL) -> str:
-    """A new link for the ticket's current resolution round."""
-    now = now_utc(now)
-    row = ActionToken(ticket_id=ticket.id, purpose=PURPOSE, nonce=secrets.token_urlsafe(16),
-                      expires_at=now + ttl, created_at=now)
-    session.add(row)
-    session.flush()
-    round_ = ticket.reopen_count or 0
-    return f"{row.id}.{round_}.{row.nonce}.{_sign(row.id, row.nonce, ticket.id, PURPOSE, round_)}"
-
-
-def public_url() -> str | None:
-    """The address people open the app at (``public_url``), without a trailing slash; None when unset."""
-    url = get_settings().public_url
-    return url.rstrip("/") if url else None
-
-
-def links_text(session: Session, ticket: Ticket) -> str:
-    token = issue(session, ticket)
-    return (f"Confirm or tell us it is still broken here (the link works once, for {TTL.days} days):\n"
-            f"{PUBLIC_URL_MARK}/confirm?t={token}")
-
-
 def _verified(session: Session, token: str) -> tuple[ActionToken, int | None]:
     """The token row and the round the link was mailed in (None for a three-part link); LinkRefused if forged."""
     parts = (token or "").strip().split(".")
@@ -88,7 +49,7 @@ def _verified(session: Session, token: str) -> tuple[ActionToken, int | None]:
         raise LinkRefused(_NOT_VALID)
     row = session.get(ActionToken, token_id)
     if row is None or row.purpose != PURPOSE or not hmac.compare_digest(row.nonce, nonce) or not hmac.compare_digest(
-        _sign(row.id, row.nonce, row.ticket_id, row.purpose, round_), signature
+        sign(row.id, row.nonce, row.ticket_id, row.purpose, round_), signature
     ):
         raise LinkRefused(_NOT_VALID)
     return row, round_

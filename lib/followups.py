@@ -22,9 +22,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, aliased
 
+from lib import notify
 from lib.config import get_settings
 from lib.errors import NotFound, PermissionDenied, ValidationError
-from lib.models import FollowUp, OutboxMail, PreventiveStep, Ticket, User, ticket_ref
+from lib.models import Category, FollowUp, OutboxMail, PreventiveStep, Ticket, User, ticket_ref
 from lib.ticket_core import (
     ActorArg,
     add_event,
@@ -166,8 +167,6 @@ def send_due_reminders(session: Session, *, now: datetime, limit: int = 200) -> 
 
 
 def _queue_reminder(session: Session, ticket: Ticket, owner: User, follow_up: FollowUp, *, event_id: int) -> None:
-    from lib import notify
-
     settings = get_settings()
     values = {
         "ref": ticket_ref(ticket.id), "summary": ticket.summary, "name": owner.name,
@@ -286,8 +285,6 @@ class PreventiveRow:
 
 def preventive_steps_between(session: Session, start: datetime, end: datetime, *, limit: int = 500) -> list[PreventiveRow]:
     """Preventive steps recorded in [start, end), oldest first (the weekly report's list)."""
-    from lib.models import Category
-
     author = aliased(User)
     rows = session.execute(
         select(PreventiveStep.id, PreventiveStep.ticket_id, Ticket.summary, Category.name, PreventiveStep.body,

@@ -12,6 +12,7 @@ from string import Formatter
 
 from sqlalchemy.orm import Session
 
+from lib import confirm_links
 from lib.config import get_settings
 from lib.models import OutboxMail, Setting, Ticket, TicketEvent, ticket_ref
 from lib.workflow import ClosureReason, EventKind
@@ -150,7 +151,5 @@ def ticket_event(session: Session, ticket: Ticket, event: TicketEvent) -> None:
     session.flush()
     extra = ""
     if moment == "confirmation_requested":
-        from lib import confirm  # links are signed per ticket
-
-        extra = confirm.links_text(session, ticket)
+        extra = confirm_links.links_text(session, ticket)
     queue_mail(session, ticket, moment, message=event.body or "", event=event, extra_body=extra)

@@ -12,6 +12,7 @@ from typing import cast
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from lib.audit_log import audit
 from lib.models import Category, Device, Requester, User, UserSkill
 from lib.seed_data import (
     ALERT_SUMMARIES,
@@ -27,6 +28,7 @@ from lib.seed_data import (
     SUMMARIES,
 )
 from lib.seed_life import Person
+from lib.users import hash_password
 from lib.workflow import Role
 
 SHARED_TYPES = ("Printer", "Network", "Server")
@@ -83,8 +85,6 @@ def make_people(session: Session, rng: random.Random, *, tickets: int, password:
 
 
 def _staff(session: Session, rng: random.Random, password: str, now: datetime):
-    from lib.users import audit, hash_password
-
     categories = list(session.scalars(select(Category.id).where(Category.active.is_(True)).order_by(Category.id)))
     names = [u for u, *_ in DEMO_STAFF]
     existing = {u.username: u for u in session.scalars(select(User).where(User.username.in_(names))).unique()}

@@ -21,13 +21,16 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING, cast
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from lib.audit_log import audit
 from lib.bizcal import BusinessCalendar, add_business_time, add_business_time_with_pauses
 from lib.config import get_settings
+from lib.errors import ValidationError
 from lib.models import Setting, SlaTarget, Ticket, TicketEvent
-from lib.workflow import OPEN_STATUSES, PAUSED_STATUSES, RUNNING_STATUSES, Permission, Priority, Status
+from lib.ticket_core import add_event, load_actor, now_utc, require_permission
+from lib.workflow import OPEN_STATUSES, PAUSED_STATUSES, RUNNING_STATUSES, EventKind, Permission, Priority, Status
 
 if TYPE_CHECKING:
     from lib.queries import QueueRow
@@ -190,9 +193,6 @@ SLA_ICONS = {SlaState.OK: "🟩", SlaState.AT_RISK: "🟧", SlaState.BREACHED: "
 
 
 def _breach(session: Session, ticket: Ticket, clock: str, due: datetime, now: datetime) -> None:
-    from lib.ticket_core import add_event
-    from lib.workflow import EventKind
-
     setattr(ticket, f"{clock}_breached_at", due)
     add_event(session, ticket, EventKind.SLA_BREACHED, actor=None, actor_label="system", now=max(due, ticket.created_at),
               body=f"{clock.capitalize()} target missed (due {due:%Y-%m-%d %H:%M} UTC)",
@@ -217,10 +217,6 @@ def check_breaches(session: Session, ticket: Ticket, *, now: datetime) -> int:
 
 def record_breaches(session: Session, *, now: datetime | None = None) -> int:
     """Record each response and resolution breach once, as an event (for cron and the worker)."""
-    from sqlalchemy import and_, or_
-
-    from lib.ticket_core import now_utc
-
     now = now_utc(now)
     overdue = select(Ticket).where(
         Ticket.is_open.is_(True),
@@ -240,10 +236,6 @@ def list_targets(session: Session) -> list[SlaTarget]:
 def update_target(session: Session, *, actor: int, priority: Priority | int, ack_minutes: int, response_minutes: int,
                   resolution_minutes: int, business_hours: bool, now: datetime | None = None) -> SlaTarget:
     """A lead edits a priority's targets. Tickets keep the policy they were created with."""
-    from lib.errors import ValidationError
-    from lib.ticket_core import load_actor, now_utc, require_permission
-    from lib.users import audit
-
     now = now_utc(now)
     lead = load_actor(session, actor)
     require_permission(lead, Permission.CONFIGURE_SLA, "edit SLA targets")
@@ -269,10 +261,6 @@ def update_target(session: Session, *, actor: int, priority: Priority | int, ack
 def save_calendar(session: Session, *, actor: int, calendar: BusinessCalendar, risk_share: float | None = None,
                   now: datetime | None = None) -> None:
     """A lead edits the business calendar (applies to tickets created from now on)."""
-    from lib.errors import ValidationError
-    from lib.ticket_core import load_actor, now_utc, require_permission
-    from lib.users import audit
-
     now = now_utc(now)
     lead = load_actor(session, actor)
     require_permission(lead, Permission.CONFIGURE_SLA, "edit the business calendar")

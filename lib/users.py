@@ -1,4 +1,4 @@
-"""Staff accounts: creation, passwords, roles, skills, login failures and lockout, audit log."""
+"""Staff accounts: creation, passwords, roles, skills, login failures and lockout."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ import bcrypt
 from sqlalchemy import case, func, select, text, update
 from sqlalchemy.orm import Session
 
-from lib import sessions
+from lib import assignment, sessions, tickets
+from lib.audit_log import audit
 from lib.config import get_settings
 from lib.directory import clean_email
 from lib.errors import NotFound, PermissionDenied, ValidationError
-from lib.models import AuditLog, Category, Ticket, User, UserSkill
+from lib.models import Category, Ticket, User, UserSkill
 from lib.ticket_core import clean_id, clean_line, load_actor, lock_row, lock_ticket, now_utc, require_permission
 from lib.workflow import Permission, Role
 
@@ -44,11 +45,6 @@ def validate_password(password: object, *, field: str = "password") -> str:
     if password.strip() != password:
         raise ValidationError({field: "must not start or end with spaces"})
     return password
-
-
-def audit(session: Session, *, actor: str | None, action: str, target: str | None = None,
-          detail: str | None = None, now: datetime | None = None) -> None:
-    session.add(AuditLog(at=now_utc(now), actor=actor, action=action, target=target, detail=detail))
 
 
 def count_users(session: Session) -> int:
@@ -233,8 +229,6 @@ def deactivate(session: Session, *, actor: int, user_id: int, open_tickets: Open
     deactivated without one of the two. An account already inactive that still holds open tickets (from
     before this rule) is handed on the same way.
     """
-    from lib import assignment, tickets
-
     now = now_utc(now)
     lead = load_actor(session, actor)
     require_permission(lead, Permission.MANAGE_ACCOUNTS, "deactivate accounts")
@@ -411,7 +405,3 @@ def lock_message(user: User, *, now: datetime) -> str | None:
         return (f"Too many failed logins: account {user.username!r} is locked for {minutes} more minute(s). "
                 "Try again later or ask a lead to reset your password.")
     return None
-
-
-def list_audit(session: Session, *, limit: int = 200) -> list[AuditLog]:
-    return list(session.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)))

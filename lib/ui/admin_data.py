@@ -6,7 +6,7 @@ from datetime import time
 
 from sqlalchemy import func, select
 
-from lib import sla, users
+from lib import audit_log, sla, users
 from lib.directory import list_categories
 from lib.models import Ticket
 from lib.queries import list_users
@@ -84,4 +84,4 @@ def calendar() -> dict:
 def audit_rows() -> list[dict]:
     with reading() as s:
         return [{"When": fmt_time(a.at), "Who": a.actor or "—", "What": a.action, "Target": a.target or "",
-                 "Detail": a.detail or ""} for a in users.list_audit(s)]
+                 "Detail": a.detail or ""} for a in audit_log.list_audit(s)]

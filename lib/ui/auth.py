@@ -1,6 +1,6 @@
 """Sign-in against the users table with server-side sessions; first-run setup.
 
-The password is checked here (bcrypt, with the lockout counted atomically in the database: lib.sessions.sign_in);
+The password is checked here (bcrypt, with the lockout counted atomically in the database: lib.login.sign_in);
 the browser then fetches ``/auth/session`` once, which sets an HttpOnly, SameSite=Strict cookie carrying only a
 random signed token (lib.auth_routes). Every run checks that token against the ``login_sessions`` table, so
 Log out, a password reset, a role change or a deactivation end the session everywhere at the next click.
@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from lib import sessions, users
+from lib import login, sessions, users
 from lib.auth_routes import cookie_key
 from lib.config import get_settings
 from lib.db import transaction
@@ -120,7 +120,7 @@ def login_gate() -> User | None:
         agent = st.context.headers.get("User-Agent")
     except Exception:  # noqa: BLE001
         agent = None
-    result = sessions.sign_in(get_engine(), username=username, password=password, user_agent=agent)
+    result = login.sign_in(get_engine(), username=username, password=password, user_agent=agent)
     if result.code is None:
         st.error(result.error or "Login failed; try again.", icon="🔒" if result.locked else None)
         return None

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from streamlit.testing.v1 import AppTest
 
-from lib import confirm, tickets
+from lib import confirm_links, tickets
 from lib.db import transaction
 from lib.queries import timeline
 from lib.workflow import Status
@@ -21,7 +21,7 @@ def _resolved_ticket(engine, staff) -> int:  # type: ignore[no-untyped-def]
 
 def _token(engine, tid: int, **kw) -> str:  # type: ignore[no-untyped-def]
     with transaction(engine) as s:
-        return confirm.issue(s, tickets.get_ticket(s, tid), **kw)
+        return confirm_links.issue(s, tickets.get_ticket(s, tid), **kw)
 
 
 def _page(token: str) -> AppTest:

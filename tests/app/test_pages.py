@@ -103,13 +103,13 @@ def test_lockout_counted_in_database(app_env, staff_app) -> None:
 
     from sqlalchemy import select
 
-    from lib import sessions, users
+    from lib import login, users
     from lib.models import AuditLog
 
     now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     for _ in range(5):
-        assert sessions.sign_in(app_env, username="tom", password="wrong", now=now).error
-    refused = sessions.sign_in(app_env, username="tom", password=staff_app.password, now=now)
+        assert login.sign_in(app_env, username="tom", password="wrong", now=now).error
+    refused = login.sign_in(app_env, username="tom", password=staff_app.password, now=now)
     assert refused.code is None and refused.locked and "locked for 15 more minute" in (refused.error or "")
     with transaction(app_env) as s:
         tom = users.get_by_username(s, "tom")
@@ -118,7 +118,7 @@ def test_lockout_counted_in_database(app_env, staff_app) -> None:
         assert "lockout" in [a.action for a in s.scalars(select(AuditLog))]
         users.reset_password(s, actor=staff_app.lead, user_id=tom.id, new="another good password")
         assert users.lock_message(tom, now=now) is None
-    assert sessions.sign_in(app_env, username="tom", password="another good password", now=now).code
+    assert login.sign_in(app_env, username="tom", password="another good password", now=now).code
 
 
 @pytest.mark.parametrize("page_file", ["queue.py", "ticket.py", "intake.py", "account.py"])

@@ -13,7 +13,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from streamlit.testing.v1 import AppTest
 
-from lib import confirm, tickets
+from lib import confirm_links, tickets
 from lib.config import get_settings
 from lib.db import read_session, transaction
 from lib.directory import RequesterInput
@@ -92,7 +92,7 @@ def test_queue_shows_the_marker(desk: tuple[Engine, Staff]) -> None:
 
 def _link(engine: Engine, tid: int) -> str:
     with transaction(engine) as s:
-        return confirm.issue(s, tickets.get_ticket(s, tid))
+        return confirm_links.issue(s, tickets.get_ticket(s, tid))
 
 
 def _confirm_page(token: str) -> AppTest:

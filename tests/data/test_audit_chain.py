@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from lib import audit_chain, tickets, users
+from lib import audit_chain, audit_log, tickets
 from lib.cli import main
 from lib.db import read_session, transaction
 from lib.directory import RequesterInput
@@ -68,7 +68,7 @@ def chain_report(engine: Engine) -> audit_chain.Report:
 def test_events_and_audit_rows_cannot_be_updated_or_deleted(engine, staff):
     tid = awaiting_confirmation(engine, staff)
     with transaction(engine) as s:
-        users.audit(s, actor="lead", action="user_changed", target="tech", detail="capacity 10 -> 12")
+        audit_log.audit(s, actor="lead", action="user_changed", target="tech", detail="capacity 10 -> 12")
     first = event_ids(engine, tid)[0]
     for sql in ("UPDATE ticket_events SET body = 'nothing happened' WHERE id = :id",
                 "UPDATE ticket_events SET chain_hash = NULL WHERE id = :id",
@@ -133,7 +133,7 @@ def test_reset_between_postgresql_tests_empties_the_audit_tables(pg_engine):
     reset_postgres(pg_engine)
     awaiting_confirmation(pg_engine, make_staff(pg_engine))
     with transaction(pg_engine) as s:
-        users.audit(s, actor="cli", action="unlocked", target="tech")
+        audit_log.audit(s, actor="cli", action="unlocked", target="tech")
     reset_postgres(pg_engine)
     with read_session(pg_engine) as s:
         assert s.scalar(select(func.count()).select_from(TicketEvent)) == 0

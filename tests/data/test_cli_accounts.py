@@ -226,11 +226,11 @@ def test_unlock_user(engine, staff, clock, capsys) -> None:
 
 
 def test_revoke_sessions_signs_every_browser_out(engine, staff, capsys) -> None:
-    from lib import sessions
+    from lib import login, sessions
 
     tokens = []
     for _ in range(2):
-        result = sessions.sign_in(engine, username="tech", password=staff.password)
+        result = login.sign_in(engine, username="tech", password=staff.password)
         with transaction(engine) as s:
             tokens.append(sessions.claim(s, code=result.code or ""))
     assert all(sessions.check(engine, token=t) for t in tokens)

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from lib import confirm, tickets
+from lib import confirm, confirm_links, tickets
 from lib.db import read_session, transaction
 from lib.models import ActionToken, Ticket, TicketEvent
 from lib.workflow import EventKind, Status
@@ -25,7 +25,7 @@ OUTCOMES = (EventKind.CONFIRMED.value, EventKind.REOPENED.value)
 
 def _token(engine: Engine, tid: int) -> str:
     with transaction(engine) as s:
-        return confirm.issue(s, tickets.get_ticket(s, tid))
+        return confirm_links.issue(s, tickets.get_ticket(s, tid))
 
 
 def _outcomes(engine: Engine, tid: int) -> list[str]:
@@ -206,7 +206,7 @@ def test_links_mailed_before_rounds_were_signed_still_work_in_their_round(engine
 
     def three_part() -> str:
         token_id, _round, nonce, _sig = _token(engine, tid).split(".")
-        return f"{token_id}.{nonce}.{confirm._sign(int(token_id), nonce, tid, confirm.PURPOSE, None)}"
+        return f"{token_id}.{nonce}.{confirm_links.sign(int(token_id), nonce, tid, confirm_links.PURPOSE, None)}"
 
     current, earlier = three_part(), three_part()
     with read_session(engine) as s:

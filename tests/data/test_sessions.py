@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from lib import sessions, users
+from lib import login, sessions, users
 from lib.auth_routes import safe_next
 from lib.config import get_settings
 from lib.db import transaction
@@ -21,7 +21,7 @@ from tests.conftest import Staff, TestClock
 
 
 def signed_in(engine: Engine, staff: Staff, username: str = "tech") -> str:
-    result = sessions.sign_in(engine, username=username, password=staff.password, user_agent="pytest")
+    result = login.sign_in(engine, username=username, password=staff.password, user_agent="pytest")
     assert result.code is not None, result.error
     with transaction(engine) as s:
         token = sessions.claim(s, code=result.code)
@@ -45,12 +45,12 @@ def test_a_session_holds_until_log_out_and_a_copied_token_is_refused_after(engin
 
 
 def test_the_hand_over_code_works_once_and_only_for_a_minute(engine, staff, clock: TestClock) -> None:
-    result = sessions.sign_in(engine, username="tech", password=staff.password)
+    result = login.sign_in(engine, username="tech", password=staff.password)
     assert result.code
     with transaction(engine) as s:
         assert sessions.claim(s, code=result.code) is not None
         assert sessions.claim(s, code=result.code) is None
-    late = sessions.sign_in(engine, username="tech", password=staff.password)
+    late = login.sign_in(engine, username="tech", password=staff.password)
     clock.advance(timedelta(seconds=sessions.CODE_SECONDS + 1))
     with transaction(engine) as s:
         assert sessions.claim(s, code=late.code or "") is None
@@ -133,13 +133,13 @@ def test_parallel_wrong_passwords_lock_after_the_limit(engine, staff) -> None:
     """20 wrong passwords at once: exactly ``login_max_failures`` are checked, the rest refused unchecked, and
     the account ends locked (the count is taken in one conditional UPDATE before the check)."""
     limit = get_settings().login_max_failures
-    outcomes: list[sessions.SignIn] = []
+    outcomes: list[login.SignIn] = []
     lock = threading.Lock()
     start = threading.Barrier(20)
 
     def attempt() -> None:
         start.wait()
-        result = sessions.sign_in(engine, username="tech", password="wrong password")
+        result = login.sign_in(engine, username="tech", password="wrong password")
         with lock:
             outcomes.append(result)
 
@@ -158,16 +158,16 @@ def test_parallel_wrong_passwords_lock_after_the_limit(engine, staff) -> None:
         assert refused == 20 - limit
         assert tech.failed_logins == limit and tech.locked_until is not None
     # Locked: even the right password is refused, unchecked; a lead's unlock lets it in again.
-    assert sessions.sign_in(engine, username="tech", password=staff.password).locked
+    assert login.sign_in(engine, username="tech", password=staff.password).locked
     with transaction(engine) as s:
         users.unlock(s, actor=staff.lead, user_id=staff.tech)
-    assert sessions.sign_in(engine, username="tech", password=staff.password).code
+    assert login.sign_in(engine, username="tech", password=staff.password).code
 
 
 def test_four_wrong_then_the_right_password_signs_in_and_clears_the_count(engine, staff) -> None:
     for _ in range(get_settings().login_max_failures - 1):
-        assert sessions.sign_in(engine, username="tech", password="nope").error == "Username or password is incorrect."
-    assert sessions.sign_in(engine, username="tech", password=staff.password).code
+        assert login.sign_in(engine, username="tech", password="nope").error == "Username or password is incorrect."
+    assert login.sign_in(engine, username="tech", password=staff.password).code
     with transaction(engine) as s:
         tech = s.get(User, staff.tech)
         assert tech is not None and tech.failed_logins == 0 and tech.locked_until is None
@@ -176,8 +176,8 @@ def test_four_wrong_then_the_right_password_signs_in_and_clears_the_count(engine
 def test_unknown_and_inactive_accounts_get_the_same_answer(engine, staff) -> None:
     with transaction(engine) as s:
         users.update_user(s, actor=staff.lead, user_id=staff.tech2, active=False)
-    unknown = sessions.sign_in(engine, username="nobody", password="whatever")
-    inactive = sessions.sign_in(engine, username="tech2", password=staff.password)
+    unknown = login.sign_in(engine, username="nobody", password="whatever")
+    inactive = login.sign_in(engine, username="tech2", password=staff.password)
     assert unknown.error == inactive.error == "Username or password is incorrect."
 
 
