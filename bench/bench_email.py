@@ -4,7 +4,7 @@
     .venv/bin/python bench/bench_email.py --runs 5 --mails 1000
     .venv/bin/python bench/bench_email.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench
 
-* Batch: ``lib.mail_in.ingest_files`` over a folder of generated mails (60 % new requests, 35 % replies
+* Batch: ``lib.mail.inbound.ingest_files`` over a folder of generated mails (60 % new requests, 35 % replies
   threaded on them, 5 % auto-replies), one transaction per message as in production; median of the runs.
   Each SQLite run gets a fresh database; on PostgreSQL the runs share the database (fresh Message-IDs).
 * Pipe: ``python -m lib.cli ingest-email -`` as a subprocess with one new mail on stdin, as an MTA
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lib.db import make_engine, upgrade_schema  # noqa: E402
-from lib.mail_in import ingest_files  # noqa: E402
+from lib.mail.inbound import ingest_files  # noqa: E402
 
 
 def _mail(mid: str, *, sender: str, subject: str, body: str, in_reply_to: str | None = None,

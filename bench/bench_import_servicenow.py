@@ -8,7 +8,7 @@ database, then imported again unchanged.
   reassigned, some reopened, some still open), written as ServiceNow publishes the UCI "incident management
   process enriched event log": its 36 columns, times day first without zero padding or seconds
   (``29/2/2016 01:23``), booleans ``true``/``false``, ``?`` for missing; sorted by incident number.
-* Import: ``lib.importer.import_csv`` into a fresh migrated SQLite file (copied from a template migrated
+* Import: ``lib.transfer.importer.import_csv`` into a fresh migrated SQLite file (copied from a template migrated
   once); re-import: the same file again into that database (every incident unchanged). Medians of the runs.
 * Memory: the peak of Python allocations (tracemalloc) during one more import and re-import, which are not
   timed (tracing slows them), beside the size of the file; and the process's peak RSS. The file is streamed:
@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lib.db import make_engine, upgrade_schema  # noqa: E402
-from lib.importer import ImportReport, import_csv  # noqa: E402
+from lib.transfer.importer import ImportReport, import_csv  # noqa: E402
 
 HEADER = ("number,incident_state,active,reassignment_count,reopen_count,sys_mod_count,made_sla,caller_id,opened_by,"
           "opened_at,sys_created_by,sys_created_at,sys_updated_by,sys_updated_at,contact_type,location,category,"

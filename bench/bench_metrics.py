@@ -57,12 +57,12 @@ def child_page(url: str, start: date, end: date) -> dict:
     from sqlalchemy.orm import configure_mappers
 
     import lib.assignment  # noqa: F401 - loaded in the app (the workload reads its weights)
-    from lib import metrics
     from lib.db import make_engine, read_session
+    from lib.metrics import measures
 
     configure_mappers()  # done once when the app starts
 
-    f = metrics.MetricFilter(start=start, end=end)
+    f = measures.MetricFilter(start=start, end=end)
     out = {}
     engine = None
     for label in ("cold", "warm"):
@@ -70,8 +70,8 @@ def child_page(url: str, start: date, end: date) -> dict:
         engine = engine or make_engine(url)
         with read_session(engine) as s:
             for name in PAGE_CALLS:
-                getattr(metrics, name)(s, f)
-            metrics.ageing(s)
+                getattr(measures, name)(s, f)
+            measures.ageing(s)
         out[label] = time.perf_counter() - t0
     return out
 
@@ -139,7 +139,7 @@ def _prepare(url: str, tickets: int) -> str:
     from sqlalchemy import text
 
     from lib.db import make_engine, upgrade_schema
-    from lib.seed import seed_demo
+    from lib.seed.demo import seed_demo
 
     engine = make_engine(url)
     upgrade_schema(engine)

@@ -24,7 +24,7 @@ from bench.common import database_for, median_ms, seeded  # noqa: E402
 from lib import followups, repeats, search  # noqa: E402
 from lib.db import read_session, transaction  # noqa: E402
 from lib.models import Category, FollowUp, KbArticle, Ticket, User  # noqa: E402
-from lib.seed_data import ACTIONS, APPS, DEVICE_MODELS, RESOLUTIONS, ROOT_CAUSES, SITES, SUMMARIES  # noqa: E402
+from lib.seed.data import ACTIONS, APPS, DEVICE_MODELS, RESOLUTIONS, ROOT_CAUSES, SITES, SUMMARIES  # noqa: E402
 
 TARGET_MS = 50.0
 

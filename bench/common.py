@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine, make_url  # noqa: E402
 
 from lib.db import make_engine, read_session, upgrade_schema  # noqa: E402
 from lib.models import Ticket  # noqa: E402
-from lib.seed import seed_demo  # noqa: E402
+from lib.seed.demo import seed_demo  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 DEMO_PASSWORD = "bench password 123"

@@ -38,8 +38,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from lib import clock
-from lib.alertparse import MAX_BODY_BYTES, AlertPayloadError, parse_alert_payload
-from lib.alerts import AlertIngestError, AlertResult, AlertSettings, ingest_alerts, load_alert_settings
+from lib.alerts.intake import AlertIngestError, AlertResult, AlertSettings, ingest_alerts, load_alert_settings
+from lib.alerts.parse import MAX_BODY_BYTES, AlertPayloadError, parse_alert_payload
 from lib.config import get_secret
 from lib.db import get_engine as shared_engine
 from lib.db import run_transaction

@@ -24,7 +24,7 @@ canonical form of this event's fields)``; a ticket's first event chains from ``"
 as integer microseconds since the epoch (UTC) and ``meta`` as sorted compact JSON, so both engines and every
 writer give the same bytes. Hashes are computed where events are inserted: :func:`before_insert` for every
 event added through the ORM (``lib.ticket_core.add_event``, the generic importer), :func:`link_rows` for bulk
-inserts through Core (the ServiceNow importer), and ``lib.seed_rows`` for seed-demo. Before reading the
+inserts through Core (the ServiceNow importer), and ``lib.seed.rows`` for seed-demo. Before reading the
 previous hash, the ticket row is locked (PostgreSQL ``FOR NO KEY UPDATE``, which a service's
 ``FOR UPDATE`` already covers; SQLite's ``BEGIN IMMEDIATE`` write lock serialises every writer), so two
 writers adding events to one ticket take turns, and ids grow in chain order.
@@ -116,7 +116,7 @@ def micros(value: datetime | str) -> int:
 
 
 def seconds_micros(t: int | float) -> int:
-    """Epoch seconds as the microseconds of the time stored for them (lib.seed_rows.TimeText)."""
+    """Epoch seconds as the microseconds of the time stored for them (lib.seed.rows.TimeText)."""
     if t.__class__ is int:
         return t * 1_000_000
     if float(t).is_integer():

@@ -260,7 +260,7 @@ def cmd_revoke_sessions(args: argparse.Namespace) -> int:
 
 
 def cmd_seed_demo(args: argparse.Namespace) -> int:
-    from lib.seed import seed_demo
+    from lib.seed.demo import seed_demo
 
     engine = _engine(args)
     progress = Progress("seeding tickets", quiet=args.quiet)
@@ -272,7 +272,7 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_import_csv(args: argparse.Namespace) -> int:
-    from lib.importer import import_csv
+    from lib.transfer.importer import import_csv
 
     engine = _engine(args)
     progress = Progress(f"importing {Path(args.path).name}", quiet=args.quiet)
@@ -287,7 +287,7 @@ def cmd_import_csv(args: argparse.Namespace) -> int:
 
 
 def cmd_export_csv(args: argparse.Namespace) -> int:
-    from lib.exporter import export_tickets_csv
+    from lib.transfer.exporter import export_tickets_csv
 
     progress = Progress("exporting tickets", quiet=args.quiet)
     n = export_tickets_csv(_engine(args), Path(args.path), progress=progress)
@@ -297,7 +297,7 @@ def cmd_export_csv(args: argparse.Namespace) -> int:
 
 
 def cmd_export_events(args: argparse.Namespace) -> int:
-    from lib.exporter import export_events_csv
+    from lib.transfer.exporter import export_events_csv
 
     progress = Progress("exporting events", quiet=args.quiet)
     n = export_events_csv(_engine(args), Path(args.path), progress=progress)
@@ -307,7 +307,7 @@ def cmd_export_events(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from lib.backup import backup
+    from lib.transfer.backup import backup
 
     engine = _engine(args)
     progress = Progress("backing up", quiet=args.quiet)
@@ -318,7 +318,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from lib.backup import restore
+    from lib.transfer.backup import restore
 
     engine = make_engine(args.database_url) if args.database_url else make_engine()
     restore(engine, Path(args.path), force=args.force)
@@ -336,7 +336,7 @@ def cmd_sla_check(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest_email(args: argparse.Namespace) -> int:
-    from lib.mail_in import ingest_files
+    from lib.mail.inbound import ingest_files
 
     engine = _engine(args)
     progress = Progress("ingesting mail", quiet=args.quiet or args.sources == ["-"])
@@ -372,7 +372,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import DBAPIError
 
     from lib.db import read_session
-    from lib.reports import last_full_week, write_report
+    from lib.metrics.weekly_report import last_full_week, write_report
 
     # Read-only and run from cron: migrate only when the metrics tables are missing (loading the migration
     # machinery on every run costs a third of a second).
@@ -390,7 +390,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_rebuild_rollups(args: argparse.Namespace) -> int:
-    from lib.metrics_store import check, check_days, rebuild
+    from lib.metrics.metrics_store import check, check_days, rebuild
 
     engine = _engine(args)
     if args.check:

@@ -524,7 +524,7 @@ class PreventiveStep(Base):
     )
 
 
-# --- metrics: one narrow row per ticket, kept by triggers (migration 0004, lib/metrics_store.py) ---------
+# --- metrics: one narrow row per ticket, kept by triggers (migration 0004, lib/metrics/metrics_store.py) ---------
 
 
 class TicketMetric(Base):
@@ -559,7 +559,7 @@ class TicketMetric(Base):
     device_id: Mapped[int | None] = mapped_column(Integer)
     is_duplicate: Mapped[int] = mapped_column(SmallInteger)  # closed as a duplicate of another ticket
     # Tallies: three 0/1 counters packed 21 bits apart, so one SUM over a period gives three counts
-    # (lib/metrics_store.py TALLIES says which).
+    # (lib/metrics/metrics_store.py TALLIES says which).
     response_tally: Mapped[int] = mapped_column(BigInteger)
     resolution_tally: Mapped[int] = mapped_column(BigInteger)
     closure_tally_a: Mapped[int] = mapped_column(BigInteger)

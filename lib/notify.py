@@ -1,7 +1,7 @@
 """Mail to the requester at the workflow's communication moments, written to the outbox.
 
 The outbox row is written in the same transaction as the change it reports, so a change and its mail
-are committed together; the worker sends the outbox over SMTP later (lib.mailer). Templates are plain
+are committed together; the worker sends the outbox over SMTP later (lib.mail.outbound). Templates are plain
 text with ``{placeholders}``; a lead edits them on the admin page (stored in the settings table).
 """
 

@@ -32,10 +32,10 @@ from lib.acknowledge import reassign_unacknowledged
 from lib.config import get_settings
 from lib.db import transaction
 from lib.errors import HelpdeskError
-from lib.imap_poll import PollReport
-from lib.imap_poll import poll as poll_imap
-from lib.mailconfig import ImapConfig, SmtpConfig, worker_interval
-from lib.mailer import SendReport, send_outbox
+from lib.mail.imap_poll import PollReport
+from lib.mail.imap_poll import poll as poll_imap
+from lib.mail.outbound import SendReport, send_outbox
+from lib.mail.settings import ImapConfig, SmtpConfig, worker_interval
 from lib.models import Ticket, TicketEvent
 from lib.ticket_core import SystemActor, now_utc
 from lib.workflow import ClosureReason, EventKind, Status
@@ -171,9 +171,9 @@ def run_cycle(engine: Engine, *, smtp: SmtpConfig | None = None, imap: ImapConfi
 
 
 def fold_rollups(engine: Engine) -> int:
-    """PostgreSQL: move the day-count deltas the writers appended into metric_days (lib.metrics_store)."""
-    from lib import metrics_store
+    """PostgreSQL: move the day-count deltas the writers appended into metric_days (lib.metrics.metrics_store)."""
     from lib.db import run_transaction
+    from lib.metrics import metrics_store
 
     return run_transaction(engine, metrics_store.fold_days, what="fold rollups")
 

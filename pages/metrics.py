@@ -1,6 +1,6 @@
 """Metrics: volume by priority and category, backlog, response and resolution times, SLA, workload.
 
-For seniors and leads. Every tile and chart reads lib.metrics through cached reads (lib.ui.metrics_view);
+For seniors and leads. Every tile and chart reads lib.metrics.measures through cached reads (lib.ui.metrics_view);
 the definitions are in docs/metrics.md.
 """
 
@@ -9,7 +9,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from lib import charts, clock
+from lib import clock
+from lib.metrics import charts
 from lib.ui import core
 from lib.ui import metrics_view as mv
 from lib.workflow import Permission

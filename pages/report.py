@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import charts
+from lib.metrics import charts
 from lib.ui import core
 from lib.ui import metrics_view as mv
 from lib.workflow import Permission

@@ -19,8 +19,9 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from lib import charts, clock, metrics, models, reports
+from lib import clock, models
 from lib.assignment import get_weights
+from lib.metrics import charts, measures, weekly_report
 from lib.queries import QueueView
 from lib.ui import core, queue_data
 from lib.workflow import Channel, Priority
@@ -88,10 +89,10 @@ class Filters:
         return cls(date.fromisoformat(start), date.fromisoformat(end), grain, tuple(cats), tuple(prios),
                    tuple(people), tuple(channels))
 
-    def metric_filter(self) -> metrics.MetricFilter:
-        # lib.metrics takes [start, end): the day after the last day shown. MetricFilter checks the grain.
+    def metric_filter(self) -> measures.MetricFilter:
+        # lib.metrics.measures takes [start, end): the day after the last day shown. MetricFilter checks the grain.
         grain = cast(Literal["week", "day"], self.grain)
-        return metrics.MetricFilter(start=self.start, end=self.end + timedelta(days=1), grain=grain,
+        return measures.MetricFilter(start=self.start, end=self.end + timedelta(days=1), grain=grain,
                             category_ids=self.category_ids, priorities=self.priorities,
                             assignee_ids=self.assignee_ids, channels=self.channels)
 
@@ -165,17 +166,17 @@ def load_metrics(change: int, key: tuple) -> dict[str, Any]:
     f = Filters.from_key(key).metric_filter()
     with core.reading() as s:
         return {
-            "kpis": metrics.kpis(s, f),
-            "flow": metrics.flow(s, f),
-            "backlog": metrics.backlog(s, f),
-            "durations": metrics.durations(s, f),
-            "resolution": metrics.resolution_by_priority(s, f),
-            "sla": metrics.sla_compliance(s, f),
-            "closures": metrics.closures_by_reason(s, f),
-            "rates": metrics.rates(s, f),
-            "rates_before": metrics.rates(s, f.previous()),
-            "workload": metrics.workload(s, f),
-            "repeat": metrics.repeat_issues(s, f),
+            "kpis": measures.kpis(s, f),
+            "flow": measures.flow(s, f),
+            "backlog": measures.backlog(s, f),
+            "durations": measures.durations(s, f),
+            "resolution": measures.resolution_by_priority(s, f),
+            "sla": measures.sla_compliance(s, f),
+            "closures": measures.closures_by_reason(s, f),
+            "rates": measures.rates(s, f),
+            "rates_before": measures.rates(s, f.previous()),
+            "workload": measures.workload(s, f),
+            "repeat": measures.repeat_issues(s, f),
             "weights": {int(p): int(w) for p, w in get_weights(s).items()},
         }
 
@@ -184,13 +185,13 @@ def load_metrics(change: int, key: tuple) -> dict[str, Any]:
 def load_ageing(change: int, minute: int, key: tuple) -> pd.DataFrame:
     """Open tickets by age now (the filters' priority, category, technician and channel apply; not its dates)."""
     with core.reading() as s:
-        return metrics.ageing(s, now=datetime.fromtimestamp(minute * 60).astimezone(), f=Filters.from_key(key).metric_filter())
+        return measures.ageing(s, now=datetime.fromtimestamp(minute * 60).astimezone(), f=Filters.from_key(key).metric_filter())
 
 
 @st.cache_data(ttl=900, max_entries=50, show_spinner=False)
 def load_report(change: int, week: str) -> dict[str, Any]:
     with core.reading() as s:
-        return reports.weekly_report(s, week)
+        return weekly_report.weekly_report(s, week)
 
 
 REPORT_FORMATS = {"csv": ("CSV", "text/csv", "csv"),
@@ -199,11 +200,11 @@ REPORT_FORMATS = {"csv": ("CSV", "text/csv", "csv"),
 
 
 def report_file(week: str, fmt: str) -> bytes:
-    """The weekly report as a file (written by lib.reports into a temporary folder)."""
+    """The weekly report as a file (written by lib.metrics.weekly_report into a temporary folder)."""
     with tempfile.TemporaryDirectory(prefix="helpdesk-report-") as folder:
         out = Path(folder) / f"helpdesk-{week}.{REPORT_FORMATS[fmt][2]}"
         with core.reading() as s:
-            reports.write_report(s, week, fmt, out)
+            weekly_report.write_report(s, week, fmt, out)
         return out.read_bytes()
 
 
@@ -250,7 +251,7 @@ def fmt_hours(v: float | None) -> str:
 
 
 def fmt_local(value: Any) -> str:
-    """An ISO time (as lib.reports writes them) in the desk's time zone, as the rest of the app shows times."""
+    """An ISO time (as lib.metrics.weekly_report writes them) in the desk's time zone, as the rest of the app shows times."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     try:
@@ -566,6 +567,6 @@ def show_table(value: Any, *, empty: str) -> None:
 
 
 def report_trend(report: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
-    """The weekly trends the report carries (lib.reports: flow, backlog and SLA of the weeks up to it)."""
+    """The weekly trends the report carries (lib.metrics.weekly_report: flow, backlog and SLA of the weeks up to it)."""
     trend = report.get("trend") or {}
     return {name: records(trend.get(name)) for name in ("flow", "backlog", "sla")}

@@ -1,7 +1,7 @@
 """metrics: ticket_metrics (one narrow row per ticket) and metric_days (counts per day), kept by triggers;
 event indexes for the backlog and the reopenings
 
-See lib/metrics_store.py and docs/metrics.md. The table is filled from the existing tickets here; later
+See lib/metrics/metrics_store.py and docs/metrics.md. The table is filled from the existing tickets here; later
 ``python -m lib.cli rebuild-rollups`` refills it the same way.
 
 Revision ID: 0004
@@ -41,7 +41,7 @@ INDEXES = {
 
 
 def upgrade() -> None:
-    from lib import metrics_store
+    from lib.metrics import metrics_store
 
     dialect = op.get_bind().dialect.name
     op.create_table('ticket_metrics',
@@ -82,7 +82,7 @@ def upgrade() -> None:
                     postgresql_where=sa.text(BACKLOG_EVENT_PREDICATE))
     op.create_index('ix_events_reopened', 'ticket_events', ['occurred_at', 'ticket_id'], unique=False,
                     sqlite_where=sa.text("kind = 'reopened'"), postgresql_where=sa.text("kind = 'reopened'"))
-    # Per UTC day, priority and category: what each milestone adds (lib/metrics_store.py MILESTONES). Not an
+    # Per UTC day, priority and category: what each milestone adds (lib/metrics/metrics_store.py MILESTONES). Not an
     # ORM model: only triggers and rebuild-rollups write it.
     zero = sa.text('0')
     op.create_table('metric_days',
@@ -103,7 +103,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    from lib import metrics_store
+    from lib.metrics import metrics_store
 
     for statement in metrics_store.drop_ddl(op.get_bind().dialect.name):
         op.execute(statement)

@@ -1,7 +1,7 @@
 """metric_days triggers on PostgreSQL: deferred to commit and serialised by one advisory lock
 
 Immediate row and statement triggers deadlocked when concurrent writers touched two day rows in opposite
-orders (lib/metrics_store.py days_ddl). The counts they keep are the same; SQLite is unchanged (its writers
+orders (lib/metrics/metrics_store.py days_ddl). The counts they keep are the same; SQLite is unchanged (its writers
 are serialised already).
 
 Revision ID: 0006
@@ -25,7 +25,7 @@ DROP = ["DROP TRIGGER IF EXISTS metric_days_insert ON ticket_metrics",
 
 
 def upgrade() -> None:
-    from lib import metrics_store
+    from lib.metrics import metrics_store
 
     if op.get_bind().dialect.name != "postgresql":
         return

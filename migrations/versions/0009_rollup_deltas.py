@@ -3,7 +3,7 @@
 The deferred triggers of 0006 upserted metric_days rows at commit under one advisory lock: no deadlock, but
 every create, acknowledgement, priority change and resolution on the desk queued behind the others' commits.
 Now the triggers only INSERT into metric_day_deltas (no row is shared between writers), reads add the deltas
-to metric_days (lib/metrics_store.py days_source) and lib.metrics_store.fold_days moves them in. SQLite is
+to metric_days (lib/metrics/metrics_store.py days_source) and lib.metrics.metrics_store.fold_days moves them in. SQLite is
 unchanged (its writers are serialised already).
 
 Revision ID: 0009
@@ -29,7 +29,7 @@ DROP = ["DROP TRIGGER IF EXISTS metric_days_insert ON ticket_metrics",
 
 
 def upgrade() -> None:
-    from lib import metrics_store
+    from lib.metrics import metrics_store
 
     if op.get_bind().dialect.name != "postgresql":
         return

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy.engine import Engine
 from streamlit.testing.v1 import AppTest
 
-from lib.charts import PRIORITY_COLOURS, PRIORITY_ORDER
-from lib.seed import seed_demo
+from lib.metrics.charts import PRIORITY_COLOURS, PRIORITY_ORDER
+from lib.seed.demo import seed_demo
 from lib.workflow import Priority
 from tests.app.conftest import page_test
 from tests.conftest import Staff
@@ -129,11 +129,11 @@ def test_a_selected_bar_becomes_a_queue_link(seeded) -> None:
 
 
 def _flow(f):  # type: ignore[no-untyped-def]
-    from lib import metrics
+    from lib.metrics import measures
     from lib.ui import core
 
     with core.reading() as s:
-        return metrics.flow(s, f.metric_filter())
+        return measures.flow(s, f.metric_filter())
 
 
 def test_queue_opens_with_the_linked_filters(app_env, staff_app) -> None:

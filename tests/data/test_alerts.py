@@ -1,4 +1,4 @@
-"""Monitoring alerts → incident tickets (lib.alerts), on SQLite and PostgreSQL."""
+"""Monitoring alerts → incident tickets (lib.alerts.intake), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ import pytest
 from sqlalchemy import event, func, select, update
 
 from lib import tickets
-from lib.alertparse import parse_alert_payload
-from lib.alerts import (
+from lib.alerts.intake import (
     AlertSettings,
     alert_key,
     find_alert_ticket,
@@ -21,6 +20,7 @@ from lib.alerts import (
     list_incidents,
     load_alert_settings,
 )
+from lib.alerts.parse import parse_alert_payload
 from lib.config import load_settings
 from lib.db import read_session, transaction
 from lib.errors import GuardFailed

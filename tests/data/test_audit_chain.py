@@ -18,11 +18,11 @@ from lib import audit_chain, audit_log, tickets
 from lib.cli import main
 from lib.db import read_session, transaction
 from lib.directory import RequesterInput
-from lib.importer import import_csv
 from lib.models import AuditLog, Ticket, TicketEvent, ticket_ref
-from lib.seed import seed_demo
+from lib.seed.demo import seed_demo
 from lib.ticket_core import add_event
 from lib.tickets import TicketDraft
+from lib.transfer.importer import import_csv
 from lib.workflow import EventKind
 from tests.conftest import Staff, awaiting_confirmation, make_staff, reset_postgres, wait_for_lock_waiter
 

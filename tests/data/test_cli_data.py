@@ -15,15 +15,16 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from lib import metrics_store, sla, tickets
-from lib import seed as seed_module
+from lib import sla, tickets
 from lib.cli import main
 from lib.db import read_session, transaction
-from lib.exporter import export_events_csv, export_tickets_csv
-from lib.importer import import_csv
+from lib.metrics import metrics_store
 from lib.models import Requester, Setting, Ticket, TicketEvent, User
-from lib.seed import seed_demo
-from lib.seed_rows import INDEX_MEMO_KEY, check_columns
+from lib.seed import demo as seed_module
+from lib.seed.demo import seed_demo
+from lib.seed.rows import INDEX_MEMO_KEY, check_columns
+from lib.transfer.exporter import export_events_csv, export_tickets_csv
+from lib.transfer.importer import import_csv
 from lib.users import check_password
 from lib.workflow import TRANSITIONS, ClosureReason, EventKind, Status
 from tests.conftest import fresh_sqlite
@@ -376,7 +377,7 @@ def test_generic_import_refuses_rows_by_number_and_is_idempotent(engine, staff, 
 
 
 def test_generic_import_leaves_nothing_of_a_row_that_fails_while_writing(engine, staff, tmp_path, monkeypatch):
-    import lib.importer_generic as generic
+    import lib.transfer.importer_generic as generic
 
     original = generic._apply_status
 

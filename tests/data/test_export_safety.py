@@ -3,7 +3,7 @@ look like spreadsheet formulas reach every CSV, XLSX and HTML export as text (a 
 formula; numbers, negative ones included, stay numbers.
 
 Exports checked: ``export-csv`` and ``export-events`` (through lib.cli.main), the weekly report as CSV,
-XLSX and HTML (through ``report`` in lib.cli.main, lib.reports.write_report and the Weekly report page's
+XLSX and HTML (through ``report`` in lib.cli.main, lib.metrics.weekly_report.write_report and the Weekly report page's
 download, lib.ui.metrics_view.report_file).
 """
 
@@ -27,15 +27,16 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from lib import reports, tickets
+from lib import tickets
 from lib.cli import main
 from lib.db import read_session, transaction
 from lib.directory import RequesterInput
-from lib.mail_in import ingest_message
-from lib.mailconfig import InboundDefaults
+from lib.mail.inbound import ingest_message
+from lib.mail.settings import InboundDefaults
+from lib.metrics import weekly_report
 from lib.models import Ticket
-from lib.safe_cells import FORMULA_STARTS, neutralise, neutralise_frame, neutralise_row
 from lib.tickets import TicketDraft
+from lib.transfer.safe_cells import FORMULA_STARTS, neutralise, neutralise_frame, neutralise_row
 
 HOSTILE = ('=HYPERLINK("http://evil.example","x")', "+1+2", "-2+3", "@SUM(A1)", "\t=1", "\r=1")
 SEPARATOR = "Printer;=1+1 on floor 3"  # a ';' that would open a new cell in a spreadsheet splitting on ';'
@@ -248,7 +249,7 @@ def _check_html(page: str, hostile: dict[int, str]) -> None:
 
 def test_weekly_report_files(engine, hostile, tmp_path):
     with read_session(engine) as s:
-        paths = {fmt: reports.write_report(s, WEEK, fmt, tmp_path / f"week.{fmt}", now=NOW)
+        paths = {fmt: weekly_report.write_report(s, WEEK, fmt, tmp_path / f"week.{fmt}", now=NOW)
                  for fmt in ("csv", "xlsx", "html")}
     _check_xlsx(paths["xlsx"], hostile)
     _check_csv(paths["csv"], hostile)

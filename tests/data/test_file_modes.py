@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from lib.backup import backup, restore
 from lib.cli import main
 from lib.db import make_engine
 from lib.filemodes import create_private, make_private, secure_sqlite_file
+from lib.transfer.backup import backup, restore
 from tests.conftest import fresh_sqlite, make_staff, reset_postgres
 
 
@@ -98,7 +98,7 @@ def test_postgres_backup_is_owner_only(pg_engine, tmp_path) -> None:
 
 
 def test_failed_postgres_backup_leaves_nothing(pg_engine, tmp_path, monkeypatch) -> None:
-    from lib import backup as backup_module
+    from lib.transfer import backup as backup_module
 
     monkeypatch.setattr(backup_module, "_tool", lambda name: "/bin/false")
     with pytest.raises(backup_module.BackupError):

@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lib.db import read_session
-from lib.importer import import_csv
-from lib.importer_servicenow import STATES
 from lib.models import Category, Requester, Ticket, TicketEvent, User
+from lib.transfer.importer import import_csv
+from lib.transfer.importer_servicenow import STATES
 from tests.conftest import testdata_dir as shared_testdata
 
 LOG = "servicenow_incident_event_log.csv"
@@ -278,7 +278,7 @@ def _counts(engine) -> tuple[int, ...]:  # type: ignore[no-untyped-def]
     ("29-02-2016 01:16", utc(2016, 2, 29, 1, 16), "29-02-2016 01:16"),  # the re-saved copy's spelling
 ])
 def test_day_first_times(text, at, canonical):
-    from lib.importer_servicenow import day_first, parse_time
+    from lib.transfer.importer_servicenow import day_first, parse_time
 
     assert day_first(text) == (at, canonical)
     assert parse_time(f" {text} ") == at
@@ -288,7 +288,7 @@ def test_day_first_times(text, at, canonical):
                                   "31/2/2016 01:23", "29/2/2016 24:00", "29/2/2016", "29.2.2016 01:23",
                                   "2/29/2016 01:23"])
 def test_day_first_times_refused(text):
-    from lib.importer_servicenow import parse_time
+    from lib.transfer.importer_servicenow import parse_time
 
     with pytest.raises(ValueError, match="is not a day-first date like 29/2/2016 01:23"):
         parse_time(text)
@@ -399,7 +399,7 @@ def test_published_form_refused_rows_name_the_value_and_the_format(sqlite_engine
 def test_published_form_an_incident_that_fails_while_writing_leaves_nothing(engine, tmp_path, monkeypatch):
     """Placeholders made for an incident whose writing failed are rolled back with it; the next incident that
     names the same caller and resolver makes them again."""
-    import lib.importer_servicenow as sn
+    import lib.transfer.importer_servicenow as sn
 
     original, calls = sn._write_events, []
 

@@ -18,8 +18,8 @@ from lib import tickets
 from lib.config import get_settings
 from lib.db import read_session, transaction
 from lib.directory import RequesterInput
-from lib.mail_in import ProcessedMail, ingest_files, ingest_message
-from lib.mailconfig import InboundDefaults
+from lib.mail.inbound import ProcessedMail, ingest_files, ingest_message
+from lib.mail.settings import InboundDefaults
 from lib.models import Attachment, OutboxMail, QuarantinedMail, Ticket, TicketEvent, ticket_ref
 from lib.tickets import TicketDraft
 from lib.workflow import ActionKind, ClosureReason, EventKind, Status

@@ -1,7 +1,7 @@
-"""lib.metrics on SQLite and PostgreSQL.
+"""lib.metrics.measures on SQLite and PostgreSQL.
 
 * Generated data (seed-demo, 3,000 tickets over a year): every metric equals a plain pandas computation over
-  the rows of ``export-csv`` and ``export-events`` (the reference below, written without lib.metrics), for
+  the rows of ``export-csv`` and ``export-events`` (the reference below, written without lib.metrics.measures), for
   several ranges (weeks, days across both daylight-saving changes, an old range, filters, another time zone);
   the counts read from metric_days equal those read ticket by ticket, in zones east and west of UTC; and the
   two engines give the same numbers for the same seed. The exports carry no satisfaction rating, requester
@@ -30,14 +30,15 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
-from lib import metrics, metrics_store, tickets
+from lib import tickets
 from lib.db import make_engine, read_session, transaction, upgrade_schema
 from lib.directory import RequesterInput
-from lib.exporter import export_events_csv, export_tickets_csv
-from lib.metrics import MetricFilter
+from lib.metrics import measures, metrics_store
+from lib.metrics.measures import MetricFilter
 from lib.models import Ticket
-from lib.seed import seed_demo
+from lib.seed.demo import seed_demo
 from lib.tickets import TicketDraft
+from lib.transfer.exporter import export_events_csv, export_tickets_csv
 from lib.workflow import OPEN_STATUSES, ActionKind, ClosureReason, ConfirmationVia, Priority
 from tests.conftest import _pg_base_url
 from tests.conftest import testdata_dir as shared_testdata
@@ -136,7 +137,7 @@ def ref_flow(ref: Ref, f: MetricFilter) -> pd.DataFrame:
 
 
 def period_ends(f: MetricFilter) -> list[pd.Timestamp]:
-    p = metrics.periods(f)  # only the dates; the instants are made here with pandas
+    p = measures.periods(f)  # only the dates; the instants are made here with pandas
     return [pd.Timestamp(d).tz_localize(f.tz or TZ).tz_convert("UTC") for d in p.ends]
 
 
@@ -263,26 +264,26 @@ def assert_stats(got: dict, want: dict) -> None:
 
 
 def check_all(session, ref: Ref, f: MetricFilter) -> None:
-    flow = metrics.flow(session, f)
-    p = metrics.periods(f)
+    flow = measures.flow(session, f)
+    p = measures.periods(f)
     assert len(flow) == len(p) * len(f.priorities or Priority) * flow["category"].nunique()
     counts = ["created", "resolved", "closed", "closed_other", "reopened"]
     got = flow[flow[counts].sum(axis=1) > 0][["period", "priority", "category", *counts]]
     got = got.sort_values(["period", "priority", "category"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(got, ref_flow(ref, f), check_dtype=False)
 
-    assert list(metrics.backlog(session, f)["backlog_end"]) == ref_backlog(ref, f)
+    assert list(measures.backlog(session, f)["backlog_end"]) == ref_backlog(ref, f)
 
-    got_d, want_d = metrics.durations(session, f), ref_durations(ref, f)
+    got_d, want_d = measures.durations(session, f), ref_durations(ref, f)
     for name in want_d:
         assert_stats(got_d[name], want_d[name])
 
-    dist = metrics.resolution_by_priority(session, f)
+    dist = measures.resolution_by_priority(session, f)
     res = in_range(scoped(ref, f), "resolved_at", f)
     assert sorted(zip(dist["priority"], dist["hours"].round(9), strict=True)) == sorted(
         zip(res["priority"], hours(res["resolved_at"] - res["created_at"]).round(9), strict=True))
 
-    sla = metrics.sla_compliance(session, f)
+    sla = measures.sla_compliance(session, f)
     want_sla = ref_sla(ref, f)
     assert len(sla) == 2 * len(p)
     for row in sla.itertuples():
@@ -293,21 +294,21 @@ def check_all(session, ref: Ref, f: MetricFilter) -> None:
         else:
             assert row.pct == approx(100 * met / (met + breached))
 
-    closures = metrics.closures_by_reason(session, f)
+    closures = measures.closures_by_reason(session, f)
     want_c = ref_closures(ref, f)
     assert {r.reason: r.count for r in closures.itertuples() if r.count} == want_c
 
-    rates, want_r = metrics.rates(session, f), ref_rates(ref, f)
+    rates, want_r = measures.rates(session, f), ref_rates(ref, f)
     for key, value in want_r.items():
         assert rates[key] == approx(value), key
 
-    work = metrics.workload(session, f)
+    work = measures.workload(session, f)
     got_w = {r.technician: (r.open, r.open_weighted, r.resolved_in_range,
                             (r.open_low, r.open_medium, r.open_high, r.open_critical))
              for r in work.itertuples() if r.open or r.resolved_in_range}
     assert got_w == ref_workload(ref, f)
 
-    k = metrics.kpis(session, f)
+    k = measures.kpis(session, f)
     for g, i in ((f, 0), (f.previous(), 1)):
         fl, d, s, r = ref_flow(ref, g), ref_durations(ref, g), ref_sla(ref, g), ref_rates(ref, g)
         assert k["created"][i] == fl["created"].sum()
@@ -324,7 +325,7 @@ def check_all(session, ref: Ref, f: MetricFilter) -> None:
         assert k["reopen_rate"][i] == approx(r["reopen_rate"])
     assert k["backlog_end"] == (ref_backlog(ref, f)[-1], ref_backlog(ref, f.previous())[-1])
 
-    rep = metrics.repeat_issues(session, f, days=30, limit=10_000)
+    rep = measures.repeat_issues(session, f, days=30, limit=10_000)
     assert {(r.kind, r.key_id, r.count, tuple(r.ticket_ids)) for r in rep.itertuples()} == ref_repeats(ref, f, 30)
     assert list(rep["count"]) == sorted(rep["count"], reverse=True)
 
@@ -394,10 +395,10 @@ def test_counts_from_metric_days_equal_the_per_ticket_rows(seeded, tz, monkeypat
                MetricFilter(start=date(2025, 12, 1), end=date(2026, 11, 23), priorities=(1, 4), tz=tz)]
     results = []
     for use_days in (True, False):
-        monkeypatch.setattr(metrics, "USE_DAYS", use_days)
+        monkeypatch.setattr(measures, "USE_DAYS", use_days)
         with read_session(engine) as s:
-            results.append([(metrics.flow(s, f), metrics.sla_compliance(s, f), metrics.closures_by_reason(s, f),
-                             metrics.kpis(s, f), metrics.rates(s, f)) for f in filters])
+            results.append([(measures.flow(s, f), measures.sla_compliance(s, f), measures.closures_by_reason(s, f),
+                             measures.kpis(s, f), measures.rates(s, f)) for f in filters])
     for days, rows in zip(*results, strict=True):
         for a, b in zip(days, rows, strict=True):
             if isinstance(a, pd.DataFrame):
@@ -418,7 +419,7 @@ def test_every_metric_equals_the_pandas_reference(seeded, name):
 def test_ageing_and_open_work_equal_the_reference(seeded):
     engine, ref = seeded
     with read_session(engine) as s:
-        ageing = metrics.ageing(s, now=NOW)
+        ageing = measures.ageing(s, now=NOW)
     assert list(ageing["bucket"]) == ["<1 d", "1–3 d", "3–7 d", "1–2 wk", "2–4 wk", ">4 wk"]
     assert list(ageing["count"]) == ref_ageing(ref, NOW)
     assert ageing["count"].sum() == ref.tickets["status"].isin(OPEN).sum()
@@ -429,10 +430,10 @@ def test_the_range_is_read_from_both_ends_alike(seeded):
     engine, _ = seeded
     f = RANGES["12 weeks"]
     with read_session(engine) as s:
-        scope = f.scope(tuple(metrics._categories(s)))
-        bounds = list(metrics.periods(f).bounds)
+        scope = f.scope(tuple(measures._categories(s)))
+        bounds = list(measures.periods(f).bounds)
         forward = metrics_store.backlog_before(s, bounds[-1], scope)
-        backward = metrics.backlog(s, f)["backlog_end"].iloc[-1]
+        backward = measures.backlog(s, f)["backlog_end"].iloc[-1]
         assert forward.get(None, 0) == backward
         assert metrics_store.check(s) == []
 
@@ -445,12 +446,12 @@ def test_same_numbers_on_sqlite_and_postgresql(seeded_sqlite, seeded_postgresql)
             for name, f in RANGES.items():
                 for fn in ("flow", "backlog", "resolution_by_priority", "sla_compliance", "closures_by_reason",
                            "workload", "repeat_issues"):
-                    df = getattr(metrics, fn)(s, f).drop(columns=["latest"], errors="ignore")
+                    df = getattr(measures, fn)(s, f).drop(columns=["latest"], errors="ignore")
                     out[(name, fn)] = df.sort_values(list(df.columns[:2])).reset_index(drop=True) \
                         if fn == "resolution_by_priority" else df
                 for fn in ("durations", "rates", "kpis"):
-                    out[(name, fn)] = getattr(metrics, fn)(s, f)
-            out["ageing"] = metrics.ageing(s, now=NOW)
+                    out[(name, fn)] = getattr(measures, fn)(s, f)
+            out["ageing"] = measures.ageing(s, now=NOW)
             results.append(out)
     lite, pg = results
     for key, value in lite.items():
@@ -464,10 +465,10 @@ def test_memo_is_per_transaction(seeded_sqlite):
     engine, _ = seeded_sqlite
     f = RANGES["12 weeks"]
     with read_session(engine) as s:
-        first = metrics.flow(s, f)
-        assert metrics.flow(s, f).equals(first)
+        first = measures.flow(s, f)
+        assert measures.flow(s, f).equals(first)
         s.rollback()  # a new transaction reads again
-        assert metrics.flow(s, f).equals(first)
+        assert measures.flow(s, f).equals(first)
 
 
 # --- hand-built cases through the services -------------------------------------------------------------------
@@ -516,7 +517,7 @@ class Desk:
 
 def read(engine: Engine, fn, f: MetricFilter, **kw):  # type: ignore[no-untyped-def]
     with read_session(engine) as s:
-        return getattr(metrics, fn)(s, f, **kw)
+        return getattr(measures, fn)(s, f, **kw)
 
 
 def weekly(start: date, weeks: int, **kw) -> MetricFilter:
@@ -575,7 +576,7 @@ def test_never_answered_ticket(engine, staff):
     assert sla["pct"].isna().all()
     assert list(read(engine, "backlog", f)["backlog_end"]) == [1]
     with read_session(engine) as s:
-        ages = metrics.ageing(s, now=_t("2026-11-05 09:00"))
+        ages = measures.ageing(s, now=_t("2026-11-05 09:00"))
     assert list(ages["count"]) == [0, 1, 0, 0, 0, 0]
 
 
@@ -657,7 +658,7 @@ def test_days_and_weeks_across_the_spring_change(engine, staff):
     assert read(engine, "backlog", f)["backlog_end"].tolist() == [1, 2, 3]
     weeks = read(engine, "flow", weekly(date(2026, 3, 23), 2)).groupby("period")["created"].sum()
     assert weeks.tolist() == [3, 1]
-    p = metrics.periods(f)
+    p = measures.periods(f)
     assert [b.isoformat() for b in p.bounds] == ["2026-03-28T00:00:00+00:00", "2026-03-29T00:00:00+00:00",
                                                  "2026-03-29T23:00:00+00:00", "2026-03-30T23:00:00+00:00"]
 
@@ -675,7 +676,7 @@ def test_days_and_weeks_across_the_autumn_change(engine, staff):
     assert days.tolist() == [0, 4, 1]
     weeks = read(engine, "flow", weekly(date(2026, 10, 19), 2)).groupby("period")["created"].sum()
     assert weeks.tolist() == [4, 1]
-    assert metrics.periods(f).bounds[2] - metrics.periods(f).bounds[1] == timedelta(hours=25)
+    assert measures.periods(f).bounds[2] - measures.periods(f).bounds[1] == timedelta(hours=25)
 
 
 def test_workload_and_filters(engine, staff):
@@ -704,7 +705,7 @@ def test_ticket_metrics_follow_every_write(engine, staff):
     desk.do(tickets.assign, tid, "2026-11-03 09:07", actor=staff.lead, assignee_id=staff.tech2)
     with read_session(engine) as s:
         row = s.execute(text("SELECT priority, assignee_id, is_open, acknowledged_us FROM ticket_metrics")).one()
-        assert tuple(row) == (4, staff.tech2, 1, metrics.to_us(_t("2026-11-03 09:05")))
+        assert tuple(row) == (4, staff.tech2, 1, measures.to_us(_t("2026-11-03 09:05")))
         assert metrics_store.check(s) == [] and metrics_store.check_days(s) == []
     desk.do(tickets.log_action, tid, "2026-11-04 08:00", actor=staff.tech2, kind=ActionKind.DIAGNOSIS, text="Looked")
     desk.do(tickets.resolve, tid, "2026-11-04 09:00", actor=staff.tech2, resolution_notes="Fixed")
@@ -722,19 +723,19 @@ def test_ticket_metrics_follow_every_write(engine, staff):
 
 
 def test_filters_and_weeks_are_checked():
-    assert metrics.week_range("2026-W47") == (date(2026, 11, 16), date(2026, 11, 23))
-    assert metrics.week_range("2026-w01") == (date(2025, 12, 29), date(2026, 1, 5))
+    assert measures.week_range("2026-W47") == (date(2026, 11, 16), date(2026, 11, 23))
+    assert measures.week_range("2026-w01") == (date(2025, 12, 29), date(2026, 1, 5))
     for bad in ("2026-47", "2026-W54", "soon"):
-        with pytest.raises(metrics.MetricsError):
-            metrics.week_range(bad)
-    with pytest.raises(metrics.MetricsError):
+        with pytest.raises(measures.MetricsError):
+            measures.week_range(bad)
+    with pytest.raises(measures.MetricsError):
         MetricFilter(start=date(2026, 1, 1), end=date(2026, 2, 1), grain="month")  # type: ignore[arg-type]
-    with pytest.raises(metrics.MetricsError):
+    with pytest.raises(measures.MetricsError):
         MetricFilter(start=date(2026, 1, 1), end=date(2026, 2, 1), priorities=(7,))
-    with pytest.raises(metrics.MetricsError):
+    with pytest.raises(measures.MetricsError):
         MetricFilter(start=date(2026, 1, 1), end=date(2026, 2, 1), tz="Mars/Olympus").zone  # noqa: B018
     f = MetricFilter(start=date(2026, 11, 4), end=date(2026, 11, 20))
-    p = metrics.periods(f)
+    p = measures.periods(f)
     assert p.labels == (date(2026, 11, 2), date(2026, 11, 9), date(2026, 11, 16))
     assert p.starts[0] == date(2026, 11, 4) and p.ends[-1] == date(2026, 11, 20)
     assert f.previous() == MetricFilter(start=date(2026, 10, 19), end=date(2026, 11, 4))
@@ -743,9 +744,9 @@ def test_filters_and_weeks_are_checked():
 def test_an_empty_range_gives_empty_frames(engine):
     f = MetricFilter(start=date(2026, 11, 4), end=date(2026, 11, 4))
     with read_session(engine) as s:
-        assert metrics.flow(s, f).empty and metrics.backlog(s, f).empty
-        assert metrics.durations(s, f)["resolution"]["n"] == 0
-        assert metrics.kpis(s, f)["created"] == (0, 0)
+        assert measures.flow(s, f).empty and measures.backlog(s, f).empty
+        assert measures.durations(s, f)["resolution"]["n"] == 0
+        assert measures.kpis(s, f)["created"] == (0, 0)
 
 
 # --- the real ServiceNow log -------------------------------------------------------------------------------
@@ -754,7 +755,7 @@ def test_an_empty_range_gives_empty_frames(engine):
 def test_servicenow_log_figures_equal_pandas_over_the_raw_file(sqlite_engine):
     """On SQLite: the import itself is tested on both engines (test_import_servicenow.py), and the metrics give
     the same numbers on both (test_same_numbers_on_sqlite_and_postgresql); the import takes most of the time."""
-    from lib.importer import import_csv
+    from lib.transfer.importer import import_csv
 
     engine = sqlite_engine
     path = shared_testdata() / "servicenow_incident_event_log.csv"
@@ -784,9 +785,9 @@ def test_servicenow_log_figures_equal_pandas_over_the_raw_file(sqlite_engine):
     start, end = date(2016, 2, 29), date(2016, 6, 6)  # the log's weeks (Mondays)
     f = MetricFilter(start=start, end=end, tz="UTC")
     with read_session(engine) as s:
-        flow = metrics.flow(s, f).groupby("period")[["created", "resolved"]].sum()
-        backlog = metrics.backlog(s, f)
-        d = metrics.durations(s, f)
+        flow = measures.flow(s, f).groupby("period")[["created", "resolved"]].sum()
+        backlog = measures.backlog(s, f)
+        d = measures.durations(s, f)
 
     def week_of(ts: pd.Series) -> pd.Series:
         days = ts.dt.tz_localize(None).dt.normalize()

@@ -1,4 +1,4 @@
-"""The weekly report (lib.reports) and ``python -m lib.cli report`` on SQLite and PostgreSQL.
+"""The weekly report (lib.metrics.weekly_report) and ``python -m lib.cli report`` on SQLite and PostgreSQL.
 
 The headline numbers are checked against the pandas reference of tests/data/test_metrics.py (plain pandas
 over export-csv and export-events); the files against what a reader needs: JSON that loads, a CSV headline
@@ -19,10 +19,11 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from lib import metrics, reports, tickets
+from lib import tickets
 from lib.db import read_session, transaction
-from lib.metrics import MetricFilter
-from lib.seed import seed_demo
+from lib.metrics import measures, weekly_report
+from lib.metrics.measures import MetricFilter
+from lib.seed.demo import seed_demo
 from lib.workflow import ClosureReason, Priority
 from tests.conftest import ROOT
 from tests.data.test_metrics import (
@@ -67,7 +68,7 @@ def _pct(sla: dict, clock: str) -> float | None:
 def test_weekly_report_equals_the_reference(seeded_small):
     engine, ref = seeded_small
     with read_session(engine) as s:
-        report = reports.weekly_report(s, WEEK, now=NOW)
+        report = weekly_report.weekly_report(s, WEEK, now=NOW)
     assert set(KEYS) <= set(report)
     json.dumps(report, allow_nan=False)  # JSON-serialisable, no NaN
 
@@ -126,7 +127,7 @@ def test_weekly_report_equals_the_reference(seeded_small):
     assert [o["ticket_id"] for o in report["oldest_open"]] == list(open_now["id"][:10])
 
     with read_session(engine) as s:
-        repeats = metrics.repeat_issues(s, f, days=30)
+        repeats = measures.repeat_issues(s, f, days=30)
     assert [(r["kind"], r["count"], r["ticket_ids"]) for r in report["repeat_issues"]] == \
         [(r.kind, r.count, list(r.ticket_ids)) for r in repeats.itertuples()]
     assert report["preventive_steps"] == []
@@ -144,8 +145,8 @@ def test_preventive_steps_and_user_text_in_the_report(engine, staff, tmp_path):
             preventive_steps="Replace the rollers <b>every</b> 6 months")
     other = desk.create("2026-11-18 11:00", summary="<img src=x onerror=alert(1)> still open")
     with read_session(engine) as s:
-        report = reports.weekly_report(s, WEEK, now=NOW)
-        out = reports.write_report(s, WEEK, "html", tmp_path / "week.html", now=NOW)
+        report = weekly_report.weekly_report(s, WEEK, now=NOW)
+        out = weekly_report.write_report(s, WEEK, "html", tmp_path / "week.html", now=NOW)
     steps = report["preventive_steps"]
     assert [(p["ticket_id"], p["steps"]) for p in steps] == [(tid, "Replace the rollers <b>every</b> 6 months")]
     assert report["oldest_open"][0]["ticket_id"] == other
@@ -157,21 +158,21 @@ def test_preventive_steps_and_user_text_in_the_report(engine, staff, tmp_path):
 def test_report_files(seeded_small, tmp_path):
     engine, _ = seeded_small
     with read_session(engine) as s:
-        report = reports.weekly_report(s, WEEK, now=NOW)
-        paths = {fmt: reports.write_report(s, WEEK, fmt, tmp_path / f"week.{fmt}", now=NOW) for fmt in reports.FORMATS}
+        report = weekly_report.weekly_report(s, WEEK, now=NOW)
+        paths = {fmt: weekly_report.write_report(s, WEEK, fmt, tmp_path / f"week.{fmt}", now=NOW) for fmt in weekly_report.FORMATS}
 
     assert json.loads(paths["json"].read_text(encoding="utf-8")) == report
 
     csv = pd.read_csv(paths["csv"])
     assert list(csv.columns) == ["measure", "label", "unit", "this_week", "previous_week", "four_week_avg",
                                  "change_vs_previous"]
-    assert list(csv["measure"]) == [k for k, _, _ in reports.HEADLINE]
+    assert list(csv["measure"]) == [k for k, _, _ in weekly_report.HEADLINE]
     assert csv.set_index("measure").loc["created", "this_week"] == report["created"]
 
     book = openpyxl.load_workbook(paths["xlsx"], read_only=True)
-    assert book.sheetnames == list(reports.tables(report))
+    assert book.sheetnames == list(weekly_report.tables(report))
     rows = list(book["Headline"].iter_rows(values_only=True))
-    assert rows[0][:4] == ("measure", "label", "unit", "this_week") and len(rows) == len(reports.HEADLINE) + 1
+    assert rows[0][:4] == ("measure", "label", "unit", "this_week") and len(rows) == len(weekly_report.HEADLINE) + 1
     breaches = list(book["SLA breaches"].iter_rows(values_only=True))
     assert len(breaches) == len(report["sla_breaches"]) + 1
 
@@ -184,8 +185,8 @@ def test_report_files(seeded_small, tmp_path):
 
 def test_a_week_without_tickets(engine, tmp_path):
     with read_session(engine) as s:
-        report = reports.weekly_report(s, "2026-W02", now=NOW)
-        page = reports.render_html(report)
+        report = weekly_report.weekly_report(s, "2026-W02", now=NOW)
+        page = weekly_report.render_html(report)
     assert report["created"] == 0 and report["backlog_end"] == 0
     assert report["resolution_median_hours"] is None and report["sla_response_pct"] is None
     assert report["sla_breaches"] == [] and report["oldest_open"] == []
@@ -194,17 +195,17 @@ def test_a_week_without_tickets(engine, tmp_path):
 
 def test_unknown_format_and_week(engine, tmp_path):
     with read_session(engine) as s:
-        with pytest.raises(reports.ReportError):
-            reports.write_report(s, WEEK, "pdf", tmp_path / "x.pdf")
-        with pytest.raises(metrics.MetricsError):
-            reports.weekly_report(s, "2026-W60")
+        with pytest.raises(weekly_report.ReportError):
+            weekly_report.write_report(s, WEEK, "pdf", tmp_path / "x.pdf")
+        with pytest.raises(measures.MetricsError):
+            weekly_report.weekly_report(s, "2026-W60")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith((".x.", "x."))]  # nothing half-written
 
 
 def test_last_full_week():
-    assert reports.last_full_week(date(2026, 11, 26)) == "2026-W47"
-    assert reports.last_full_week(date(2026, 11, 23)) == "2026-W47"  # a Monday: last week is the full one
-    assert reports.last_full_week(date(2026, 1, 1)) == "2025-W52"
+    assert weekly_report.last_full_week(date(2026, 11, 26)) == "2026-W47"
+    assert weekly_report.last_full_week(date(2026, 11, 23)) == "2026-W47"  # a Monday: last week is the full one
+    assert weekly_report.last_full_week(date(2026, 1, 1)) == "2025-W52"
 
 
 def _cli(url: str, *args: str) -> subprocess.CompletedProcess:
@@ -225,8 +226,8 @@ def test_report_cli(sqlite_engine, tmp_path, capsys):
     data = json.loads(out.read_text(encoding="utf-8"))
     with read_session(sqlite_engine) as s:
         f = _week(MONDAY)
-        assert data["created"] == int(metrics.flow(s, f)["created"].sum())
-        assert data["backlog_end"] == int(metrics.backlog(s, f)["backlog_end"].iloc[-1])
+        assert data["created"] == int(measures.flow(s, f)["created"].sum())
+        assert data["backlog_end"] == int(measures.backlog(s, f)["backlog_end"].iloc[-1])
     capsys.readouterr()
     assert main(["--database-url", url, "report", "--week", "2026-47", "--format", "csv",
                  "--out", str(tmp_path / "x.csv")]) == 1

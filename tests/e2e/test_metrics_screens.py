@@ -20,7 +20,7 @@ CHARTS = '[data-testid="stPlotlyChart"]'
 @pytest.fixture(scope="module")
 def seeded(app_server):  # type: ignore[no-untyped-def]
     engine = seed_accounts(app_server.db)
-    from lib.seed import seed_demo
+    from lib.seed.demo import seed_demo
 
     seed_demo(engine, tickets=2000, years=1, seed=23, demo_password=PASSWORD)
     engine.dispose()

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from lib.mailconfig import ImapConfig, SmtpConfig
+from lib.mail.settings import ImapConfig, SmtpConfig
 
 
 def free_port() -> int:

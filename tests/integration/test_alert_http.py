@@ -17,8 +17,8 @@ from sqlalchemy import func, select, text
 from starlette.applications import Starlette
 
 from lib import api
-from lib.alertparse import MAX_BODY_BYTES
-from lib.alerts import AlertSettings
+from lib.alerts.intake import AlertSettings
+from lib.alerts.parse import MAX_BODY_BYTES
 from lib.db import read_session, transaction
 from lib.models import Ticket, TicketEvent, ticket_ref
 from tests.conftest import wait_for_lock_waiter

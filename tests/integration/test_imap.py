@@ -7,9 +7,9 @@ import threading
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from lib import imap_poll
 from lib.db import read_session
-from lib.mail_in import ingest_message
+from lib.mail import imap_poll
+from lib.mail.inbound import ingest_message
 from lib.models import QuarantinedMail, Ticket, TicketEvent, ticket_ref
 from lib.workflow import EventKind
 

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from lib import mailer
 from lib.config import get_settings
 from lib.db import read_session
+from lib.mail import outbound
 from lib.models import OutboxMail
 from tests.conftest import awaiting_confirmation
 
@@ -34,7 +34,7 @@ def bodies(smtp_server) -> dict[str, str]:  # type: ignore[no-untyped-def]
 def test_the_confirmation_mail_carries_the_configured_address_number_and_signature(desk_env, engine, staff,
                                                                                    smtp_server):
     tid = awaiting_confirmation(engine, staff, summary="Projector in room 2 shows no picture")
-    report = mailer.send_outbox(engine, smtp_server.config())
+    report = outbound.send_outbox(engine, smtp_server.config())
     assert report.sent >= 1 and not report.errors
     mails = bodies(smtp_server)
     [(subject, body)] = [(k, v) for k, v in mails.items() if "/confirm?t=" in v]
@@ -49,7 +49,7 @@ def test_without_a_public_address_nothing_is_sent_and_nothing_is_lost(desk_env, 
     desk_env.delenv("HELPDESK_PUBLIC_URL")
     get_settings.cache_clear()
     awaiting_confirmation(engine, staff)
-    report = mailer.send_outbox(engine, smtp_server.config())
+    report = outbound.send_outbox(engine, smtp_server.config())
     assert report.sent == 0 and "public_url" in (report.unavailable or "")
     assert smtp_server.received == []
     with read_session(engine) as s:
@@ -58,5 +58,5 @@ def test_without_a_public_address_nothing_is_sent_and_nothing_is_lost(desk_env, 
     # Set it (no restart of anything): the held mail goes out, its links on the address set now.
     desk_env.setenv("HELPDESK_PUBLIC_URL", "https://help.example.org")
     get_settings.cache_clear()
-    assert mailer.send_outbox(engine, smtp_server.config()).sent == len(waiting)
+    assert outbound.send_outbox(engine, smtp_server.config()).sent == len(waiting)
     assert any("https://help.example.org/confirm?t=" in body for body in bodies(smtp_server).values())

@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 from lib import tickets, worker
 from lib.config import get_settings
 from lib.db import read_session, transaction
-from lib.mail_in import ingest_message
-from lib.mailconfig import InboundDefaults
+from lib.mail.inbound import ingest_message
+from lib.mail.settings import InboundDefaults
 from lib.models import OutboxMail, Ticket, TicketEvent, ticket_ref
 from lib.workflow import ActionKind, ClosureReason, EventKind, Status
 from tests.integration.conftest import make_mail

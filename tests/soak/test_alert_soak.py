@@ -26,8 +26,8 @@ from sqlalchemy import func, select
 from starlette.applications import Starlette
 
 from lib import api
-from lib.alertparse import parse_alert_payload
-from lib.alerts import AlertSettings, alert_key
+from lib.alerts.intake import AlertSettings, alert_key
+from lib.alerts.parse import parse_alert_payload
 from lib.db import read_session
 from lib.models import Ticket, TicketEvent
 

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from lib.db import read_session
-from lib.mail_in import ProcessedMail, ingest_files
+from lib.mail.inbound import ProcessedMail, ingest_files
 from lib.models import OutboxMail, QuarantinedMail, Ticket, TicketEvent
 from lib.workflow import EventKind
 

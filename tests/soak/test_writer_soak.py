@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bench.bench_writers import make_writers, run_writers
-from lib import metrics_store
 from lib.db import read_session
+from lib.metrics import metrics_store
 from lib.models import Ticket
 from tests.conftest import fast_hash
 

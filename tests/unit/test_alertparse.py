@@ -1,4 +1,4 @@
-"""Tests for lib.alertparse: Alertmanager / Grafana webhook bodies -> normalised alerts."""
+"""Tests for lib.alerts.parse: Alertmanager / Grafana webhook bodies -> normalised alerts."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lib.alertparse import (
+from lib.alerts.parse import (
     MAX_BODY_BYTES,
     PRIORITIES,
     AlertMapping,
@@ -147,7 +147,7 @@ def test_old_alertmanager_body_gets_stable_label_hash_fingerprint(alerts_dir: Pa
 def test_label_hash_fingerprint_is_stable_across_processes(alerts_dir: Path) -> None:
     path = alerts_dir / "alertmanager_msteams_prom_post_request.json"
     code = (
-        "import sys; from pathlib import Path; from lib.alertparse import parse_alert_payload; "
+        "import sys; from pathlib import Path; from lib.alerts.parse import parse_alert_payload; "
         "print(parse_alert_payload(Path(sys.argv[1]).read_bytes())[0].fingerprint)"
     )
     seen = set()
@@ -458,7 +458,7 @@ def test_arbitrary_bytes_only_raise_payload_error(body: bytes | str) -> None:
 
 
 def test_module_uses_standard_library_only() -> None:
-    tree = ast.parse((PROJECT_ROOT / "lib" / "alertparse.py").read_text(encoding="utf-8"))
+    tree = ast.parse((PROJECT_ROOT / "lib" / "alerts" / "parse.py").read_text(encoding="utf-8"))
     imported = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -10,8 +10,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from lib import charts
-from lib.charts import PRIORITY_COLOURS
+from lib.metrics import charts
+from lib.metrics.charts import PRIORITY_COLOURS
 from lib.workflow import Priority
 
 WEEKS = [date(2026, 9, 7) + timedelta(weeks=i) for i in range(6)]
@@ -49,7 +49,7 @@ def sla_frame() -> pd.DataFrame:
 
 
 def workload_frame() -> pd.DataFrame:
-    """As lib.metrics.workload: open counts per priority; capacity in weighted units."""
+    """As lib.metrics.measures.workload: open counts per priority; capacity in weighted units."""
     return pd.DataFrame({"technician": ["Ann", "Bob", "Cyd"], "user_id": [3, 4, 5], "capacity": [10, 8, 12],
                          "open": [5, 3, 4], "open_weighted": [16, 4, 6], "resolved_in_range": [30, 22, 17],
                          "open_low": [0, 2, 2], "open_medium": [1, 1, 2], "open_high": [2, 0, 0],

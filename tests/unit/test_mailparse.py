@@ -1,4 +1,4 @@
-"""Tests for lib.mailparse: raw inbound e-mail bytes to InboundMail."""
+"""Tests for lib.mail.parse: raw inbound e-mail bytes to InboundMail."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lib.mailparse import (
+from lib.mail.parse import (
     InboundAttachment,
     InboundMail,
     MailParseError,
@@ -559,7 +559,7 @@ def test_never_raises_anything_but_mail_parse_error(data: bytes) -> None:
 
 
 def test_module_does_not_import_ui_or_database_packages() -> None:
-    code = "import sys, lib.mailparse; print(sorted({'streamlit', 'sqlalchemy'} & set(sys.modules)))"
+    code = "import sys, lib.mail.parse; print(sorted({'streamlit', 'sqlalchemy'} & set(sys.modules)))"
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
     )

@@ -1,4 +1,4 @@
-"""Generating the demo tickets in batches (pure: no database), for :mod:`lib.seed`.
+"""Generating the demo tickets in batches (pure: no database), for :mod:`lib.seed.demo`.
 
 ``batches(plan)`` yields, batch after batch, the ticket rows and event rows ready to insert. Each batch
 draws from its own random stream (``seed``/batch number), so the output depends only on the seed, ``now``
@@ -17,11 +17,11 @@ from zoneinfo import ZoneInfo
 
 from lib import sla
 from lib.bizcal import BusinessCalendar
-from lib.seed_clock import FastClock, Seconds, running_intervals
-from lib.seed_life import CLOSED, OPEN, Spec, TicketLife, World
-from lib.seed_people import People, SpecText, pick_staff
-from lib.seed_rows import TimeText, event_rows, ticket_row
-from lib.seed_stories import live
+from lib.seed.business_seconds import FastClock, Seconds, running_intervals
+from lib.seed.life import CLOSED, OPEN, Spec, TicketLife, World
+from lib.seed.people import People, SpecText, pick_staff
+from lib.seed.rows import TimeText, event_rows, ticket_row
+from lib.seed.stories import live
 from lib.workflow import Channel, EventKind
 
 YEAR = 365.25 * 86400
@@ -41,7 +41,7 @@ OPEN_TARGET = 0.05
 
 @dataclass
 class Plan:
-    """Everything a batch needs; built once by :func:`lib.seed.seed_demo` (and inherited by a worker process)."""
+    """Everything a batch needs; built once by :func:`lib.seed.demo.seed_demo` (and inherited by a worker process)."""
 
     seed: int
     end: int

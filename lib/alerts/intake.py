@@ -1,6 +1,6 @@
 """Monitoring alerts become incident tickets: one open ticket per alert, however often it fires.
 
-``ingest_alerts`` takes the alerts of one webhook post (parsed by ``lib.alertparse``) and, in the
+``ingest_alerts`` takes the alerts of one webhook post (parsed by ``lib.alerts.parse``) and, in the
 caller's transaction:
 
 * a firing alert with no open ticket opens an incident ticket (channel alert, no requester,
@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lib import tickets
-from lib.alertparse import DEFAULT_MAPPING, PRIORITIES, AlertMapping, NormalisedAlert
+from lib.alerts.parse import DEFAULT_MAPPING, PRIORITIES, AlertMapping, NormalisedAlert
 from lib.config import Settings, load_settings
 from lib.errors import HelpdeskError, ValidationError
 from lib.models import Category, Ticket, TicketEvent, ticket_ref

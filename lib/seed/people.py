@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from lib.audit_log import audit
 from lib.models import Category, Device, Requester, User, UserSkill
-from lib.seed_data import (
+from lib.seed.data import (
     ALERT_SUMMARIES,
     APPS,
     DEMO_STAFF,
@@ -27,7 +27,7 @@ from lib.seed_data import (
     SITES,
     SUMMARIES,
 )
-from lib.seed_life import Person
+from lib.seed.life import Person
 from lib.users import hash_password
 from lib.workflow import Role
 

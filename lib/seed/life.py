@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lib.seed_clock import FastClock, Seconds
+from lib.seed.business_seconds import FastClock, Seconds
 from lib.workflow import OPEN_STATUSES, ClosureReason, ConfirmationVia, EventKind, Status
 
 NEW, ASSIGNED, IN_PROGRESS = Status.NEW.value, Status.ASSIGNED.value, Status.IN_PROGRESS.value

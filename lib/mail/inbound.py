@@ -50,8 +50,7 @@ from lib.config import get_settings
 from lib.db import transaction
 from lib.directory import RequesterInput
 from lib.errors import HelpdeskError
-from lib.mailconfig import InboundDefaults
-from lib.mailparse import (
+from lib.mail.parse import (
     SYNTHETIC_ID_DOMAIN,
     InboundMail,
     MailParseError,
@@ -59,6 +58,7 @@ from lib.mailparse import (
     parse_mail,
     strip_quoted_reply,
 )
+from lib.mail.settings import InboundDefaults
 from lib.models import Base, OutboxMail, QuarantinedMail, Ticket, User, ticket_ref, utcnow
 from lib.ticket_core import MAX_TEXT, SystemActor, now_utc
 from lib.tickets import DuplicateExternalRef, NewAttachment, TicketDraft

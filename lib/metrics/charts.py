@@ -9,7 +9,7 @@ House rules for every chart:
   (the standalone HTML report gets a light template with ``for_export``);
 * a period without data gives a figure with a "No tickets in this period" note and hidden axes.
 
-Inputs are the small frames of ``lib.metrics``: a ``period`` column holds the first day of a week or a
+Inputs are the small frames of ``lib.metrics.measures``: a ``period`` column holds the first day of a week or a
 day (a date, a timestamp or an ISO week such as ``"2026-W47"``). Bars carry ``customdata`` =
 ``[first day, day after the last, key]`` (ISO dates) so a page can turn a selected bar into a queue link.
 """
@@ -399,7 +399,7 @@ def workload_bars(workload: pd.DataFrame | None, *, weights: Mapping[Any, int] |
                   title: str = "Workload against capacity") -> go.Figure:
     """Per technician: open tickets weighted by priority (stacked, one colour per priority) against capacity.
 
-    ``workload`` is lib.metrics.workload: ``open_critical`` ... ``open_low`` counts and ``capacity``, which
+    ``workload`` is lib.metrics.measures.workload: ``open_critical`` ... ``open_low`` counts and ``capacity``, which
     is measured in the same weighted units (lib.assignment). Technicians over capacity are labelled.
     """
     df = _frame(workload)
@@ -617,7 +617,7 @@ def week_technician_bars(report: Mapping[str, Any]) -> go.Figure:
 
 
 def _trend_figures(report: Mapping[str, Any], colours: Mapping[str, str]) -> list[go.Figure]:
-    """Weekly trends when the report carries them (a ``trend`` mapping of lib.metrics frames or row lists)."""
+    """Weekly trends when the report carries them (a ``trend`` mapping of lib.metrics.measures frames or row lists)."""
     trend = report.get("trend") or report.get("trends")
     if not isinstance(trend, Mapping):
         return []

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from lib import tickets
 from lib.config import load_settings
 from lib.db import transaction
-from lib.mailconfig import SmtpConfig
+from lib.mail.settings import SmtpConfig
 from lib.models import PUBLIC_URL_MARK, OutboxMail, Ticket
 from lib.ticket_core import SystemActor, add_event, now_utc
 from lib.workflow import EventKind

@@ -13,7 +13,7 @@ Every definition is written out in docs/metrics.md; in short:
 * The backlog at the end of a period is the number of tickets whose status at that moment, after every
   status event before it, is open work (new, assigned, in progress, waiting on the user or a vendor).
 
-Reads go through :mod:`lib.metrics_store` (index-only range reads on ``ticket_metrics`` and the status
+Reads go through :mod:`lib.metrics.metrics_store` (index-only range reads on ``ticket_metrics`` and the status
 events); results are memoised for the current transaction of the session, so a page that asks for the
 flow, the KPIs and the SLA trend of the same filters in one session reads each range once.
 """
@@ -33,8 +33,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from lib import clock
-from lib import metrics_store as store
 from lib.config import get_settings
+from lib.metrics import metrics_store as store
 from lib.workflow import CLOSURE_LABELS, WORK_CLOSURES, ClosureReason, EventKind, Priority
 
 US_PER_HOUR = 3_600_000_000

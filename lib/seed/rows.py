@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from lib.audit_chain import canonical_meta_text, link, seconds_micros
 from lib.db import transaction
 from lib.models import Setting, Ticket, TicketEvent
-from lib.seed_life import OPEN, Spec, TicketLife
+from lib.seed.life import OPEN, Spec, TicketLife
 
 #: The order of the values in a ticket row (every column of the table).
 TICKET_COLUMNS = (
@@ -40,7 +40,7 @@ def check_columns() -> None:
     for cols, model in ((TICKET_COLUMNS, Ticket), (EVENT_COLUMNS, TicketEvent)):
         missing = {c.name for c in model.__table__.columns} - set(cols)
         if missing:
-            raise RuntimeError(f"lib/seed_rows.py does not fill {model.__tablename__}.{', '.join(sorted(missing))}")
+            raise RuntimeError(f"lib/seed/rows.py does not fill {model.__tablename__}.{', '.join(sorted(missing))}")
 
 
 class TimeText:

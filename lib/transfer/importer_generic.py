@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 from lib import clock
 from lib.directory import RequesterInput, clean_email, find_or_create_requester
 from lib.errors import ValidationError
-from lib.importer import Item, count_rows, data_rows, norm, one_of, parse_iso_time, refuse
 from lib.models import Category, Requester, Ticket, TicketEvent, User, ticket_ref
 from lib.ticket_core import clean_line, clean_text
+from lib.transfer.import_rows import Item, count_rows, data_rows, norm, one_of, parse_iso_time, refuse
 from lib.workflow import OPEN_STATUSES, Channel, ClosureReason, EventKind, Priority, Status
 
 SOURCE = "csv"

@@ -19,8 +19,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from lib.db import transaction
-from lib.mail_in import IngestResult, ingest_message
-from lib.mailconfig import ImapConfig, InboundDefaults
+from lib.mail.inbound import IngestResult, ingest_message
+from lib.mail.settings import ImapConfig, InboundDefaults
 
 log = logging.getLogger("helpdesk.imap")
 

@@ -1,4 +1,4 @@
-"""Storage and range reads under :mod:`lib.metrics` (no streamlit, no pandas).
+"""Storage and range reads under :mod:`lib.metrics.measures` (no streamlit, no pandas).
 
 ``ticket_metrics`` holds one narrow row per ticket (see :class:`lib.models.TicketMetric`): priority,
 category, assignee, channel, the open flag, every milestone as epoch microseconds (UTC) and the SLA flags

@@ -38,8 +38,8 @@ from sqlalchemy.orm import Session
 
 from lib import audit_chain, clock
 from lib.errors import ValidationError
-from lib.importer import Item, Refused, count_rows, data_rows
 from lib.models import Category, Requester, Ticket, TicketEvent, User, ticket_ref
+from lib.transfer.import_rows import Item, Refused, count_rows, data_rows
 from lib.workflow import OPEN_STATUSES, Channel, ClosureReason, EventKind, Priority, Role, Status
 
 SOURCE = "servicenow"
@@ -231,7 +231,7 @@ def _history(session: Session, numbers: list[str]) -> dict[str, _Known]:
 
 
 def _last_rows(path: Path) -> dict[str, int]:
-    """Incident number -> the row number of its last row (rows numbered as :func:`lib.importer.data_rows` does)."""
+    """Incident number -> the row number of its last row (rows numbered as :func:`lib.transfer.import_rows.data_rows` does)."""
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
         header = [h.strip() for h in next(reader)]

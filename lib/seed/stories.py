@@ -1,4 +1,4 @@
-"""The stories of demo tickets: which steps a ticket goes through, when, and by whom (see ``lib.seed_life``).
+"""The stories of demo tickets: which steps a ticket goes through, when, and by whom (see ``lib.seed.life``).
 
 Staff work in the clock of the ticket's SLA policy (business hours, or around the clock for Critical);
 users and vendors answer in the desk's business hours. Durations are drawn so that about nine in ten
@@ -12,9 +12,9 @@ import random
 from datetime import UTC, datetime
 
 from lib.models import ticket_ref
-from lib.seed_clock import Seconds
-from lib.seed_data import ACTIONS, CANCEL_NOTES, RESOLUTIONS, ROOT_CAUSES, UNKNOWN_CAUSES, VENDORS
-from lib.seed_life import (
+from lib.seed.business_seconds import Seconds
+from lib.seed.data import ACTIONS, CANCEL_NOTES, RESOLUTIONS, ROOT_CAUSES, UNKNOWN_CAUSES, VENDORS
+from lib.seed.life import (
     ASSIGNED,
     IN_PROGRESS,
     NEW,

@@ -4,7 +4,7 @@ Rows are streamed from the database (``yield_per``: a server-side cursor on Post
 as they come, so a million tickets and their ~9 million events never sit in memory. Times are UTC in
 ISO-8601 to the second with a ``Z`` (``2024-03-01T09:15:00Z``); empty cells are missing values.
 The file is written beside the target and moved into place at the end, so a failed export never
-leaves half a file under the requested name. Cells are formula-safe (lib.safe_cells): text that begins
+leaves half a file under the requested name. Cells are formula-safe (lib.transfer.safe_cells): text that begins
 with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'``, and every text cell is
 quoted; numbers are written bare.
 """
@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from lib.config import get_settings
 from lib.models import Category, Requester, Ticket, TicketEvent, User, ticket_ref
-from lib.safe_cells import CSV_QUOTING, neutralise_row
+from lib.transfer.safe_cells import CSV_QUOTING, neutralise_row
 from lib.workflow import Priority
 
 TICKET_HEADER = [

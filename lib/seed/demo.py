@@ -4,7 +4,7 @@ A believable desk: a lead, two seniors and eight technicians with skills per cat
 a few thousand contacts with their devices; tickets arriving mostly on weekdays in business hours, more
 each year; each ticket's life (assignment, acknowledgement, actions, waits on the user or a vendor,
 escalations, resolution, confirmation, closure with every reason, reopenings) written as the events the
-services write (``lib.seed_life``), with the ticket's columns consistent with them, its SLA policy copied
+services write (``lib.seed.life``), with the ticket's columns consistent with them, its SLA policy copied
 on, due and at-risk moments set, and each missed target recorded once as an ``sla_breached`` event.
 
 The same seed and ``now`` give the same data on an empty database. Rows go in with explicit ids in
@@ -27,16 +27,17 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 
-from lib import clock, metrics_store, sla
+from lib import clock, sla
 from lib.bizcal import BusinessCalendar
 from lib.config import get_settings
 from lib.db import transaction
 from lib.errors import ValidationError
+from lib.metrics import metrics_store
 from lib.models import Category, Setting, Ticket, TicketEvent
-from lib.seed_batches import YEAR, Batch, Plan, arrivals_for, batches
-from lib.seed_clock import FastClock
-from lib.seed_people import make_people
-from lib.seed_rows import EVENT_COLUMNS, TICKET_COLUMNS, check_columns, defer_indexes, restore_indexes, write_rows
+from lib.seed.batches import YEAR, Batch, Plan, arrivals_for, batches
+from lib.seed.business_seconds import FastClock
+from lib.seed.people import make_people
+from lib.seed.rows import EVENT_COLUMNS, TICKET_COLUMNS, check_columns, defer_indexes, restore_indexes, write_rows
 from lib.workflow import Priority
 
 Progress = Callable[[int, int], None] | None

@@ -4,7 +4,7 @@ SLA breaches, the oldest open tickets, repeat issues and preventive steps (no st
 * :func:`weekly_report` returns a JSON-serialisable dict (the keys are listed in docs/metrics.md);
 * :func:`write_report` writes it as JSON, CSV (the headline table), XLSX (a sheet per table) or one
   self-contained HTML file with the interactive charts (plotly.js inline: it opens offline). The CSV,
-  XLSX and HTML tables are formula-safe (lib.safe_cells): summaries, names and other text never reach a
+  XLSX and HTML tables are formula-safe (lib.transfer.safe_cells): summaries, names and other text never reach a
   spreadsheet as a formula, and numbers stay numbers.
 
 The same from the CLI: ``python -m lib.cli report --week 2026-W47 --format html --out FILE``.
@@ -27,11 +27,12 @@ import pandas as pd
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from lib import clock, metrics
+from lib import clock
 from lib.config import get_settings
-from lib.metrics import MetricFilter, iso_week, local_midnight, week_range
+from lib.metrics import measures
+from lib.metrics.measures import MetricFilter, iso_week, local_midnight, week_range
 from lib.models import Base, ticket_ref
-from lib.safe_cells import CSV_QUOTING, neutralise_frame, write_xlsx
+from lib.transfer.safe_cells import CSV_QUOTING, neutralise_frame, write_xlsx
 from lib.workflow import STATUS_LABELS, Priority, Status
 
 FORMATS = ("json", "csv", "xlsx", "html")
@@ -73,9 +74,9 @@ def weekly_report(session: Session, iso_week_: str, *, now: datetime | None = No
     prev = MetricFilter(start=monday - timedelta(weeks=1), end=monday, grain="week")
     four = MetricFilter(start=monday - timedelta(weeks=4), end=monday, grain="week")
 
-    flow = metrics.flow(session, trend)
-    backlog = metrics.backlog(session, trend)
-    sla = metrics.sla_compliance(session, trend)
+    flow = measures.flow(session, trend)
+    backlog = measures.backlog(session, trend)
+    sla = measures.sla_compliance(session, trend)
     names = {int(p): p.label for p in sorted(Priority, reverse=True)}
 
     def block(weeks: list[date], f: MetricFilter, *, average: bool) -> dict[str, Any]:
@@ -88,7 +89,7 @@ def weekly_report(session: Session, iso_week_: str, *, now: datetime | None = No
         out["created_by_category"] = {str(c): _num(v / div) for c, v in by_c.items() if v}
         ends = backlog[backlog["period"].isin(weeks)]["backlog_end"]
         out["backlog_end"] = _num(ends.mean()) if len(ends) else None
-        d = metrics.durations(session, f)
+        d = measures.durations(session, f)
         out["ack_median_hours"] = d["ack"]["median_h"]
         out["first_response_median_hours"] = d["first_response"]["median_h"]
         out["resolution_median_hours"] = d["resolution"]["median_h"]
@@ -126,8 +127,8 @@ def weekly_report(session: Session, iso_week_: str, *, now: datetime | None = No
 
 def _by_technician(session: Session, f: MetricFilter) -> list[dict[str, Any]]:
     """Per technician: open at the end of the week (by current assignee) and resolved in it."""
-    open_end = metrics.backlog_by_assignee(session, f)
-    resolved = metrics.resolved_by_assignee(session, f)
+    open_end = measures.backlog_by_assignee(session, f)
+    resolved = measures.resolved_by_assignee(session, f)
     users = {int(r.id): r for r in session.execute(text("SELECT id, name, capacity, active FROM users"))}
     ids = {u for u, r in users.items() if r.active} | {u for u in open_end if u is not None} | set(resolved)
     rows = []
@@ -181,7 +182,7 @@ def _status_label(value: str) -> str:
 
 def _oldest_open(session: Session, *, now: datetime, limit: int = OLDEST_OPEN) -> list[dict[str, Any]]:
     """The oldest tickets open now (when the report is made)."""
-    table = metrics.store.table_for(session.get_bind().dialect.name, "open")
+    table = measures.store.table_for(session.get_bind().dialect.name, "open")
     ids = [int(i) for i in session.execute(text(
         f"SELECT ticket_id FROM {table} WHERE is_open = 1 ORDER BY created_us, ticket_id LIMIT {int(limit)}")).scalars()]
     if not ids:
@@ -221,7 +222,7 @@ def repeat_window_days(session: Session) -> int:
 
 def _repeats(session: Session, f: MetricFilter) -> list[dict[str, Any]]:
     days = repeat_window_days(session)
-    df = metrics.repeat_issues(session, f, days=days)
+    df = measures.repeat_issues(session, f, days=days)
     prefix = get_settings().ticket_prefix
     return [{"kind": r.kind, "key": r.key, "count": int(r.count), "window_days": days,
              "ticket_ids": [int(i) for i in r.ticket_ids], "tickets": [ticket_ref(int(i), prefix) for i in r.ticket_ids],
@@ -385,9 +386,9 @@ def write_report(session: Session, iso_week_: str, fmt: str, out_path: Path | st
 
 
 def figures(report: Mapping[str, Any]) -> list:
-    """The report's charts: lib.charts.weekly_figures when it is there, else plain plotly.express bars."""
+    """The report's charts: lib.metrics.charts.weekly_figures when it is there, else plain plotly.express bars."""
     try:
-        from lib.charts import weekly_figures
+        from lib.metrics.charts import weekly_figures
     except ImportError:
         return _fallback_figures(report)
     return list(weekly_figures(report))
