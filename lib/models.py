@@ -388,6 +388,18 @@ class QuarantinedMail(Base):
     resolved: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class ProcessedMail(Base):
+    """Each inbound Message-ID once, with what became of it (lib.mail.inbound; migration 0002)."""
+
+    __tablename__ = "mail_processed"
+    message_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    from_address: Mapped[str | None] = mapped_column(String(254))
+    outcome: Mapped[str] = mapped_column(String(20))
+    processed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    __table_args__ = (Index("ix_mail_processed_ticket_from", "ticket_id", "from_address"),)
+
+
 class ActionToken(Base):
     """Signed, expiring, single-use links (e.g. the requester's confirmation link)."""
 

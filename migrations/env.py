@@ -5,7 +5,6 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-import lib.mail.inbound  # noqa: F401  (registers the mail_processed table)
 from lib.models import Base
 
 target_metadata = Base.metadata

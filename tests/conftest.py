@@ -39,7 +39,6 @@ os.environ.setdefault("HELPDESK_PUBLIC_URL", "https://desk.example.test")
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import Engine, make_url  # noqa: E402
 
-import lib.mail.inbound  # noqa: E402,F401  (its table is part of the schema)
 from lib import clock as product_clock  # noqa: E402
 from lib.db import make_engine, transaction, upgrade_schema  # noqa: E402
 from lib.models import Base, User  # noqa: E402

@@ -40,10 +40,10 @@ from email.header import decode_header, make_header
 from email.message import Message
 from pathlib import Path
 
-from sqlalchemy import ForeignKey, Index, String, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from lib import tickets
 from lib.config import get_settings
@@ -59,7 +59,7 @@ from lib.mail.parse import (
     strip_quoted_reply,
 )
 from lib.mail.settings import InboundDefaults
-from lib.models import Base, OutboxMail, QuarantinedMail, Ticket, User, ticket_ref, utcnow
+from lib.models import OutboxMail, ProcessedMail, QuarantinedMail, Ticket, User, ticket_ref
 from lib.ticket_core import MAX_TEXT, SystemActor, now_utc
 from lib.tickets import DuplicateExternalRef, NewAttachment, TicketDraft
 from lib.workflow import Status
@@ -69,18 +69,6 @@ log = logging.getLogger("helpdesk.mail_in")
 SOURCE = "email"
 MAX_ID = 255
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-class ProcessedMail(Base):
-    """Each inbound Message-ID once, with what became of it (migration 0002)."""
-
-    __tablename__ = "mail_processed"
-    message_id: Mapped[str] = mapped_column(String(255), primary_key=True)
-    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
-    from_address: Mapped[str | None] = mapped_column(String(254))
-    outcome: Mapped[str] = mapped_column(String(20))
-    processed_at: Mapped[datetime] = mapped_column(default=utcnow)
-    __table_args__ = (Index("ix_mail_processed_ticket_from", "ticket_id", "from_address"),)
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from lib import tickets
 from lib.config import get_settings
 from lib.db import read_session, transaction
 from lib.directory import RequesterInput
-from lib.mail.inbound import ProcessedMail, ingest_files, ingest_message
+from lib.mail.inbound import ingest_files, ingest_message
 from lib.mail.settings import InboundDefaults
-from lib.models import Attachment, OutboxMail, QuarantinedMail, Ticket, TicketEvent, ticket_ref
+from lib.models import Attachment, OutboxMail, ProcessedMail, QuarantinedMail, Ticket, TicketEvent, ticket_ref
 from lib.tickets import TicketDraft
 from lib.workflow import ActionKind, ClosureReason, EventKind, Status
 from tests.conftest import testdata_dir as shared_testdata

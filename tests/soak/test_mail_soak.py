@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import func, select
 
 from lib.db import read_session
-from lib.mail.inbound import ProcessedMail, ingest_files
-from lib.models import OutboxMail, QuarantinedMail, Ticket, TicketEvent
+from lib.mail.inbound import ingest_files
+from lib.models import OutboxMail, ProcessedMail, QuarantinedMail, Ticket, TicketEvent
 from lib.workflow import EventKind
 
 pytestmark = pytest.mark.slow
