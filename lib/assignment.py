@@ -31,14 +31,12 @@ from sqlalchemy.orm import Session
 
 from lib import tickets
 from lib.audit_log import audit
+from lib.desk_settings import MAX_WEIGHT, WEIGHTS_KEY, get_weights
 from lib.errors import NotFound, PermissionDenied, ValidationError
 from lib.models import Category, Setting, Ticket, User, UserSkill
 from lib.ticket_core import ActorArg, SystemActor, load_actor, lock_ticket, now_utc, require_permission
 from lib.workflow import EscalationLevel, Permission, Priority, Role
 
-WEIGHTS_KEY = "assignment_weights"
-DEFAULT_WEIGHTS: dict[Priority, int] = {Priority.CRITICAL: 4, Priority.HIGH: 3, Priority.MEDIUM: 2, Priority.LOW: 1}
-MAX_WEIGHT = 100
 MAX_SKILL = 3
 #: Routine work goes to the least loaded person with at least this level in the category.
 ADEQUATE_SKILL = 1
@@ -97,26 +95,6 @@ class Suggestions:
 
 
 # --- weights -----------------------------------------------------------------------------------
-
-
-def parse_weights(value: object) -> dict[Priority, int]:
-    """Weights from a setting's JSON ({"critical": 4, ...}); missing or bad entries take the default."""
-    weights = dict(DEFAULT_WEIGHTS)
-    if not isinstance(value, dict):
-        return weights
-    for key, raw in value.items():
-        try:
-            p = Priority.parse(key)
-        except ValueError:
-            continue
-        if isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw <= MAX_WEIGHT:
-            weights[p] = raw
-    return weights
-
-
-def get_weights(session: Session) -> dict[Priority, int]:
-    row = session.get(Setting, WEIGHTS_KEY)
-    return parse_weights(row.value if row is not None else None)
 
 
 def save_weights(session: Session, *, actor: int, weights: dict[Priority | str, object],

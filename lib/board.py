@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from lib import acknowledge
-from lib.assignment import get_weights, is_full, load_breakdown, weighted_load
+from lib.assignment import is_full, load_breakdown, weighted_load
+from lib.desk_settings import get_weights
 from lib.models import Category, Ticket, User
 from lib.sla import SlaState
 from lib.ticket_core import now_utc

@@ -25,14 +25,12 @@ from sqlalchemy.orm import Session
 
 from lib import tickets
 from lib.config import get_settings
+from lib.desk_settings import MAX_WINDOW_DAYS, REPEAT_WINDOW_KEY, window_days
 from lib.errors import HelpdeskError, ValidationError
 from lib.models import Category, Device, Requester, Setting, Ticket, ticket_ref
 from lib.ticket_core import ActorArg, clean_id, clean_line, load_actor, now_utc, require_permission
 from lib.workflow import Channel, Permission, Priority, Status
 
-SETTING_KEY = "repeat_window_days"
-DEFAULT_WINDOW_DAYS = 30
-MAX_WINDOW_DAYS = 365
 MAX_ROWS = 2000  # tickets read per requester, device or model and window (a notice needs far fewer)
 #: Duplicates are the same report twice; problem tickets and major incidents are the parents of repeats.
 NOT_A_REPEAT = (Ticket.duplicate_of_id.is_(None), Ticket.is_major_incident.is_(False))
@@ -57,31 +55,15 @@ def ordinal(n: int) -> str:
 # --- the setting -------------------------------------------------------------------------------------------
 
 
-def window_days(session: Session) -> int:
-    """The window in days: the settings table (a lead edits it), else ``repeat_window_days`` in the
-    configuration, else 30."""
-    row = session.get(Setting, SETTING_KEY)
-    value: object = None
-    if row is not None:
-        value = row.value.get("days") if isinstance(row.value, dict) else row.value
-    if value is None:
-        value = get_settings().repeat_window_days
-    try:
-        days = int(value) if value is not None else DEFAULT_WINDOW_DAYS  # type: ignore[call-overload]  # any JSON value: errors caught below
-    except (TypeError, ValueError):
-        return DEFAULT_WINDOW_DAYS
-    return days if 1 <= days <= MAX_WINDOW_DAYS else DEFAULT_WINDOW_DAYS
-
-
 def set_window_days(session: Session, *, actor: ActorArg, days: int, now: datetime | None = None) -> int:
     now = now_utc(now)
     user = load_actor(session, actor)
     require_permission(user, Permission.CONFIGURE_REPEATS, "change the repeat-issue window")
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_WINDOW_DAYS:
         raise ValidationError({"days": f"must be a whole number of days from 1 to {MAX_WINDOW_DAYS}"})
-    row = session.get(Setting, SETTING_KEY)
+    row = session.get(Setting, REPEAT_WINDOW_KEY)
     if row is None:
-        session.add(Setting(key=SETTING_KEY, value={"days": days}, updated_at=now))
+        session.add(Setting(key=REPEAT_WINDOW_KEY, value={"days": days}, updated_at=now))
     else:
         row.value, row.updated_at = {"days": days}, now
     return days

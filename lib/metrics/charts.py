@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from lib.desk_settings import DEFAULT_WEIGHTS  # pages pass the configured weights
 from lib.workflow import CLOSURE_LABELS, WORK_CLOSURES, ClosureReason, Priority
 
 PRIORITY_COLOURS: dict[Priority, str] = {
@@ -388,11 +389,6 @@ def sla_trend(sla: pd.DataFrame | None, *, grain: str = "week", target_pct: floa
 
 
 # --- workload -------------------------------------------------------------------------------------------
-
-
-#: The assignment module's default weights (lib.assignment): a critical ticket loads a technician 4 times
-#: as much as a low one. Pages pass the configured weights.
-DEFAULT_WEIGHTS: dict[Priority, int] = {Priority.CRITICAL: 4, Priority.HIGH: 3, Priority.MEDIUM: 2, Priority.LOW: 1}
 
 
 def workload_bars(workload: pd.DataFrame | None, *, weights: Mapping[Any, int] | None = None,

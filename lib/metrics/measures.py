@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from lib import clock
 from lib.config import get_settings
+from lib.desk_settings import get_weights
 from lib.metrics import metrics_store as store
 from lib.workflow import CLOSURE_LABELS, WORK_CLOSURES, ClosureReason, EventKind, Priority
 
@@ -47,7 +48,6 @@ AGE_BUCKETS: tuple[tuple[str, int | None], ...] = (
 WORK_REASONS = tuple(r.value for r in WORK_CLOSURES)
 REASONS = tuple(r.value for r in ClosureReason)
 PRIORITY_COLUMNS = {int(p): f"open_{p.name.lower()}" for p in Priority}
-DEFAULT_WEIGHTS = {1: 1, 2: 2, 3: 3, 4: 4}
 
 RATE_DEFINITIONS = {
     "reopen_rate": "Of the tickets resolved in the range (final resolution), the share reopened at least once.",
@@ -511,10 +511,6 @@ def rates(session: Session, f: MetricFilter) -> dict[str, Any]:
 
 
 def _weights(session: Session) -> dict[int, int]:
-    try:
-        from lib.assignment import get_weights
-    except ImportError:  # pragma: no cover - the assignment module is part of the app
-        return dict(DEFAULT_WEIGHTS)
     return {int(p): int(w) for p, w in get_weights(session).items()}
 
 

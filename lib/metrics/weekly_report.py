@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from lib import clock
 from lib.config import get_settings
+from lib.desk_settings import window_days
 from lib.metrics import measures
 from lib.metrics.measures import MetricFilter, iso_week, local_midnight, week_range
 from lib.models import Base, ticket_ref
@@ -203,25 +204,8 @@ def _oldest_open(session: Session, *, now: datetime, limit: int = OLDEST_OPEN) -
     return out
 
 
-def repeat_window_days(session: Session) -> int:
-    """The desk's repeat-issue window, read as lib.repeats.window_days reads it (settings row
-    ``repeat_window_days``, else the configuration, else 30 days), without loading the ticket services: the
-    report runs from cron in a fresh process."""
-    value: object = session.execute(select(Base.metadata.tables["settings"].c.value)
-                                    .where(Base.metadata.tables["settings"].c.key == "repeat_window_days")).scalar()
-    if isinstance(value, dict):
-        value = value.get("days")
-    if value is None:
-        value = get_settings().repeat_window_days
-    try:
-        days = int(value) if value is not None else 30  # type: ignore[call-overload]  # any JSON value: errors caught below
-    except (TypeError, ValueError):
-        return 30
-    return days if 1 <= days <= 365 else 30
-
-
 def _repeats(session: Session, f: MetricFilter) -> list[dict[str, Any]]:
-    days = repeat_window_days(session)
+    days = window_days(session)
     df = measures.repeat_issues(session, f, days=days)
     prefix = get_settings().ticket_prefix
     return [{"kind": r.kind, "key": r.key, "count": int(r.count), "window_days": days,

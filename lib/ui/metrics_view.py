@@ -20,8 +20,9 @@ import pandas as pd
 import streamlit as st
 
 from lib import clock, models
-from lib.assignment import get_weights
+from lib.desk_settings import get_weights
 from lib.metrics import charts, measures, weekly_report
+from lib.metrics.measures import iso_week
 from lib.queries import QueueView
 from lib.ui import core, queue_data
 from lib.workflow import Channel, Priority
@@ -38,11 +39,6 @@ def last_full_weeks(n: int = 12, *, today: date | None = None) -> tuple[date, da
     today = today or local_today()
     monday = today - timedelta(days=today.weekday())
     return monday - timedelta(weeks=n), monday - timedelta(days=1)
-
-
-def iso_week(d: date) -> str:
-    year, week, _ = d.isocalendar()
-    return f"{year}-W{week:02d}"
 
 
 def recent_weeks(n: int = 26, *, today: date | None = None) -> list[str]:

@@ -10,17 +10,16 @@ from hypothesis import strategies as st
 
 from lib.acknowledge import latest_overdue_start
 from lib.assignment import (
-    DEFAULT_WEIGHTS,
     URGENT,
     is_full,
     load_breakdown,
-    parse_weights,
     rank,
     score,
     standing,
     weighted_load,
 )
 from lib.bizcal import BusinessCalendar, add_business_time
+from lib.desk_settings import DEFAULT_WEIGHTS, parse_weights
 from lib.workflow import Priority, Role
 
 C, H, M, L = Priority.CRITICAL, Priority.HIGH, Priority.MEDIUM, Priority.LOW
