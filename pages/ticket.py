@@ -97,16 +97,16 @@ with main:
     panel = st.segmented_control("Panel", ["⚡ Actions", "✏️ Details", "📝 Document"], key=f"panel_{tid}",
                                  default="⚡ Actions", label_visibility="collapsed", required=True, wrap=True) or "⚡ Actions"
     A = Action
-    form_actions = [label for label, ok in [
-        ("👤 Assign", ticket_view.allowed(user, t, A.ASSIGN)),
-        ("❓ Request information", ticket_view.allowed(user, t, A.REQUEST_INFO)),
-        ("⬆️ Escalate to a senior", ticket_view.allowed(user, t, A.ESCALATE_SENIOR)),
-        ("🏭 Escalate to a vendor", ticket_view.allowed(user, t, A.ESCALATE_VENDOR)),
-        ("✅ Resolve", ticket_view.allowed(user, t, A.RESOLVE)),
-        ("🙆 Record confirmation", ticket_view.allowed(user, t, A.RECORD_CONFIRMATION) and t.confirmed_at is None),
-        ("🔒 Close", ticket_view.allowed(user, t, A.CLOSE)),
-        ("↩️ Reopen", ticket_view.allowed(user, t, A.REOPEN)),
-        ("🔗 Link to a major incident", ticket_view.allowed(user, t, A.LINK)),
+    form_actions = [action for action, ok in [
+        (A.ASSIGN, ticket_view.allowed(user, t, A.ASSIGN)),
+        (A.REQUEST_INFO, ticket_view.allowed(user, t, A.REQUEST_INFO)),
+        (A.ESCALATE_SENIOR, ticket_view.allowed(user, t, A.ESCALATE_SENIOR)),
+        (A.ESCALATE_VENDOR, ticket_view.allowed(user, t, A.ESCALATE_VENDOR)),
+        (A.RESOLVE, ticket_view.allowed(user, t, A.RESOLVE)),
+        (A.RECORD_CONFIRMATION, ticket_view.allowed(user, t, A.RECORD_CONFIRMATION) and t.confirmed_at is None),
+        (A.CLOSE, ticket_view.allowed(user, t, A.CLOSE)),
+        (A.REOPEN, ticket_view.allowed(user, t, A.REOPEN)),
+        (A.LINK, ticket_view.allowed(user, t, A.LINK)),
     ] if ok]
     # --- actions allowed now for this user ----------------------------------------------------------
     if panel == "⚡ Actions":
@@ -115,18 +115,19 @@ with main:
             shown += 1
             if st.button("Take this ticket", type="primary", key="take"):
                 saved(write(lambda s: tickets.take(s, actor=user.id, ticket_id=tid)), "You took the ticket")
-        suggested = "✅ Resolve" if status is Status.IN_PROGRESS and "✅ Resolve" in form_actions else (
-            "🔒 Close" if t.confirmed_at is not None and "🔒 Close" in form_actions else None)
+        suggested = A.RESOLVE if status is Status.IN_PROGRESS and A.RESOLVE in form_actions else (
+            A.CLOSE if t.confirmed_at is not None and A.CLOSE in form_actions else None)
         # One key per ticket, whatever its status: a key that changed with the status made the first click
         # after someone else's change land on a widget that no longer existed. A choice that is no longer
         # allowed falls back to the suggestion; clicking the chosen action again keeps it chosen.
         act_key = f"act_{tid}"
         if st.session_state.get(act_key) not in form_actions:
             st.session_state[act_key] = suggested
-        chosen = st.pills("What next?", form_actions, key=act_key, required=True, wrap=True) \
+        chosen = st.pills("What next?", form_actions, format_func=ticket_view.ACTION_CHOICES.__getitem__, key=act_key,
+                          required=True, wrap=True) \
             if form_actions else None
         shown += len(form_actions)
-        if chosen == "👤 Assign":
+        if chosen == A.ASSIGN:
             with st.form("assign_form"):
                 from lib.ui.queue_data import lookups
 
@@ -147,7 +148,7 @@ with main:
                                                           expected_version=loaded_version)), "Acknowledged")
         if ticket_view.allowed(user, t, Action.REQUEST_INFO):
             shown += 1
-            if chosen == "❓ Request information":
+            if chosen == A.REQUEST_INFO:
                 with st.form("info_form"):
                     text = st.text_area("What do you need? (sent to the requester)", key="info_text")
                     if st.form_submit_button("Send request and wait on user"):
@@ -156,7 +157,7 @@ with main:
                               "Request sent; the ticket waits on the user", "info_text")
         if ticket_view.allowed(user, t, Action.ESCALATE_SENIOR):
             shown += 1
-            if chosen == "⬆️ Escalate to a senior":
+            if chosen == A.ESCALATE_SENIOR:
                 from lib.ui.queue_data import seniors
 
                 senior_opts = seniors(0)
@@ -170,7 +171,7 @@ with main:
                             reason=reason)), "Escalated", "esc_reason")
         if ticket_view.allowed(user, t, Action.ESCALATE_VENDOR):
             shown += 1
-            if chosen == "🏭 Escalate to a vendor":
+            if chosen == A.ESCALATE_VENDOR:
                 with st.form("vendor_form"):
                     vendor = st.text_input("Vendor", key="vendor_name")
                     case = st.text_input("Vendor case reference", key="vendor_case")
@@ -191,7 +192,7 @@ with main:
                                                      expected_version=loaded_version)), "Back in progress")
         if ticket_view.allowed(user, t, Action.RESOLVE):
             shown += 1
-            if chosen == "✅ Resolve":
+            if chosen == A.RESOLVE:
                 with st.form("resolve_form"):
                     notes = st.text_area("Resolution notes (what fixed it; sent to the requester)",
                                          value=t.resolution_notes or "", key="res_notes")
@@ -212,7 +213,7 @@ with main:
                       "Confirmation requested")
         if ticket_view.allowed(user, t, Action.RECORD_CONFIRMATION) and t.confirmed_at is None:
             shown += 1
-            if chosen == "🙆 Record confirmation":
+            if chosen == A.RECORD_CONFIRMATION:
                 with st.form("conf_form"):
                     via = st.selectbox("How did they confirm?", [v.value for v in ConfirmationVia if v.value != "link"],
                                        format_func=lambda v: v.replace("_", " "), key="conf_via")
@@ -224,7 +225,7 @@ with main:
                             note=note)), "Confirmation recorded")
         if ticket_view.allowed(user, t, Action.CLOSE):
             shown += 1
-            if chosen == "🔒 Close":
+            if chosen == A.CLOSE:
                 reason = st.selectbox("Closure reason", [r.value for r in ClosureReason],
                                       format_func=lambda v: ClosureReason(v).label, key="close_reason")
                 missing = ticket_view.closure_preview(snap, ClosureReason(reason))
@@ -245,7 +246,7 @@ with main:
                             follow_up=follow_up)), "Closed", "close_note", "close_prevent_steps")
         if ticket_view.allowed(user, t, Action.REOPEN):
             shown += 1
-            if chosen == "↩️ Reopen":
+            if chosen == A.REOPEN:
                 with st.form("reopen_form"):
                     why = st.text_area("Why (e.g. what the user reported)", key="reopen_why")
                     if st.form_submit_button("Reopen"):
@@ -254,7 +255,7 @@ with main:
                               "Reopened", "reopen_why")
         if ticket_view.allowed(user, t, Action.LINK):
             shown += 1
-            if chosen == "🔗 Link to a major incident":
+            if chosen == A.LINK:
                 with st.form("link_form"):
                     parent = st.text_input(f"Parent ticket (ticket number, e.g. {ticket_ref(123)}; empty to unlink)",
                                            value=ticket_ref(t.parent_id) if t.parent_id else "", key="link_parent")

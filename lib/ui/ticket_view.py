@@ -58,6 +58,20 @@ def load(ticket_id: int) -> Snapshot | None:
         return snap
 
 
+#: The actions the ticket page offers as choices, in the order shown, with their labels.
+ACTION_CHOICES: dict[Action, str] = {
+    Action.ASSIGN: "👤 Assign",
+    Action.REQUEST_INFO: "❓ Request information",
+    Action.ESCALATE_SENIOR: "⬆️ Escalate to a senior",
+    Action.ESCALATE_VENDOR: "🏭 Escalate to a vendor",
+    Action.RESOLVE: "✅ Resolve",
+    Action.RECORD_CONFIRMATION: "🙆 Record confirmation",
+    Action.CLOSE: "🔒 Close",
+    Action.REOPEN: "↩️ Reopen",
+    Action.LINK: "🔗 Link to a major incident",
+}
+
+
 def allowed(user, ticket: Ticket, action: Action) -> bool:
     """Whether the action is possible now (status) and permitted for this user (role, assignment)."""
     return is_allowed(Status(ticket.status), action) and may(
