@@ -31,7 +31,8 @@ def _token(engine: Engine, tid: int) -> str:
 def _outcomes(engine: Engine, tid: int) -> list[str]:
     with read_session(engine) as s:
         return list(s.scalars(select(TicketEvent.kind).where(TicketEvent.ticket_id == tid,
-                                                             TicketEvent.kind.in_(OUTCOMES))))
+                                                             TicketEvent.kind.in_(OUTCOMES))
+                              .order_by(TicketEvent.id)))
 
 
 def _event_count(engine: Engine, tid: int) -> int:
