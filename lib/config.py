@@ -147,9 +147,6 @@ class Settings:
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
-    def with_changes(self, **changes: Any) -> Settings:
-        return dataclasses.replace(self, **changes)
-
 
 _HINTS = typing.get_type_hints(Settings)
 FIELDS: tuple[dataclasses.Field, ...] = tuple(dataclasses.fields(Settings))

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
@@ -249,14 +249,3 @@ def upgrade_schema(engine: Engine) -> bool:
                 if lock_file:
                     lock_file.close()
         return True
-
-
-def schema_ready(engine: Engine) -> bool:
-    from lib.models import Category
-
-    try:
-        with read_session(engine) as s:
-            s.execute(select(Category.id).limit(1))
-        return True
-    except Exception:  # noqa: BLE001 - any failure means "not ready"
-        return False

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lib.errors import NotFound, ValidationError
-from lib.models import AuditLog, Category, Device, Requester, Ticket, User
+from lib.models import AuditLog, Category, Device, Requester, User
 from lib.ticket_core import clean_line, load_actor, require_permission
 from lib.workflow import Permission, Role
 
@@ -196,10 +196,6 @@ def save_category(
     session.add(AuditLog(actor=user.username if user else "system", action=action, target=f"category {cat.id}",
                          detail=f"name={cat.name} active={cat.active}"))
     return cat
-
-
-def category_in_use(session: Session, category_id: int) -> bool:
-    return session.scalar(select(Ticket.id).where(Ticket.category_id == category_id).limit(1)) is not None
 
 
 def active_staff(session: Session, *, min_role: Role = Role.TECHNICIAN) -> list[User]:

@@ -257,13 +257,6 @@ def list_due(session: Session, *, owner_id: int, now: datetime | None = None, li
                  limit=limit)
 
 
-def list_open(session: Session, *, owner_id: int | None = None, limit: int = 200) -> list[FollowUpRow]:
-    conds: list[ColumnElement[bool]] = [FollowUp.completed_at.is_(None)]
-    if owner_id is not None:
-        conds.append(FollowUp.owner_id == owner_id)
-    return _rows(session, *conds, limit=limit)
-
-
 def due_ticket_ids(owner_id: int, now: datetime):
     """A subquery of tickets with a follow-up of ``owner_id`` due by ``now`` (for the queue view)."""
     return select(FollowUp.ticket_id).where(FollowUp.owner_id == owner_id, FollowUp.completed_at.is_(None),
@@ -298,8 +291,3 @@ def preventive_steps_between(session: Session, start: datetime, end: datetime, *
     ).all()
     prefix = get_settings().ticket_prefix
     return [PreventiveRow(r[0], r[1], ticket_ref(r[1], prefix), r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
-
-
-def preventive_steps_for_ticket(session: Session, ticket_id: int) -> list[PreventiveStep]:
-    return list(session.scalars(select(PreventiveStep).where(PreventiveStep.ticket_id == ticket_id)
-                                .order_by(PreventiveStep.id)))

@@ -8,7 +8,6 @@ text with ``{placeholders}``; a lead edits them on the admin page (stored in the
 from __future__ import annotations
 
 import secrets
-from string import Formatter
 
 from sqlalchemy.orm import Session
 
@@ -18,7 +17,6 @@ from lib.models import OutboxMail, Setting, Ticket, TicketEvent, ticket_ref
 from lib.workflow import ClosureReason, EventKind
 
 TEMPLATES_KEY = "mail_templates"
-PLACEHOLDERS = ("ref", "summary", "name", "message", "status", "desk")
 
 DEFAULT_TEMPLATES: dict[str, dict[str, str]] = {
     "created": {
@@ -77,16 +75,6 @@ def templates(session: Session) -> dict[str, dict[str, str]]:
         if key in merged and isinstance(value, dict):
             merged[key].update({k: str(v) for k, v in value.items() if k in ("subject", "body")})
     return merged
-
-
-def check_template(text: str) -> list[str]:
-    """Unknown placeholders in a template (empty list: fine)."""
-    try:
-        names = [f for _, f, _, _ in Formatter().parse(text) if f is not None]
-    except ValueError as exc:
-        return [f"malformed template: {exc}"]
-    return [f"unknown placeholder {{{n}}}; use {', '.join('{' + p + '}' for p in PLACEHOLDERS)}"
-            for n in names if n not in PLACEHOLDERS]
 
 
 def mail_domain() -> str:

@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from lib import clock
-from lib.models import Attachment, Category, Device, Requester, Ticket, TicketEvent, User
+from lib.models import Attachment, Category, Requester, Ticket, TicketEvent, User
 from lib.search import clean_search_text
 from lib.workflow import OPEN_STATUSES, RESOLVED_STATUSES, Channel, Priority, Status
 
@@ -384,11 +384,3 @@ def list_users(session: Session, *, include_inactive: bool = True) -> list[User]
     if not include_inactive:
         stmt = stmt.where(User.active.is_(True))
     return list(session.scalars(stmt).unique())
-
-
-def get_requester(session: Session, requester_id: int) -> Requester | None:
-    return session.get(Requester, requester_id)
-
-
-def get_device(session: Session, device_id: int) -> Device | None:
-    return session.get(Device, device_id)

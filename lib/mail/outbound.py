@@ -285,11 +285,3 @@ def send_outbox(engine: Engine, config: SmtpConfig | None = None, *, now: dateti
 def _send_one(server: smtplib.SMTP, row: OutboxMail, config: SmtpConfig, public_url: str) -> None:
     msg = build_message(row, config, public_url)
     server.send_message(msg, from_addr=config.from_address, to_addrs=[row.to_address])
-
-
-def outbox_counts(session: Session) -> dict[str, int]:
-    """Rows per state, for the admin page and the worker's log."""
-    from sqlalchemy import func
-
-    return {state: n for state, n in session.execute(
-        select(OutboxMail.state, func.count()).group_by(OutboxMail.state))}

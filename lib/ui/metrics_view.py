@@ -300,7 +300,6 @@ KPI_ROWS: tuple[tuple[Kpi, ...], ...] = (
      Kpi("first_contact_resolution", "First-contact resolution", "rate", "normal",
          "Share of resolved tickets resolved by the first technician, without a reassignment or an escalation.")),
 )
-KPIS: tuple[Kpi, ...] = tuple(k for row in KPI_ROWS for k in row)
 
 
 def _delta(now: float | None, prev: float | None, fmt: str, unit: str = "") -> str | None:
@@ -508,7 +507,6 @@ REPORT_ROWS: tuple[tuple[Kpi, ...], ...] = (
      Kpi("resolution_median_hours", "Resolution, median", "hours", "inverse", "Created → resolved, median hours."),
      Kpi("resolution_p90_hours", "Resolution, p90", "hours", "inverse", "9 in 10 tickets resolved within this.")),
 )
-REPORT_KPIS: tuple[Kpi, ...] = tuple(k for row in REPORT_ROWS for k in row)
 
 
 def report_tiles(report: Mapping[str, Any]) -> None:
