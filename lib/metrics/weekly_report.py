@@ -45,7 +45,7 @@ HEADLINE: tuple[tuple[str, str, str], ...] = (
     ("resolved", "Resolved", "tickets"),
     ("closed", "Closed (resolved work: confirmed or no reply)", "tickets"),
     ("closed_other", "Closed as duplicate, cancelled or not applicable", "tickets"),
-    ("reopened", "Reopened", "tickets"),
+    ("reopened", "Reopened", "reopen events"),
     ("backlog_end", "Open at the end of the week", "tickets"),
     ("ack_median_hours", "Time to acknowledge, median", "hours"),
     ("first_response_median_hours", "First response time, median", "hours"),
@@ -112,7 +112,7 @@ def weekly_report(session: Session, iso_week_: str, *, now: datetime | None = No
     report["previous_week"] = {"week": iso_week(prev.start), **block([prev.start], prev, average=False)}
     four_weeks = [four.start + timedelta(weeks=i) for i in range(4)]
     report["four_week_avg"] = {"weeks": [iso_week(w) for w in four_weeks], **block(four_weeks, four, average=True)}
-    report["by_technician"] = _by_technician(session, this)
+    report["by_technician"] = _by_technician(session, this, resolved_total=int(report.get("resolved") or 0))
     report["trend"] = {
         "weeks": [iso_week(p) for p in backlog["period"]],
         "flow": _records(flow),
@@ -126,8 +126,9 @@ def weekly_report(session: Session, iso_week_: str, *, now: datetime | None = No
     return _plain(report)
 
 
-def _by_technician(session: Session, f: MetricFilter) -> list[dict[str, Any]]:
-    """Per technician: open at the end of the week (by current assignee) and resolved in it."""
+def _by_technician(session: Session, f: MetricFilter, *, resolved_total: int) -> list[dict[str, Any]]:
+    """Per technician: open at the end of the week (by current assignee) and resolved in it. Tickets with no
+    assignee have their own row, so the rows add up to the headline (``resolved_total``)."""
     open_end = measures.backlog_by_assignee(session, f)
     resolved = measures.resolved_by_assignee(session, f)
     users = {int(r.id): r for r in session.execute(text("SELECT id, name, capacity, active FROM users"))}
@@ -138,9 +139,10 @@ def _by_technician(session: Session, f: MetricFilter) -> list[dict[str, Any]]:
         rows.append({"technician": user.name if user else f"user {uid}", "user_id": uid,
                      "capacity": user.capacity if user else None, "open": open_end.get(uid, 0),
                      "resolved": resolved.get(uid, 0)})
-    if open_end.get(None):
-        rows.append({"technician": "(unassigned)", "user_id": None, "capacity": None, "open": open_end[None],
-                     "resolved": 0})
+    unassigned_resolved = resolved_total - sum(resolved.values())
+    if open_end.get(None) or unassigned_resolved:
+        rows.append({"technician": "(unassigned)", "user_id": None, "capacity": None, "open": open_end.get(None, 0),
+                     "resolved": unassigned_resolved})
     return rows
 
 
@@ -276,10 +278,23 @@ def headline_table(report: Mapping[str, Any]) -> pd.DataFrame:
     rows = []
     for key, label, unit in HEADLINE:
         now, before = report.get(key), prev.get(key)
-        change = None if now is None or before is None else round(now - before, 4)
-        rows.append({"measure": key, "label": label, "unit": unit, "this_week": now, "previous_week": before,
-                     "four_week_avg": avg.get(key), "change_vs_previous": change})
-    return pd.DataFrame(rows)
+        change = None if now is None or before is None else now - before
+        rows.append({"measure": key, "label": label, "unit": unit, "this_week": _shown(now, unit),
+                     "previous_week": _shown(before, unit), "four_week_avg": _shown(avg.get(key), unit, average=True),
+                     "change_vs_previous": _shown(change, unit)})
+    return pd.DataFrame(rows, dtype=object)  # object: counts stay whole numbers beside the hours
+
+
+def _shown(value: Any, unit: str, *, average: bool = False) -> Any:
+    """A headline value as the table shows it: counts as whole numbers (a 4-week average to 0.01), hours to
+    0.01, percentages to 0.1."""
+    if value is None:
+        return None
+    if unit == "hours" or (average and unit != "%"):
+        return round(float(value), 2)
+    if unit == "%":
+        return round(float(value), 1)
+    return int(round(value))
 
 
 def tables(report: Mapping[str, Any]) -> dict[str, pd.DataFrame]:

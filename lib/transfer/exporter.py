@@ -12,6 +12,7 @@ quoted; numbers are written bare.
 from __future__ import annotations
 
 import csv
+import json
 import os
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -32,7 +33,7 @@ TICKET_HEADER = [
 ]
 EVENT_HEADER = [
     "ticket", "event_id", "kind", "from_status", "to_status", "field", "old", "new", "occurred_at", "recorded_at",
-    "actor", "public", "minutes",
+    "actor", "public", "minutes", "detail",
 ]
 BATCH = 5000
 Progress = Callable[[int, int | None], None] | None
@@ -107,7 +108,7 @@ def export_events_csv(engine: Engine, path: Path, *, progress: Progress = None) 
         select(TicketEvent.ticket_id, TicketEvent.id, TicketEvent.kind, TicketEvent.from_status,
                TicketEvent.to_status, TicketEvent.field, TicketEvent.old_value, TicketEvent.new_value,
                TicketEvent.occurred_at, TicketEvent.recorded_at, TicketEvent.actor_id, TicketEvent.actor_label,
-               TicketEvent.public, TicketEvent.minutes)
+               TicketEvent.public, TicketEvent.minutes, TicketEvent.meta)
         .order_by(TicketEvent.ticket_id, TicketEvent.id)
     )
 
@@ -116,13 +117,14 @@ def export_events_csv(engine: Engine, path: Path, *, progress: Progress = None) 
         with engine.connect() as conn:
             result = conn.execution_options(yield_per=BATCH).execute(stmt)
             for n, (tid, eid, kind, frm, to, fld, old, new, occurred, recorded, actor_id, actor_label, public,
-                    minutes) in enumerate(result, 1):
+                    minutes, meta) in enumerate(result, 1):
                 if tid != last_tid:
                     last_tid, number = tid, ticket_ref(tid, prefix)
                 actor = users.get(actor_id, "") if actor_id else (actor_label or "system")
                 yield [number, eid, kind, frm or "", to or "", fld or "", old if old is not None else "",
                        new if new is not None else "", iso(occurred), iso(recorded), actor,
-                       "yes" if public else "no", "" if minutes is None else minutes]
+                       "yes" if public else "no", "" if minutes is None else minutes,
+                       json.dumps(meta, sort_keys=True, separators=(",", ":"), default=str) if meta else ""]
                 if progress and n % BATCH == 0:
                     progress(n, None)
 

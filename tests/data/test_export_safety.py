@@ -215,7 +215,7 @@ def _check_csv(path: Path, hostile: dict[int, str]) -> None:
     assert created["change_vs_previous"] == 1 - len(hostile)
     assert pd.api.types.is_numeric_dtype(df["change_vs_previous"])
     line = next(x for x in path.read_text(encoding="utf-8").splitlines() if x.startswith('"created"'))
-    assert line.endswith(f",{float(1 - len(hostile))}")  # bare: a number, not the text "'-11.0"
+    assert line.endswith(f",{1 - len(hostile)}")  # bare: a whole number, not the text "'-11"
 
 
 class _Cells(HTMLParser):

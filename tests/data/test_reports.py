@@ -109,9 +109,13 @@ def test_weekly_report_equals_the_reference(seeded_small):
     open_ids = set(status[status.isin(OPEN)].index)
     people = {r["technician"]: r for r in report["by_technician"]}
     t = ref.tickets
+    # the rows add up to the headline: resolved tickets with no assignee have their own row
+    assert sum(r["resolved"] for r in report["by_technician"]) == report["resolved"]
     for name, row in people.items():
         if row["user_id"] is None:
             assert row["open"] == len(t[t["id"].isin(open_ids) & (t["assignee"] == "")])
+            unassigned = scoped(ref, f)
+            assert row["resolved"] == len(in_range(unassigned[unassigned["assignee"] == ""], "resolved_at", f))
             continue
         assert row["open"] == len(t[t["id"].isin(open_ids) & (t["assignee"] == name)]), name
         mine = scoped(ref, f)
@@ -121,6 +125,9 @@ def test_weekly_report_equals_the_reference(seeded_small):
     week_breaches = in_range(breaches, "occurred_at", f)
     assert len(report["sla_breaches"]) == len(week_breaches)
     assert {b["clock"] for b in report["sla_breaches"]} <= {"response", "resolution"}
+    # which clock each breach was on comes from export-events' detail column
+    clocks = sorted((int(r.ticket_id), json.loads(r.detail)["clock"]) for r in week_breaches.itertuples())
+    assert sorted((b["ticket_id"], b["clock"]) for b in report["sla_breaches"]) == clocks
     assert sorted(b["ticket_id"] for b in report["sla_breaches"]) == sorted(week_breaches["ticket_id"])
 
     open_now = t[t["status"].isin(OPEN)].sort_values(["created_at", "id"])
@@ -168,6 +175,14 @@ def test_report_files(seeded_small, tmp_path):
                                  "change_vs_previous"]
     assert list(csv["measure"]) == [k for k, _, _ in weekly_report.HEADLINE]
     assert csv.set_index("measure").loc["created", "this_week"] == report["created"]
+    # counts are written as whole numbers, hours to 0.01, and reopenings are named as events
+    import csv as csv_module
+
+    raw = {row[0]: row for row in csv_module.reader(paths["csv"].read_text().splitlines()[1:])}
+    assert raw["created"][3] == str(report["created"])  # "12", never "12.0"
+    hours = raw["resolution_median_hours"][3]
+    assert hours == "" or len(hours.split(".")[-1]) <= 2
+    assert raw["reopened"][2] == "reopen events"
 
     book = openpyxl.load_workbook(paths["xlsx"], read_only=True)
     assert book.sheetnames == list(weekly_report.tables(report))
