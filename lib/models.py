@@ -364,7 +364,11 @@ class OutboxMail(Base):
     subject: Mapped[str] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(Text)
     in_reply_to: Mapped[str | None] = mapped_column(String(255))
-    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending, sent, failed
+    # an HTML alternative and attached files (the weekly report): [{"filename", "content_type", "data" (base64),
+    # "cid" (an image the HTML shows inline)}]; migration 0015
+    html_body: Mapped[str | None] = mapped_column(Text)
+    parts: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending, sent, failed, cancelled (lib.mail.outbound)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     claimed_until: Mapped[datetime | None]
@@ -602,6 +606,53 @@ class TicketMetric(Base):
     )
 
 
+# --- imports started from the app (lib/transfer/import_jobs.py; migration 0010) -----------------------------
+
+
+class ImportJob(Base):
+    """A CSV import (or dry run) started on the Admin page: the uploaded file, what to do with it, its progress.
+
+    Run in the page for small files, by the worker for big ones; claimed like the outbox (``claim_token`` and
+    ``claimed_until``), and resumed from ``items_done`` (committed in the same transaction as the tickets)."""
+
+    __tablename__ = "import_jobs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    filename: Mapped[str] = mapped_column(String(255))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)  # the upload; emptied when finished
+    layout: Mapped[str] = mapped_column(String(20))
+    mapping_toml: Mapped[str | None] = mapped_column(Text)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    in_worker: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(12), default="queued")  # queued, running, done, failed
+    rows_total: Mapped[int] = mapped_column(Integer, default=0)
+    rows_done: Mapped[int] = mapped_column(Integer, default=0)
+    items_done: Mapped[int] = mapped_column(Integer, default=0)  # the checkpoint: tickets committed
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    refused: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    claimed_until: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    __table_args__ = (Index("ix_import_jobs_state", "state", "created_at"),)
+
+
+class ImportRefusal(Base):
+    """One refused row (or incident) of an import job, with its reason (``row 17: priority ...``)."""
+
+    __tablename__ = "import_refusals"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("import_jobs.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(Text)
+    __table_args__ = (Index("ix_import_refusals_job", "job_id", "id"),)
+
+
 #: Status events that move a ticket into or out of open work (the backlog), for index-only reads.
 _OPEN_SQL = ", ".join(f"'{s.value}'" for s in OPEN_STATUSES)
 #: An event that moves a ticket into or out of open work (workflow.OPEN_STATUSES). The text is also the partial
@@ -618,3 +669,134 @@ Index("ix_events_backlog", TicketEvent.occurred_at, TicketEvent.ticket_id, Ticke
       postgresql_where=text(BACKLOG_EVENT_PREDICATE))
 Index("ix_events_reopened", TicketEvent.occurred_at, TicketEvent.ticket_id, sqlite_where=text("kind = 'reopened'"),
       postgresql_where=text("kind = 'reopened'"))
+
+
+# --- the ticket page as a shared workspace: drafts and presence (migration 0011, docs/workspace.md) ---------
+
+
+class DraftText(Base):
+    """Text a person is writing on a ticket and has not sent yet: one row per user, ticket and field
+    (lib/drafts.py). Upserted as they type, deleted when sent or discarded."""
+
+    __tablename__ = "ticket_drafts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    field: Mapped[str] = mapped_column(String(40))
+    text: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("user_id", "ticket_id", "field"),)
+
+
+class TicketPresence(Base):
+    """Who has a ticket open, refreshed by each open page every few seconds (lib/presence.py). One row per user
+    and ticket, upserted: ``state`` is ``viewing`` or ``writing:<draft fields>``; rows older than the staleness
+    threshold are not shown and are purged later."""
+
+    __tablename__ = "ticket_presence"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(200), default="viewing")
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_ticket_presence_ticket", "ticket_id", "last_seen"),
+        Index("ix_ticket_presence_last_seen", "last_seen"),
+    )
+
+
+# --- inbound mail as it arrived (lib/mail/raw_store.py; migration 0012, docs/email.md) ---------------------
+
+
+class RawMail(Base):
+    """The raw message of every ingested mail that became a ticket, a comment or a note (quarantined mail keeps
+    its own copy in ``mail_quarantine``). Staff read it as plain text; the worker removes rows older than
+    ``mail_raw_retention_days``."""
+
+    __tablename__ = "mail_raw"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(255), index=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    size: Mapped[int] = mapped_column(Integer)
+    raw: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+
+
+# --- outbound webhooks (lib/webhooks.py; migration 0013, docs/notifications.md) ---------------------------
+
+
+class WebhookDelivery(Base):
+    """One JSON POST of a ticket event to the desk's webhook, written in the same transaction as the event;
+    the worker sends it, signed, retrying with backoff."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("ticket_events.id"))
+    kind: Mapped[str] = mapped_column(String(40))
+    url: Mapped[str] = mapped_column(String(2000))
+    payload: Mapped[str] = mapped_column(Text)  # the exact JSON body that is signed and sent
+    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending, sent, failed, cancelled
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    __table_args__ = (Index("ix_webhook_due", "state", "next_attempt_at"),
+                      Index("ix_webhook_event", "event_id"))
+
+
+# --- staff notifications and canned responses (lib/staff_notify.py, lib/canned.py; migration 0014) --------------
+
+
+class Notification(Base):
+    """Something a staff member must act on (assigned or escalated to them, a requester's reply, an SLA risk or
+    breach, a follow-up due, a mention), written by the notification seam in the event's transaction."""
+
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("ticket_events.id"))
+    kind: Mapped[str] = mapped_column(String(30))  # lib.staff_notify.NoticeKind
+    text: Mapped[str] = mapped_column(String(500))
+    link: Mapped[str | None] = mapped_column(String(300))  # the page it points to, e.g. /ticket?id=12
+    dedupe_key: Mapped[str | None] = mapped_column(String(120), unique=True)  # once-only notices (at risk)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None]
+    mailed_at: Mapped[datetime | None]  # mailed on its own or in a digest (None: not mailed)
+    __table_args__ = (Index("ix_notifications_user_id_read_at", "user_id", "read_at"),
+                      Index("ix_notifications_user_id_id", "user_id", "id"))
+
+
+class StaffNotifyPref(Base):
+    """A staff member's choice of notification mail: each, digest or none (no row: the configured default)."""
+
+    __tablename__ = "staff_notify_prefs"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    email_mode: Mapped[str] = mapped_column(String(10))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StaffDigest(Base):
+    """One daily digest sent to one person on one desk-local day: the row is the claim (never twice a day)."""
+
+    __tablename__ = "staff_digests"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD in the desk's time zone
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+    items: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CannedResponse(Base):
+    """A reply snippet the lead keeps, with {placeholders} filled in from the ticket (lib/canned.py)."""
+
+    __tablename__ = "canned_responses"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(120), unique=True)
+    body: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
