@@ -264,8 +264,16 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 
     engine = _engine(args)
     progress = Progress("seeding tickets", quiet=args.quiet)
+    now = None
+    if args.now:
+        try:
+            now = datetime.fromisoformat(args.now)
+        except ValueError:
+            raise ValidationError({"--now": f"{args.now!r} is not an ISO-8601 time such as 2026-12-01T10:00:00Z"}) from None
+        if now.tzinfo is None:
+            raise ValidationError({"--now": f"{args.now!r} has no time zone: add Z or an offset such as +01:00"})
     summary = seed_demo(engine, tickets=args.tickets, years=args.years, seed=args.seed, progress=progress,
-                        demo_password=args.demo_password, stage=progress.stage)
+                        demo_password=args.demo_password, stage=progress.stage, now=now)
     elapsed = progress.done()
     print(f"{summary} in {elapsed:.1f} s")
     return 0
@@ -276,7 +284,19 @@ def cmd_import_csv(args: argparse.Namespace) -> int:
 
     engine = _engine(args)
     progress = Progress(f"importing {Path(args.path).name}", quiet=args.quiet)
-    report = import_csv(engine, Path(args.path), layout=args.layout, progress=progress)
+    mapping = None
+    if args.layout == "eventlog":
+        from lib.transfer.importer_eventlog import apply_overrides
+
+        try:
+            base = Path(args.mapping).read_text(encoding="utf-8") if args.mapping else None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValidationError({"--mapping": f"cannot read {args.mapping}: {exc}"}) from None
+        mapping = apply_overrides(base, args.column, args.status)
+    elif args.mapping or args.column or args.status:
+        raise ValidationError({"--mapping": "--mapping, --column and --status are read by --layout eventlog only"})
+    report = import_csv(engine, Path(args.path), layout=args.layout, progress=progress, mapping_toml=mapping,
+                        dry_run=args.dry_run)
     progress.done()
     for line in report.refused[: args.show_refused]:
         print(f"refused: {line}", file=sys.stderr)
@@ -284,6 +304,13 @@ def cmd_import_csv(args: argparse.Namespace) -> int:
         print(f"... and {len(report.refused) - args.show_refused} more refused rows", file=sys.stderr)
     print(report.summary())
     return 1 if report.refused else 0
+
+
+def cmd_show_mapping(args: argparse.Namespace) -> int:
+    from lib.transfer.importer_eventlog import DEFAULT_MAPPING_TOML
+
+    print(DEFAULT_MAPPING_TOML, end="")
+    return 0
 
 
 def cmd_export_csv(args: argparse.Namespace) -> int:
@@ -458,7 +485,9 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "unlock-user": (cmd_unlock_user, "clear an account's failed logins and lockout"),
     "revoke-sessions": (cmd_revoke_sessions, "sign an account out of every browser (its sessions end now)"),
     "seed-demo": (cmd_seed_demo, "fill the database with realistic demo data"),
-    "import-csv": (cmd_import_csv, "import tickets from CSV (generic layout or the ServiceNow incident log)"),
+    "import-csv": (cmd_import_csv, "import tickets from CSV (generic layout, the ServiceNow incident log, an event log)"),
+    "show-mapping": (cmd_show_mapping, "print the default event-log mapping (TOML) to copy and edit for "
+                                       "import-csv --layout eventlog --mapping FILE"),
     "export-csv": (cmd_export_csv, "one row per ticket, ISO-8601 UTC times"),
     "export-events": (cmd_export_events, "one row per timeline event"),
     "backup": (cmd_backup, "back up the database (SQLite online backup; PostgreSQL via pg_dump)"),
@@ -512,6 +541,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tickets", type=int, default=5000)
     p.add_argument("--years", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--now", metavar="TIME", help="the moment the data ends at (ISO-8601 with a zone, e.g. "
+                   "2026-12-01T10:00:00Z; default: now): the same --seed and --now give the same data on any engine")
     p.add_argument("--demo-password", default=None,
                    help="password for the demo staff accounts (default: none are created with a known password; "
                         "they get a random one printed once)")
@@ -519,8 +550,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = parsers["import-csv"]
     p.add_argument("path")
-    p.add_argument("--layout", choices=["auto", "generic", "servicenow"], default="auto")
+    p.add_argument("--layout", choices=["auto", "generic", "servicenow", "eventlog"], default="auto",
+                   help="eventlog: one row per change of a case, read through a mapping (docs/cli.md)")
+    p.add_argument("--mapping", metavar="FILE", help="eventlog: the TOML mapping (default: the BPI 2013 layout; "
+                   "print it with show-mapping)")
+    p.add_argument("--column", action="append", default=[], metavar="ROLE=COLUMN",
+                   help="eventlog: which column holds a role (case, time, status, owner...), over the mapping")
+    p.add_argument("--status", action="append", default=[], metavar="SOURCE=OURS",
+                   help='eventlog: map a source state to ours, e.g. "Completed/Resolved=resolved"')
     p.add_argument("--show-refused", type=int, default=20, help="how many refused rows to list (default 20)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="report what would be created, updated, unchanged and refused; write nothing")
     p.add_argument("--quiet", action="store_true")
 
     for name in ("export-csv", "export-events"):

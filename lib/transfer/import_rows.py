@@ -28,6 +28,14 @@ class Layout(Protocol):
 
     def handle(self, session: Session, item: Item) -> str: ...
 
+    def columns(self, header: list[str]) -> list[tuple[str, str]]:
+        """Each column of ``header``, in order, with what it becomes (``IGNORED`` where it is not read)."""
+        ...
+
+
+#: What :meth:`Layout.columns` says of a column the layout does not read.
+IGNORED = "ignored"
+
 
 class Refused(Exception):
     """A row (or a whole incident) cannot be imported; ``str()`` names the row and every problem found."""

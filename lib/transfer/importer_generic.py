@@ -22,7 +22,7 @@ from lib.directory import RequesterInput, clean_email, find_or_create_requester
 from lib.errors import ValidationError
 from lib.models import Category, Requester, Ticket, TicketEvent, User, ticket_ref
 from lib.ticket_core import clean_line, clean_text
-from lib.transfer.import_rows import Item, count_rows, data_rows, norm, one_of, parse_iso_time, refuse
+from lib.transfer.import_rows import IGNORED, Item, count_rows, data_rows, norm, one_of, parse_iso_time, refuse
 from lib.workflow import OPEN_STATUSES, Channel, ClosureReason, EventKind, Priority, Status
 
 SOURCE = "csv"
@@ -31,6 +31,16 @@ COLUMNS = ("external_id", "created_at", "summary", "description", "category", "p
            "requester_name", "requester_email", "requester_phone", "assignee", "resolved_at", "closed_at",
            "closure_reason", "resolution_notes", "root_cause")
 REQUIRED = ("external_id", "created_at", "summary", "category", "priority")
+#: What each column becomes (the import preview shows it; docs/cli.md has the values each one takes).
+BECOMES = {
+    "external_id": "external reference (source csv): finds the ticket again", "created_at": "created time (UTC)",
+    "summary": "summary", "description": "description", "category": "category (by name)",
+    "priority": "priority", "status": "status (history: resolved, closed events)", "channel": "channel",
+    "requester_name": "requester's name", "requester_email": "requester's e-mail (finds the contact)",
+    "requester_phone": "requester's phone", "assignee": "assignee (staff username or name)",
+    "resolved_at": "resolved time", "closed_at": "closed time", "closure_reason": "closure reason",
+    "resolution_notes": "resolution notes", "root_cause": "root cause",
+}
 DONE = (Status.RESOLVED, Status.AWAITING_CONFIRMATION, Status.CLOSED)
 _STATUSES = {**{norm(s.value): s.value for s in Status}, **{norm(s.label): s.value for s in Status}}
 _CHANNELS = {**{norm(c.value): c.value for c in Channel}, **{norm(c.label): c.value for c in Channel}}
@@ -68,6 +78,9 @@ class GenericLayout:
 
     def count_rows(self, path: Path) -> int:
         return count_rows(path)
+
+    def columns(self, header: list[str]) -> list[tuple[str, str]]:
+        return [(name, BECOMES.get(name, IGNORED)) for name in header]
 
     def items(self, path: Path) -> Iterator[Item]:
         for n, values in data_rows(path):

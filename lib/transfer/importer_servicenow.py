@@ -119,6 +119,7 @@ class SnRow:
     values: dict[str, str]
     hash: str
     other: tuple[str | None, ...] = ()  # the OTHER columns, compared row to row
+    closure: str = ClosureReason.CONFIRMED.value  # the closure reason when this row closes the ticket
 
     def get(self, name: str) -> str | None:
         value = " ".join((self.values.get(name) or "").split())
@@ -208,21 +209,28 @@ class _Run:
 class _Incident(Item):
     run: _Run = field(default_factory=_Run)
 
+    def rolled_back(self) -> None:
+        """The batch this incident was in was rolled back: forget the ids made in it and the history read."""
+        self.run.ids.clear()
+        self.run.fresh = []
+        self.run.session = None
+        self.run.upcoming[self.key] = None  # looked up again with the rest of the batch, in one query
 
-def _history(session: Session, numbers: list[str]) -> dict[str, _Known]:
+
+def _history(session: Session, numbers: list[str], source: str = SOURCE) -> dict[str, _Known]:
     """The tickets of these incidents imported before, with their imported rows (two queries)."""
     found: dict[int, _Known] = {}
     by_number: dict[str, _Known] = {}
     for tid, number in session.execute(select(Ticket.id, Ticket.external_ref)
-                                       .where(Ticket.external_source == SOURCE, Ticket.external_ref.in_(numbers))):
+                                       .where(Ticket.external_source == source, Ticket.external_ref.in_(numbers))):
         found[tid] = by_number[str(number)] = _Known(tid)
     if found:
-        for tid, source, row_hash, actor_id, label in session.execute(
+        for tid, event_source, row_hash, actor_id, label in session.execute(
                 select(TicketEvent.ticket_id, TicketEvent.meta["source"].as_string(),
                        TicketEvent.meta["row_hash"].as_string(), TicketEvent.actor_id, TicketEvent.actor_label)
                 .where(TicketEvent.ticket_id.in_(list(found)))):
             known = found[tid]
-            if source == SOURCE:
+            if event_source == source:
                 if row_hash:
                     known.hashes.add(row_hash)
             elif actor_id is not None or label not in (None, "system"):
@@ -230,17 +238,60 @@ def _history(session: Session, numbers: list[str]) -> dict[str, _Known]:
     return by_number
 
 
-def _last_rows(path: Path) -> dict[str, int]:
+def _last_rows(path: Path, key_column: str = "number", delimiter: str = ",") -> dict[str, int]:
     """Incident number -> the row number of its last row (rows numbered as :func:`lib.transfer.import_rows.data_rows` does)."""
     with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
+        reader = csv.reader(fh, delimiter=delimiter)
         header = [h.strip() for h in next(reader)]
-        col, width = header.index("number"), len(header)
+        col, width = header.index(key_column), len(header)
         return {values[col].strip(): n for n, values in enumerate(reader, start=2) if len(values) == width}
 
 
 class ServiceNowLayout:
+    """The ServiceNow incident log; :mod:`lib.transfer.importer_eventlog` reuses it for any one-row-per-change
+    log, overriding what is ServiceNow's own (the columns, the row parser, the texts)."""
+
     batch = 100
+    refuses_before_writing = True  # handle() raises Refused before any write: batches go without savepoints
+    source = SOURCE  # Ticket.external_source and the events' meta["source"]
+    label = "ServiceNow"  # the actor of events whose row names nobody
+    key_column = "number"
+    delimiter = ","
+    user_prefix = "servicenow-"
+    other_columns: tuple[str, ...] = OTHER
+
+    def parse_row(self, n: int, values: dict[str, str], problems: list[str]) -> SnRow | None:
+        return _row(n, values, problems)
+
+    def rows(self, path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+        return data_rows(path)
+
+    def summary(self, number: str, last: SnRow) -> str:
+        return _summary(number, last)
+
+    def description(self, number: str, last: SnRow) -> str:
+        return _description(number, last)
+
+    def created_meta(self, number: str, rows: list[SnRow]) -> dict[str, Any]:
+        first, last = rows[0], rows[-1]
+        meta: dict[str, Any] = {"source": self.source, "number": number, "opened_at": last.opened.isoformat(),
+                                "rows": len(rows), "channel": first.channel, "priority": first.priority}
+        for name in ("made_sla", "closed_code", "resolved_by", "resolved_at", "closed_at", "reopen_count"):
+            if (value := last.get(name)) is not None:
+                meta[name] = value
+        return meta
+
+    def requester_name(self, last: SnRow) -> str | None:
+        return last.get("caller_id")
+
+    def device(self, last: SnRow) -> str | None:
+        return last.get("cmdb_ci")
+
+    def changes(self, before: SnRow, after: SnRow) -> str | None:
+        return _changes(before, after, self.other_columns)
+
+    def no_change(self, r: SnRow) -> str:
+        return f"ServiceNow update {r.mod} with no change"
 
     def check_header(self, header: list[str]) -> None:
         missing = [c for c in REQUIRED if c not in header]
@@ -250,9 +301,25 @@ class ServiceNowLayout:
     def count_rows(self, path: Path) -> int:
         return count_rows(path)
 
+    def columns(self, header: list[str]) -> list[tuple[str, str]]:
+        becomes = {
+            "number": "external reference (source servicenow): one ticket per incident",
+            "incident_state": "status (each change an event)", "sys_mod_count": "order of the rows",
+            "sys_updated_at": "time of the row's event", "opened_at": "created time",
+            "priority": "priority (each change an event)", "category": "category (created when new)",
+            "assigned_to": "assignee (an inactive placeholder account when new)", "caller_id": "requester (by name)",
+            "contact_type": "channel", "sys_updated_by": "who made the row's change", "opened_by": "who created it",
+            "cmdb_ci": "device details", "vendor": "vendor name", "resolved_by": "resolution notes",
+            "closed_code": "closure note",
+        }
+        kept = "kept as text in the description or the timeline's notes"
+        only_hash = "only in the row's fingerprint (the same row imported again is unchanged)"
+        return [(name, becomes.get(name) or (kept if name in OTHER or name in OPTIONAL_TIMES else only_hash))
+                for name in header]
+
     def items(self, path: Path) -> Iterator[Item]:
         """Each incident as soon as its last row is read, in the order incidents first appear in the file."""
-        run, last = _Run(), _last_rows(path)
+        run, last = _Run(), _last_rows(path, self.key_column, self.delimiter)
         groups: OrderedDict[str, list[tuple[int, dict[str, str]]]] = OrderedDict()
         complete: set[str] = set()
 
@@ -263,10 +330,10 @@ class ServiceNowLayout:
             where = f"{number} (rows {', '.join(str(n) for n, _ in rows[:3])}{', ...' if len(rows) > 3 else ''})"
             return _Incident(where=where, rows=rows, key=number, run=run)
 
-        for n, values in data_rows(path):
-            number = (values.get("number") or "").strip()
+        for n, values in self.rows(path):
+            number = (values.get(self.key_column) or "").strip()
             if "__width__" in values or number in ("", MISSING):
-                problem = values.get("__width__") or "number is missing"
+                problem = values.get("__width__") or f"{self.key_column} is missing"
                 yield Item(where=f"row {n}", rows=[(n, values)], key=f"?{n}:{problem}")
                 continue
             groups.setdefault(number, []).append((n, values))
@@ -283,7 +350,7 @@ class ServiceNowLayout:
         run = item.run if isinstance(item, _Incident) else _Run()
         known = self._known(session, run, item.key)
         problems: list[str] = []
-        rows = [r for n, v in item.rows if (r := _row(n, v, problems)) is not None]
+        rows = [r for n, v in item.rows if (r := self.parse_row(n, v, problems)) is not None]
         seen: dict[str, int] = {}
         for r in rows:  # identical rows stay distinct rows of the history
             seen[r.hash] = seen.get(r.hash, 0) + 1
@@ -308,7 +375,7 @@ class ServiceNowLayout:
     def _known(self, session: Session, run: _Run, number: str) -> _Known | None:
         if run.session is not session or number not in run.checked:  # a new batch: read all of it at once
             numbers = [*run.upcoming, number] if number not in run.upcoming else list(run.upcoming)
-            run.session, run.checked, run.known = session, set(numbers), _history(session, numbers)
+            run.session, run.checked, run.known = session, set(numbers), _history(session, numbers, self.source)
         run.upcoming.pop(number, None)
         return run.known.get(number)
 
@@ -328,13 +395,14 @@ class ServiceNowLayout:
         if got is None:
             found = session.execute(FIND_CATEGORY, {"name": name.lower()}).first()
             got = self._remember(session, run, ("category", name), found, Category,
-                                 {"name": name[:80], "active": True, "description": "Created by the ServiceNow import"})
+                                 {"name": name[:80], "active": True,
+                                  "description": f"Created by the {self.label} import"})
         return got[0]
 
     def resolver(self, session: Session, run: _Run, name: str) -> tuple[int, str]:
         got = run.ids.get(("user", name))
         if got is None:
-            username = ("servicenow-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"))[:64]
+            username = (self.user_prefix + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"))[:64]
             found = session.execute(FIND_USER, {"username": username}).first()
             got = self._remember(session, run, ("user", name), found, User, {
                 "username": username, "name": name[:120], "email": None, "password_hash": "!no-login: imported",
@@ -357,18 +425,14 @@ class ServiceNowLayout:
         first, last = rows[0], rows[-1]
         created = min(last.opened, first.at)
         self.category(session, run, first.category)  # the category the history starts from exists too
-        requester_id = self.caller(session, run, last.get("caller_id"))
+        requester_id = self.caller(session, run, self.requester_name(last))
         users = {name: self.resolver(session, run, name) for name in dict.fromkeys(r.assignee for r in rows) if name}
-        events, columns, cat = _replay(number, rows, write=None, users=users)
-        meta: dict[str, Any] = {"source": SOURCE, "number": number, "opened_at": last.opened.isoformat(),
-                                "rows": len(rows), "channel": first.channel, "priority": first.priority}
-        for name in ("made_sla", "closed_code", "resolved_by", "resolved_at", "closed_at", "reopen_count"):
-            if (value := last.get(name)) is not None:
-                meta[name] = value
-        events.insert(0, _event(created, EventKind.CREATED, last.opened_by, to=NEW, public=True,
-                                body=columns["description"], meta=meta))
-        columns.update(external_source=SOURCE, external_ref=number, channel=first.channel, requester_id=requester_id,
-                       device_details=last.get("cmdb_ci"), created_at=created, updated_at=max(created, last.at),
+        events, columns, cat = _replay(self, number, rows, write=None, users=users)
+        events.insert(0, _event(created, EventKind.CREATED, last.opened_by or self.label, to=NEW, public=True,
+                                body=columns["description"], meta=self.created_meta(number, rows)))
+        columns.update(external_source=self.source, external_ref=number, channel=first.channel,
+                       requester_id=requester_id, device_details=self.device(last), created_at=created,
+                       updated_at=max(created, last.at),
                        version=len(events), category_id=self.category(session, run, cat))
         ticket_id = _insert(session, TICKETS, [columns], returning_id=True)
         _write_events(session, ticket_id, 0, events)
@@ -376,7 +440,7 @@ class ServiceNowLayout:
     def _update(self, session: Session, run: _Run, number: str, rows: list[SnRow], ticket_id: int) -> str:
         version, updated_at = session.execute(select(Ticket.version, Ticket.updated_at)
                                               .where(Ticket.id == ticket_id).with_for_update()).one()
-        known = _history(session, [number]).get(number) or _Known(ticket_id)  # again, now that the ticket is locked
+        known = _history(session, [number], self.source).get(number) or _Known(ticket_id)  # again, now that the ticket is locked
         in_file = {r.hash for r in rows}
         if in_file == known.hashes:
             return "unchanged"
@@ -385,9 +449,9 @@ class ServiceNowLayout:
                           f"removed); {ticket_ref(ticket_id)} was not changed")
         if known.others:
             raise Refused(f"{number}: {ticket_ref(ticket_id)} has been worked on in the desk since it was imported; "
-                          "its new ServiceNow rows were not added")
+                          f"its new {self.label} rows were not added")
         users = {name: self.resolver(session, run, name) for name in dict.fromkeys(r.assignee for r in rows) if name}
-        events, columns, cat = _replay(number, rows, write=in_file - known.hashes, users=users)
+        events, columns, cat = _replay(self, number, rows, write=in_file - known.hashes, users=users)
         session.execute(update(Ticket).where(Ticket.id == ticket_id).values(
             version=version + len(events), updated_at=max(updated_at, rows[-1].at),
             category_id=self.category(session, run, cat), **columns))
@@ -395,7 +459,7 @@ class ServiceNowLayout:
         return "updated"
 
 
-def _replay(number: str, rows: list[SnRow], *, write: set[str] | None,
+def _replay(layout: ServiceNowLayout, number: str, rows: list[SnRow], *, write: set[str] | None,
             users: dict[str, tuple[int, str]]) -> tuple[list[dict[str, Any]], dict[str, Any], str | None]:
     """Replay the rows in order: the events of all rows (``write=None``) or of the given ones, the ticket's
     columns after the last row, and its category's name."""
@@ -407,18 +471,21 @@ def _replay(number: str, rows: list[SnRow], *, write: set[str] | None,
     events: list[dict[str, Any]] = []
     for r in rows:
         out = write is None or r.hash in write
-        meta = {"source": SOURCE, "row": r.n, "sys_mod_count": r.mod, "row_hash": r.hash}
+        meta = {"source": layout.source, "row": r.n, "row_hash": r.hash}
+        if layout.source == SOURCE:
+            meta["sys_mod_count"] = r.mod
+        actor = r.updated_by or layout.label
         wrote = False
         if r.assignee != assignee:
             if out:
-                events.append(_event(r.at, EventKind.ASSIGNED, r.updated_by, fld="assignee", old=assignee,
+                events.append(_event(r.at, EventKind.ASSIGNED, actor, fld="assignee", old=assignee,
                                      new=users[r.assignee][1] if r.assignee else None, meta=meta))
             assignee, wrote = r.assignee, True
         for fld, old, new, show in (("priority", prio, r.priority, lambda p: Priority(p).label),
                                     ("category", cat, r.category, lambda c: c)):
             if old != new:
                 if out:
-                    events.append(_event(r.at, EventKind.FIELD_CHANGED, r.updated_by, fld=fld,
+                    events.append(_event(r.at, EventKind.FIELD_CHANGED, actor, fld=fld,
                                          old=None if old is None else show(old),
                                          new=None if new is None else show(new), meta=meta))
                 wrote = True
@@ -427,7 +494,7 @@ def _replay(number: str, rows: list[SnRow], *, write: set[str] | None,
             extra: dict[str, object]
             kind, extra = EventKind.STATUS_CHANGED, {}
             if r.state == CLOSED:
-                kind, closed, closure = EventKind.CLOSED, r.at, ClosureReason.CONFIRMED.value
+                kind, closed, closure = EventKind.CLOSED, r.at, r.closure
                 extra = {"reason": closure, "closed_code": r.get("closed_code")}
             elif status in DONE and r.state in IS_OPEN:
                 reopens += 1
@@ -444,29 +511,30 @@ def _replay(number: str, rows: list[SnRow], *, write: set[str] | None,
                 ack = r.at
             vendor = vendor or r.state == AT_VENDOR
             if out:
-                events.append(_event(r.at, kind, r.updated_by, frm=status, to=r.state, meta={**meta, **extra},
+                events.append(_event(r.at, kind, actor, frm=status, to=r.state, meta={**meta, **extra},
                                      public=kind in (EventKind.RESOLVED, EventKind.CLOSED, EventKind.REOPENED),
-                                     body=_changes(prev, r)))
+                                     body=layout.changes(prev, r)))
             status, wrote = r.state, True
         if not wrote and out:
-            events.append(_event(r.at, EventKind.INTERNAL_NOTE, r.updated_by, meta=meta,
-                                 body=_changes(prev, r) or f"ServiceNow update {r.mod} with no change"))
+            events.append(_event(r.at, EventKind.INTERNAL_NOTE, actor, meta=meta,
+                                 body=layout.changes(prev, r) or layout.no_change(r)))
         prev = r
     last = rows[-1]
     columns = dict(
         status=status, is_open=status in IS_OPEN, assignee_id=users[assignee][0] if assignee else None, priority=prio,
         acknowledged_at=ack, resolved_at=resolved, closed_at=closed, closure_reason=closure, reopen_count=reopens,
-        closure_note=f"Closed in ServiceNow ({last.get('closed_code')})" if closure and last.get("closed_code") else None,
-        resolution_notes=f"Resolved in ServiceNow by {last.get('resolved_by')}" if last.get("resolved_by") else None,
+        closure_note=f"Closed in {layout.label} ({last.get('closed_code')})" if closure and last.get("closed_code")
+        else None,
+        resolution_notes=f"Resolved in {layout.label} by {last.get('resolved_by')}" if last.get("resolved_by") else None,
         escalation_level=2 if vendor else 0, vendor_name=last.get("vendor"),
-        summary=_summary(number, last), description=_description(number, last))
+        summary=layout.summary(number, last), description=layout.description(number, last))
     return events, columns, cat
 
 
-def _event(at: datetime, kind: EventKind, actor: str | None, *, frm: str | None = None, to: str | None = None,
+def _event(at: datetime, kind: EventKind, actor: str, *, frm: str | None = None, to: str | None = None,
            fld: str | None = None, old: object = None, new: object = None, body: str | None = None,
            public: bool = False, meta: dict[str, Any]) -> dict[str, Any]:
-    return dict(ticket_id=None, kind=kind.value, actor_id=None, actor_label=actor or "ServiceNow", from_status=frm,
+    return dict(ticket_id=None, kind=kind.value, actor_id=None, actor_label=actor, from_status=frm,
                 to_status=to, field=fld, old_value=None if old is None else str(old),
                 new_value=None if new is None else str(new), body=body, public=public, meta=dict(meta),
                 minutes=None, occurred_at=at, recorded_at=None)
@@ -531,11 +599,11 @@ def _plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> tuple[
             tuple((i, p) for i, p in processors if p is not None))
 
 
-def _changes(before: SnRow, after: SnRow) -> str | None:
+def _changes(before: SnRow, after: SnRow, columns: tuple[str, ...] = OTHER) -> str | None:
     if before.other == after.other:
         return None
     parts = [f"{name}: {old or '?'} → {new or '?'}"
-             for name, old, new in zip(OTHER, before.other, after.other, strict=True) if (old or "") != (new or "")]
+             for name, old, new in zip(columns, before.other, after.other, strict=True) if (old or "") != (new or "")]
     return "; ".join(parts) or None
 
 

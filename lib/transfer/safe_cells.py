@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Final, Literal, TypeVar, overload
+from typing import Any, BinaryIO, Final, Literal, TypeVar, overload
 
 import pandas as pd
 
@@ -72,8 +72,8 @@ def neutralise_frame(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_xlsx(path: Path | str, sheets: Mapping[str, pd.DataFrame]) -> None:
-    """Write one sheet per frame (the name cut to Excel's 31 characters) to ``path``, every text cell
+def write_xlsx(path: Path | str | BinaryIO, sheets: Mapping[str, pd.DataFrame]) -> None:
+    """Write one sheet per frame (the name cut to Excel's 31 characters) to ``path`` (or a binary file), every text cell
     neutralised and stored as text: no cell of the workbook is a formula."""
     with pd.ExcelWriter(path, engine="openpyxl") as writer:
         for name, df in sheets.items():

@@ -425,3 +425,20 @@ def test_export_handles_text_and_missing_values(engine, staff, tmp_path):
     assert export_events_csv(engine, out / "events.csv") == 7
     assert {r["actor"] for r in read_csv(out / "events.csv")} == {"import"}
     assert sorted(p.name for p in out.iterdir()) == ["events.csv", "tickets.csv"]  # no partial files left
+
+
+def test_seed_demo_now_gives_the_same_data_on_both_engines(engine, sqlite_template, tmp_path, capsys):
+    """``seed-demo --now`` fixes the moment the data ends at: the same seed and moment give identical tickets and
+    events on SQLite and PostgreSQL (the benchmarks compare the engines on that)."""
+    args = ["seed-demo", "--tickets", "300", "--years", "0.5", "--seed", "7", "--now", "2026-11-30T10:00:00Z",
+            "--demo-password", PASSWORD, "--quiet"]
+    assert run_cli("--database-url", url_of(engine), *args) == 0
+    for name in ("other", "a", "b"):
+        (tmp_path / name).mkdir()
+    other = fresh_sqlite(sqlite_template, tmp_path / "other")
+    assert run_cli("--database-url", str(other.url), *args) == 0
+    assert _exports(engine, tmp_path / "a") == _exports(other, tmp_path / "b")
+    other.dispose()
+    capsys.readouterr()
+    assert run_cli("--database-url", url_of(engine), "seed-demo", "--now", "2026-11-30 10:00") == 1
+    assert "has no time zone" in capsys.readouterr().err

@@ -398,14 +398,15 @@ def test_published_form_refused_rows_name_the_value_and_the_format(sqlite_engine
 
 def test_published_form_an_incident_that_fails_while_writing_leaves_nothing(engine, tmp_path, monkeypatch):
     """Placeholders made for an incident whose writing failed are rolled back with it; the next incident that
-    names the same caller and resolver makes them again."""
+    names the same caller and resolver makes them again. (Batches are first written without savepoints; the
+    failure rolls the batch back, and it is written again with a savepoint per incident.)"""
     import lib.transfer.importer_servicenow as sn
 
     original, calls = sn._write_events, []
 
     def explode(session, ticket_id, version, events):  # type: ignore[no-untyped-def]
-        calls.append(ticket_id)
-        if len(calls) == 1:
+        calls.append(events[0]["meta"].get("number"))
+        if events[0]["meta"].get("number") == "INC0100001":
             raise ValueError("disk on fire")
         return original(session, ticket_id, version, events)
 
@@ -413,6 +414,7 @@ def test_published_form_an_incident_that_fails_while_writing_leaves_nothing(engi
     lines = [_line(*spec) for spec in PUBLISHED if spec[0] != "INC0100002"]
     report = import_csv(engine, _write(tmp_path / "log.csv", lines))
     assert report.created == 1 and report.refused == ["INC0100001 (rows 2, 3, 5, ...): disk on fire"]
+    assert calls == ["INC0100001", "INC0100001", "INC0100003"]  # the batch again, with savepoints
     with read_session(engine) as s:
         assert s.scalar(select(Ticket).where(Ticket.external_ref == "INC0100001")) is None
         t = s.scalar(select(Ticket).where(Ticket.external_ref == "INC0100003"))
