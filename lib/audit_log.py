@@ -7,13 +7,13 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from lib import clock
 from lib.models import AuditLog
-from lib.ticket_core import now_utc
 
 
 def audit(session: Session, *, actor: str | None, action: str, target: str | None = None,
           detail: str | None = None, now: datetime | None = None) -> None:
-    session.add(AuditLog(at=now_utc(now), actor=actor, action=action, target=target, detail=detail))
+    session.add(AuditLog(at=clock.utc(now), actor=actor, action=action, target=target, detail=detail))
 
 
 def list_audit(session: Session, *, limit: int = 200) -> list[AuditLog]:

@@ -28,6 +28,15 @@ def now() -> datetime:
     return _source()
 
 
+def utc(moment: datetime | None = None) -> datetime:
+    """``moment`` in UTC, or now when None; a naive time is refused (ValueError)."""
+    if moment is None:
+        return now()
+    if moment.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return moment.astimezone(UTC)
+
+
 def minute() -> int:
     """Whole minutes since the epoch: a cheap key for caches that may be a minute old."""
     return int(now().timestamp() // 60)

@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from lib import clock
 from lib.config import get_secret
 from lib.models import PUBLIC_URL_MARK, ActionToken, Ticket
-from lib.ticket_core import now_utc
 
 PURPOSE = "confirm"
 TTL = timedelta(days=14)
@@ -35,7 +35,7 @@ def sign(token_id: int, nonce: str, ticket_id: int, purpose: str, round_: int | 
 
 def issue(session: Session, ticket: Ticket, *, now: datetime | None = None, ttl: timedelta = TTL) -> str:
     """A new link for the ticket's current resolution round."""
-    now = now_utc(now)
+    now = clock.utc(now)
     row = ActionToken(ticket_id=ticket.id, purpose=PURPOSE, nonce=secrets.token_urlsafe(16),
                       expires_at=now + ttl, created_at=now)
     session.add(row)

@@ -7,8 +7,9 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from lib.config import get_settings
-from lib.models import Setting
-from lib.workflow import Priority
+from lib.errors import PermissionDenied
+from lib.models import Setting, User
+from lib.workflow import Permission, Priority, Role, has_permission
 
 WEIGHTS_KEY = "assignment_weights"
 #: A critical ticket loads a technician 4 times as much as a low one, unless a lead changes it.
@@ -54,3 +55,13 @@ def window_days(session: Session) -> int:
     except (TypeError, ValueError):
         return DEFAULT_WINDOW_DAYS
     return days if 1 <= days <= MAX_WINDOW_DAYS else DEFAULT_WINDOW_DAYS
+
+
+def lead_actor(session: Session, actor_id: int, what: str) -> User:
+    """The active account ``actor_id``, if it may change desk settings (Permission.ADMIN); PermissionDenied else."""
+    user = session.get(User, actor_id)
+    if user is None or not user.active:
+        raise PermissionDenied(f"no active account {actor_id} to {what}")
+    if not has_permission(Role(user.role), Permission.ADMIN):
+        raise PermissionDenied(f"only a team lead may {what}")
+    return user

@@ -22,10 +22,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, aliased
 
-from lib import notify
 from lib.config import get_settings
 from lib.errors import NotFound, PermissionDenied, ValidationError
-from lib.models import Category, FollowUp, OutboxMail, PreventiveStep, Ticket, User, ticket_ref
+from lib.models import Category, FollowUp, PreventiveStep, Ticket, User, ticket_ref
 from lib.ticket_core import (
     ActorArg,
     add_event,
@@ -155,33 +154,13 @@ def send_due_reminders(session: Session, *, now: datetime, limit: int = 200) -> 
         if ticket is None:
             continue
         mailed = owner.email if owner is not None and owner.active and owner.email else None
-        ev = add_event(session, ticket, EventKind.FOLLOW_UP_REMINDED, actor=None, actor_label=REMINDER_LABEL, now=now,
+        add_event(session, ticket, EventKind.FOLLOW_UP_REMINDED, actor=None, actor_label=REMINDER_LABEL, now=now,
                        body=f"Follow-up due for {owner.name if owner else 'its owner'}"
                             + (f" (reminder mailed to {mailed})" if mailed else "")
                             + (f": {follow_up.note}" if follow_up.note else ""),
-                       meta={"follow_up_id": follow_up.id, "owner_id": follow_up.owner_id})
-        if mailed:
-            session.flush()
-            _queue_reminder(session, ticket, owner, follow_up, event_id=ev.id)
+                       meta={"follow_up_id": follow_up.id, "owner_id": follow_up.owner_id,
+                             "note": follow_up.note})  # lib.notify mails the owner (template follow_up_due)
     return len(due)
-
-
-def _queue_reminder(session: Session, ticket: Ticket, owner: User, follow_up: FollowUp, *, event_id: int) -> None:
-    settings = get_settings()
-    values = {
-        "ref": ticket_ref(ticket.id), "summary": ticket.summary, "name": owner.name,
-        "message": follow_up.note or "(no note)", "status": ticket.status.replace("_", " "),
-        "desk": settings.desk_signature,
-    }
-    templates = notify.templates(session)
-    tpl = templates.get(TEMPLATE) or notify.DEFAULT_TEMPLATES[TEMPLATE]
-    try:
-        subject, body = tpl["subject"].format(**values), tpl["body"].format(**values)
-    except (KeyError, IndexError, ValueError):  # an edited template that no longer formats
-        default = notify.DEFAULT_TEMPLATES[TEMPLATE]
-        subject, body = default["subject"].format(**values), default["body"].format(**values)
-    session.add(OutboxMail(ticket_id=ticket.id, event_id=event_id, message_id=notify.new_message_id(ticket.id),
-                           to_address=owner.email, subject=" ".join(subject.split())[:300], body=body))
 
 
 # --- preventive steps ------------------------------------------------------------------------------------

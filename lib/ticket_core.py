@@ -8,13 +8,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal, TypeGuard, TypeVar, overload
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from lib import clock
+from lib import clock, notify
 from lib.errors import NotFound, PermissionDenied, StaleTicket, ValidationError
 from lib.models import Ticket, TicketEvent, User, ticket_ref
 from lib.workflow import (
@@ -45,11 +45,7 @@ ActorArg = int | SystemActor
 
 
 def now_utc(now: datetime | None = None) -> datetime:
-    if now is None:
-        return clock.now()
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    return now.astimezone(UTC)
+    return clock.utc(now)
 
 
 @overload
@@ -188,6 +184,7 @@ def add_event(
         recorded_at=clock.now(),
     )
     session.add(ev)
+    notify.on_event(session, ticket, ev)  # who hears of it, by which channel: lib.notify.ROUTES
     return ev
 
 

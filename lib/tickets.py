@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from lib import followups, notify, sla
+from lib import followups, sla
 from lib.config import get_settings
 from lib.directory import DeviceInput, RequesterInput, find_or_create_device, find_or_create_requester, resolve_category
 from lib.errors import GuardFailed, HelpdeskError, NotFound, PermissionDenied, ValidationError
@@ -100,6 +100,7 @@ class TicketDraft:
     external_source: str | None = None
     external_ref: str | None = None
     attachments: list[NewAttachment] = field(default_factory=list)
+    event_meta: dict[str, object] | None = None  # added to the created event's meta (e.g. lib.notify.QUIET)
 
 
 def _parse_channel(value: Channel | str) -> Channel:
@@ -223,7 +224,8 @@ def create_ticket(session: Session, *, actor: ActorArg, draft: TicketDraft, now:
     add_event(
         session, ticket, EventKind.CREATED, actor=user, actor_label=_label(actor), now=now,
         to_status=Status.NEW, body=description or None, public=True, version=1,
-        meta={"channel": ticket.channel, "priority": ticket.priority, "category": category.name},
+        meta={"channel": ticket.channel, "priority": ticket.priority, "category": category.name,
+              **(draft.event_meta or {})},
     )
     for att in draft.attachments:
         _store_attachment(session, ticket, att, user=user, now=now)
@@ -234,7 +236,6 @@ def create_ticket(session: Session, *, actor: ActorArg, draft: TicketDraft, now:
                   from_status=Status.NEW, to_status=Status.ASSIGNED, field="assignee", new=assignee.name)
     sla.attach_policy(session, ticket)
     sla.refresh(session, ticket, now=now)
-    notify.ticket_created(session, ticket)
     return ticket
 
 
@@ -431,13 +432,12 @@ def _transition(session: Session, ticket: Ticket, user: User | None, action: Act
         before_change(ticket)
     move(ticket, after)
     version = bump(ticket, now)
-    ev = add_event(session, ticket, kind, actor=user, actor_label=actor_label or (None if user else "system"), now=now,
+    add_event(session, ticket, kind, actor=user, actor_label=actor_label or (None if user else "system"), now=now,
                    from_status=before, to_status=after, body=body, public=public, minutes=minutes, meta=meta,
                    version=version)
     if public:
         _first(ticket, "first_response_at", now)
     sla.refresh(session, ticket, now=now)
-    notify.ticket_event(session, ticket, ev)
     return ticket
 
 
@@ -472,10 +472,9 @@ def provide_workaround(session: Session, *, actor: int, ticket_id: int, text: st
     next_status(Status(ticket.status), Action.WORKAROUND)
     body = clean_text(text, "text", required=True)
     ticket.workaround = body
-    ev = add_event(session, ticket, EventKind.WORKAROUND, actor=user, now=now, body=body, public=True)
+    add_event(session, ticket, EventKind.WORKAROUND, actor=user, now=now, body=body, public=True)
     _first(ticket, "first_response_at", now)
     sla.refresh(session, ticket, now=now)
-    notify.ticket_event(session, ticket, ev)
     return ticket
 
 
@@ -487,11 +486,10 @@ def public_reply(session: Session, *, actor: int, ticket_id: int, text: str, min
     require(Action.PUBLIC_REPLY, user, ticket)
     next_status(Status(ticket.status), Action.PUBLIC_REPLY)
     body = clean_text(text, "text", required=True)
-    ev = add_event(session, ticket, EventKind.PUBLIC_REPLY, actor=user, now=now, body=body, public=True,
+    add_event(session, ticket, EventKind.PUBLIC_REPLY, actor=user, now=now, body=body, public=True,
                    minutes=clean_minutes(minutes))
     _first(ticket, "first_response_at", now)
     sla.refresh(session, ticket, now=now)
-    notify.ticket_event(session, ticket, ev)
     return ticket
 
 
@@ -750,10 +748,9 @@ def reopen(session: Session, *, actor: ActorArg, ticket_id: int, expected_versio
     ticket.confirmation_requested_at = ticket.duplicate_of_id = None
     move(ticket, after)
     version = bump(ticket, now)
-    ev = add_event(session, ticket, EventKind.REOPENED, actor=user, actor_label=None if user else "system", now=now,
+    add_event(session, ticket, EventKind.REOPENED, actor=user, actor_label=None if user else "system", now=now,
                    from_status=before, to_status=after, body=body, public=public, version=version, meta=meta)
     sla.refresh(session, ticket, now=now)
-    notify.ticket_event(session, ticket, ev)
     return ticket
 
 

@@ -11,6 +11,9 @@
   (capped at ``retry_max``); after ``max_attempts`` such refusals → ``failed`` with a note.
 * **Server unreachable** (connection refused, timeout, TLS or login failure) → nothing is lost: the rows
   wait with the same backoff, however long the outage lasts, and are never marked failed for it.
+* **Cancelled** by a lead while it waited → ``cancelled``: only ``pending`` rows are claimed, so it is never
+  sent; a lead cannot cancel a row under a live claim (it may be on the wire), and a result recorded for a row
+  that is no longer ``pending`` is dropped.
 
 The Message-ID header is the row's ``message_id``, so a rare second delivery (a worker that sent and
 then died before recording it) is recognisable as the same mail by the receiving side.
@@ -18,6 +21,7 @@ then died before recording it) is recognisable as the same mail by the receiving
 
 from __future__ import annotations
 
+import base64
 import logging
 import smtplib
 import ssl
@@ -26,6 +30,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, formataddr
+from typing import cast
 
 from sqlalchemy import or_, select
 from sqlalchemy.engine import Engine
@@ -44,6 +49,9 @@ NO_PUBLIC_URL = ("public_url (HELPDESK_PUBLIC_URL) is not set; mail waits in the
                  "links in it (e.g. confirm the fix) would point nowhere")
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
+#: A lead cancelled it while it waited (Admin → Mail): never claimed, so never sent; it may be queued again.
+CANCELLED = "cancelled"
+STATES = (PENDING, SENT, FAILED, CANCELLED)
 MAILER = SystemActor(label="mailer")
 
 
@@ -86,6 +94,20 @@ def build_message(row: OutboxMail, config: SmtpConfig, public_url: str | None = 
     msg["X-Auto-Response-Suppress"] = "All"
     body = row.body if public_url is None else row.body.replace(PUBLIC_URL_MARK, public_url.rstrip("/"))
     msg.set_content(body, charset="utf-8")
+    parts = row.parts or []
+    if row.html_body:
+        msg.add_alternative(row.html_body, subtype="html", charset="utf-8")
+        html_part = cast(EmailMessage, next(p for p in msg.iter_parts() if p.get_content_type() == "text/html"))
+        for part in parts:
+            if part.get("cid"):  # an image the HTML shows inline (multipart/related)
+                maintype, _, subtype = part["content_type"].partition("/")
+                html_part.add_related(base64.b64decode(part["data"]), maintype=maintype, subtype=subtype,
+                                      cid=f"<{part['cid']}>", filename=part["filename"], disposition="inline")
+    for part in parts:
+        if not part.get("cid"):
+            maintype, _, subtype = part["content_type"].partition("/")
+            msg.add_attachment(base64.b64decode(part["data"]), maintype=maintype, subtype=subtype,
+                               filename=part["filename"])
     return msg
 
 

@@ -116,7 +116,8 @@ def test_create_finds_the_requester_again_by_email(engine, staff):
     b = create(engine, staff.tech, channel="phone", requester=RequesterInput(email="ann@example.com", phone="555-1"))
     ta, tb = get(engine, a), get(engine, b)
     assert ta.requester_id == tb.requester_id and tb.requester.phone == "555-1"
-    assert mails(engine, b) == []  # a phone call gets no "we received your request" mail
+    # every channel gets the receipt when the requester has an address, a phone call too
+    assert ["We received your request" in m.subject for m in mails(engine, b)] == [True]
 
 
 def test_create_with_device_and_assignee(engine, staff):
@@ -261,7 +262,9 @@ def test_log_action(engine, staff):
     with pytest.raises(ValidationError) as err:
         do(engine, tickets.log_action, tid, actor=staff.tech, kind="guesswork", text="x")
     assert "kind" in err.value.fields
-    assert len(mails(engine, tid)) == 1  # only the intake acknowledgement
+    # only the receipt and "a technician has taken it on": actions are not mailed
+    assert [m.subject.split("] ", 1)[1].split(":")[0] for m in mails(engine, tid)] == [
+        "We received your request", "Update"]
 
 
 def test_workaround(engine, staff):
@@ -285,7 +288,7 @@ def test_public_reply_sets_first_response_once(engine, staff):
     assert t.first_response_at == first
     evs = events(engine, tid, EventKind.PUBLIC_REPLY)
     assert [(e.body, e.public, e.minutes) for e in evs] == [("Looking at it now", True, 5), ("Parts ordered", True, None)]
-    assert [m.subject.split(": ")[0] for m in mails(engine, tid)[1:]] == [f"[HD-{tid:06d}] Update on your request"] * 2
+    assert [m.subject.split(": ")[0] for m in mails(engine, tid)[2:]] == [f"[HD-{tid:06d}] Update on your request"] * 2
 
 
 def test_internal_note_anyone_anywhere_no_mail_no_version(engine, staff):
@@ -742,7 +745,7 @@ def test_mail_at_each_communication_moment(engine, staff):
     do(engine, tickets.record_confirmation, tid, actor=staff.tech, via="phone", confirmed_by="Ann")
     do(engine, tickets.close, tid, actor=staff.tech, reason=ClosureReason.CONFIRMED)
     subjects = [m.subject.split("] ", 1)[1].split(":")[0] for m in mails(engine, tid)]
-    assert subjects == ["We received your request", "We need more information", "A workaround is available",
+    assert subjects == ["We received your request", "Update", "We need more information", "A workaround is available",
                         "Update on your request", "Resolved", "Please confirm the fix", "Closed"]
     assert all(m.to_address == "ann@example.com" and m.state == "pending" for m in mails(engine, tid))
     assert not any("Internal only" in m.body or "Worn roller" in m.body for m in mails(engine, tid))

@@ -83,7 +83,13 @@ def test_mail_in_answer_out_reply_in_through_the_worker(engine, staff, imap_serv
     report = worker.run(engine, once=True, smtp=smtp, imap=imap)
     assert [(r.kind, r.ticket_id) for r in report.imap.results] == [("comment", tid)]
     assert get(engine, tid).status == Status.IN_PROGRESS
-    assert len(smtp_server.received) == 2  # the acknowledgement and the question; replies are not answered
+    # the receipt, "a technician has taken it on", the question; the requester's replies are not answered
+    to_requester = [m for m in smtp_server.received if m.message["To"] != "tech@desk.example"]
+    assert [m.message["Subject"].split("] ", 1)[1].split(":")[0] for m in to_requester] == [
+        "We received your request", "Update", "We need more information"]
+    # the technician hears of the reply in their daily digest (the default mail choice; docs/notifications.md)
+    [digest] = [m for m in smtp_server.received if m.message["To"] == "tech@desk.example"]
+    assert digest.message["Subject"] == "1 unread notification(s) on the help desk"
     assert imap_server.uids("UNSEEN") == []
 
 
