@@ -10,8 +10,14 @@ Rules (also in docs/email.md):
   returns ``duplicate`` and writes nothing (the primary key settles races between two processes).
 * A message that cannot be parsed, or that a service refuses (e.g. a sender address without a domain),
   goes to the quarantine with the reason. Bad input never raises.
-* Auto-replies and bounces never resume a ticket and never trigger a mail: an internal note on the
-  ticket they answer, or quarantine with reason ``auto-reply ...`` when they answer none.
+* Spam (``X-Spam-Flag``/``X-Spam-Status``), bulk and list mail (``Precedence``, ``List-Id``,
+  ``List-Unsubscribe``), auto-replies and bounces never resume a ticket and never trigger a mail: an internal
+  note on the ticket they answer; when they answer none, quarantine (reason ``spam: ...``, ``bulk: ...``,
+  ``auto-reply: ...``) or, with the setting ``spam_mail = ticket``, a new ticket whose acknowledgement is
+  withheld, with an internal note saying why.
+* The raw message of everything that is not quarantined is kept in ``mail_raw`` (lib.mail.raw_store) and
+  linked from the ticket's created event (``meta["raw_mail_url"]``), comment or note. A body that could not
+  be read is said so in the description, with that link, instead of an empty description.
 * A reply is matched to a ticket by In-Reply-To/References (a message we sent, the ticket's own first
   message, or an earlier inbound message on it), else by the ``[HD-123]`` tag in the subject.
 * A match from a known participant (the requester, a staff address, an address that already wrote on the
@@ -32,7 +38,7 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email import policy
 from email.errors import MessageError
@@ -45,12 +51,16 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from lib import tickets
+from lib import notify, tickets
 from lib.config import get_settings
 from lib.db import transaction
 from lib.directory import RequesterInput
-from lib.errors import HelpdeskError
+from lib.errors import HelpdeskError, ValidationError
+from lib.mail import raw_store
 from lib.mail.parse import (
+    AUTO,
+    BULK,
+    SPAM,
     SYNTHETIC_ID_DOMAIN,
     InboundMail,
     MailParseError,
@@ -59,7 +69,7 @@ from lib.mail.parse import (
     strip_quoted_reply,
 )
 from lib.mail.settings import InboundDefaults
-from lib.models import OutboxMail, ProcessedMail, QuarantinedMail, Ticket, User, ticket_ref
+from lib.models import OutboxMail, ProcessedMail, QuarantinedMail, RawMail, Ticket, User, ticket_ref
 from lib.ticket_core import MAX_TEXT, SystemActor, now_utc
 from lib.tickets import DuplicateExternalRef, NewAttachment, TicketDraft
 from lib.workflow import Status
@@ -69,6 +79,12 @@ log = logging.getLogger("helpdesk.mail_in")
 SOURCE = "email"
 MAX_ID = 255
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: The description (or comment) of a mail whose body could not be read, followed by the raw message's link.
+UNREADABLE_BODY = "The message body could not be read; the raw message is kept:"
+#: Why such mail gets no acknowledgement, and how its note on a ticket starts.
+_NO_ACK_WHY = {SPAM: "the mail is marked as spam", BULK: "it is bulk or mailing-list mail",
+               AUTO: "it was sent automatically (an auto-reply, a bounce or a machine's report)"}
+_NOTE_LABEL = {SPAM: "Spam", BULK: "Bulk mail", AUTO: "Automatic mail"}
 
 
 @dataclass(frozen=True)
@@ -201,19 +217,33 @@ def _route(session: Session, mail: InboundMail, raw: bytes, key: str, *, now: da
     match = _match_ticket(session, mail, key)
     if mail.is_auto and match is None:
         match = _bounce_match(session, mail, raw, key)
+    if mail.is_auto and match is None and defaults.spam_mail != "ticket":
+        reason = f"{mail.auto_kind or AUTO}: {mail.auto_reason} (answers no ticket)"
+        _quarantine(session, raw, mail=mail, message_id=key, reason=reason, now=now)
+        return IngestResult("ignored_auto", None, reason, key)
+    kept = raw_store.keep(session, raw, message_id=key, now=now)
+    result = _deliver(session, mail, key, match, kept, now=now, defaults=defaults)
+    kept.ticket_id = result.ticket_id
+    return result
+
+
+def _deliver(session: Session, mail: InboundMail, key: str, match: _Match | None, kept: RawMail, *, now: datetime,
+             defaults: InboundDefaults) -> IngestResult:
     if mail.is_auto:
-        return _auto_reply(session, mail, raw, key, match, now=now)
+        if match is not None:
+            return _auto_reply(session, mail, key, match, kept, now=now)
+        return _new_ticket(session, mail, key, kept, now=now, defaults=defaults, withheld=True)
     if match is None:
-        return _new_ticket(session, mail, key, now=now, defaults=defaults)
+        return _new_ticket(session, mail, key, kept, now=now, defaults=defaults)
     ticket = match.ticket
     ref = ticket_ref(ticket.id)
     if ticket.status == Status.CLOSED.value:
-        return _new_ticket(session, mail, key, now=now, defaults=defaults, parent=ticket,
+        return _new_ticket(session, mail, key, kept, now=now, defaults=defaults, parent=ticket,
                            reason=f"reply to closed {ref}: new ticket linked to it")
-    if not _is_participant(session, ticket, sender):
-        return _new_ticket(session, mail, key, now=now, defaults=defaults, parent=ticket,
-                           reason=f"{sender} is not a participant of {ref}: new ticket linked to it")
-    return _comment(session, mail, key, match, now=now)
+    if not _is_participant(session, ticket, mail.from_address):
+        return _new_ticket(session, mail, key, kept, now=now, defaults=defaults, parent=ticket,
+                           reason=f"{mail.from_address} is not a participant of {ref}: new ticket linked to it")
+    return _comment(session, mail, key, match, kept, now=now)
 
 
 def _returned_headers(raw: bytes) -> list[Message]:
@@ -317,6 +347,18 @@ def _text(value: str) -> str:
     return text
 
 
+def _body(mail: InboundMail, kept: RawMail) -> str:
+    """The mail's text; for a body that could not be read, a sentence saying so with the raw message's link."""
+    text = _text(mail.body_text)
+    if mail.body_unreadable and not text.strip():
+        return f"{UNREADABLE_BODY} {raw_store.raw_url(kept.id)}"
+    return text
+
+
+def _raw_meta(kept: RawMail) -> dict[str, object]:
+    return {"raw_mail_id": kept.id, "raw_mail_url": raw_store.raw_url(kept.id)}
+
+
 def _summary(subject: str) -> str:
     text = " ".join(_CONTROL.sub(" ", subject).split()) or "(no subject)"
     return text if len(text) <= 200 else text[:199].rstrip() + "…"
@@ -341,13 +383,14 @@ def _note_dropped(session: Session, ticket_id: int, dropped: list[tuple[str, int
     tickets.internal_note(session, actor=actor, ticket_id=ticket_id, text=text, now=now)
 
 
-def _new_ticket(session: Session, mail: InboundMail, key: str, *, now: datetime, defaults: InboundDefaults,
-                parent: Ticket | None = None, reason: str | None = None) -> IngestResult:
+def _new_ticket(session: Session, mail: InboundMail, key: str, raw_row: RawMail, *, now: datetime,
+                defaults: InboundDefaults, parent: Ticket | None = None, reason: str | None = None,
+                withheld: bool = False) -> IngestResult:
     kept, dropped = _split_attachments(mail)
     actor = SystemActor(label=f"{_sender_label(mail)} (e-mail)"[:200])
     name = " ".join(mail.from_name.split())[:120] or None
     summary = _summary(mail.subject)
-    description = _text(mail.body_text)
+    description = _body(mail, raw_row)
     if summary != " ".join(mail.subject.split()):  # cut to fit: keep the whole subject in the description
         description = _text(f"Subject: {mail.subject}\n\n{description}".rstrip())
     draft = TicketDraft(
@@ -361,18 +404,30 @@ def _new_ticket(session: Session, mail: InboundMail, key: str, *, now: datetime,
         external_source=SOURCE,
         external_ref=key,
         attachments=kept,
+        event_meta=_raw_meta(raw_row),
     )
+    why = f"{_NO_ACK_WHY[mail.auto_kind or AUTO]} ({mail.auto_reason})" if withheld else None
+    if why is not None:
+        draft.event_meta = {**(draft.event_meta or {}), "acknowledgement": f"not sent: {why}", notify.QUIET: why}
     ticket = tickets.create_ticket(session, actor=actor, draft=draft, now=now)
+    if why is not None:
+        tickets.internal_note(
+            session, actor=SystemActor(label="e-mail"), ticket_id=ticket.id, now=now,
+            text=(f"No acknowledgement was sent to {mail.from_address}: {why}. Nothing is mailed back "
+                  "automatically for such mail; if the request is genuine, answer it with a public reply.\n"
+                  f"Raw message: {raw_store.raw_url(raw_row.id)}"))
+        reason = f"not acknowledged: {mail.auto_kind or AUTO} ({mail.auto_reason})"
     _note_dropped(session, ticket.id, dropped, actor=actor, now=now)
     return IngestResult("ticket", ticket.id, reason, key)
 
 
-def _comment(session: Session, mail: InboundMail, key: str, match: _Match, *, now: datetime) -> IngestResult:
+def _comment(session: Session, mail: InboundMail, key: str, match: _Match, raw_row: RawMail, *,
+             now: datetime) -> IngestResult:
     ticket_id = match.ticket.id
-    full = _text(mail.body_text)
+    full = _body(mail, raw_row)
     text = strip_quoted_reply(full)
     meta: dict[str, object] = {"message_id": key, "from": mail.from_address, "subject": mail.subject[:300],
-                               "matched_by": match.how}
+                               "matched_by": match.how, **_raw_meta(raw_row)}
     if text.strip() != full.strip():
         meta["full_text"] = full
     label = _sender_label(mail)
@@ -385,20 +440,69 @@ def _comment(session: Session, mail: InboundMail, key: str, match: _Match, *, no
     return IngestResult("comment", ticket_id, f"matched by {match.how}", key)
 
 
-def _auto_reply(session: Session, mail: InboundMail, raw: bytes, key: str, match: _Match | None, *,
+def _auto_reply(session: Session, mail: InboundMail, key: str, match: _Match, raw_row: RawMail, *,
                 now: datetime) -> IngestResult:
-    if match is None:
-        reason = f"auto-reply: {mail.auto_reason} (answers no ticket)"
-        _quarantine(session, raw, mail=mail, message_id=key, reason=reason, now=now)
-        return IngestResult("ignored_auto", None, reason, key)
-    body = _text(mail.body_text).strip()
+    body = _body(mail, raw_row).strip()
     if len(body) > 4000:
         body = body[:4000].rstrip() + "\n[...]"
-    text = (f"Automatic mail from {_sender_label(mail)} ignored ({mail.auto_reason}); it neither resumed the "
-            f"ticket nor was answered.\nSubject: {mail.subject}" + (f"\n\n{body}" if body else ""))
+    text = (f"{_NOTE_LABEL[mail.auto_kind or AUTO]} from {_sender_label(mail)} ignored ({mail.auto_reason}); it "
+            f"neither resumed the ticket nor was answered.\nSubject: {mail.subject}\n"
+            f"Raw message: {raw_store.raw_url(raw_row.id)}" + (f"\n\n{body}" if body else ""))
     tickets.internal_note(session, actor=SystemActor(label="e-mail"), ticket_id=match.ticket.id,
                           text=text, now=now)
     return IngestResult("ignored_auto", match.ticket.id, mail.auto_reason, key)
+
+
+# --- a quarantined message a lead releases ------------------------------------------------------
+
+#: mail_processed outcomes of a message held in the quarantine: the only ones a release may replace
+HELD = ("quarantined", "ignored_auto")
+
+
+class _NotTaken(Exception):
+    """Raised inside the savepoint of a release that would quarantine the message again (rolls it back)."""
+
+
+def release_message(session: Session, raw: bytes, *, now: datetime | None = None,
+                    defaults: InboundDefaults | None = None) -> IngestResult:
+    """Take in a quarantined message a lead judged genuine: routed by the same rules as :func:`ingest_message`
+    (same matching, same services, an acknowledgement for a new ticket), except that spam, bulk and automatic
+    mail is treated as ordinary mail. Its ``mail_processed`` record, written when it was quarantined, is
+    replaced by the outcome ("ticket" or "comment"), so a later copy of the message is a duplicate of the
+    result. Raises :class:`~lib.errors.ValidationError` (nothing written) when the message cannot be read as
+    an e-mail, was already taken in, or would be held again (e.g. it comes from the desk's own address, or a
+    service refuses it)."""
+    now = now_utc(now)
+    defaults = defaults or InboundDefaults.from_settings()
+    try:
+        mail = parse_mail(bytes(raw), tag_prefix=get_settings().ticket_prefix)
+    except MailParseError as exc:
+        raise ValidationError({"message": f"cannot be released: it cannot be read as an e-mail ({exc})"}) from exc
+    key = message_key(mail.message_id)
+    seen = session.get(ProcessedMail, key)
+    if seen is not None and seen.outcome not in HELD:
+        where = f" as {ticket_ref(seen.ticket_id)}" if seen.ticket_id else ""
+        raise ValidationError({"message": f"this message was already taken in{where} ({seen.outcome})"})
+    if mail.is_auto:  # the lead's decision overrides the headers that held it back
+        mail = replace(mail, is_auto=False, auto_kind=None, auto_reason=None)
+    try:
+        with session.begin_nested():
+            result = _route(session, mail, bytes(raw), key, now=now, defaults=defaults)
+            if result.kind not in ("ticket", "comment"):
+                raise _NotTaken(result.reason or result.kind)
+            if seen is None:
+                session.add(ProcessedMail(message_id=key, from_address=mail.from_address[:254], outcome=result.kind,
+                                          ticket_id=result.ticket_id, processed_at=now))
+            else:
+                seen.outcome, seen.ticket_id, seen.processed_at = result.kind, result.ticket_id, now
+            session.flush()
+    except _NotTaken as exc:
+        raise ValidationError({"message": f"cannot be released: it would be held again ({exc})"}) from exc
+    except DuplicateExternalRef as exc:
+        raise ValidationError({"message": f"a ticket from this message exists: {ticket_ref(exc.ticket_id)}"}) from exc
+    except HelpdeskError as exc:
+        raise ValidationError({"message": f"cannot be released: {_describe(exc)}"}) from exc
+    return result
 
 
 # --- batches: files, Maildirs, stdin ------------------------------------------------------------
@@ -436,7 +540,7 @@ def _expand(sources: Iterable[str | Path], stdin: object) -> Iterator[_Source]:
     for source in sources:
         if str(source) == "-":
             stream = stdin if stdin is not None else sys.stdin.buffer
-            yield _Source("<stdin>", lambda s=stream: s.read())  # type: ignore[misc]  # mypy#15459: s=stream binds this stream
+            yield _Source("<stdin>", lambda s=stream: s.read())  # type: ignore[misc]  # mypy cannot type a default-bound lambda argument; s=stream binds this stream
             continue
         path = Path(source)
         if path.is_dir():

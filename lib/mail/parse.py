@@ -6,8 +6,14 @@ From address with a domain. Everything else degrades gracefully: undecodable tex
 replacement characters, a missing subject becomes ``"(no subject)"``, a missing or invalid
 date becomes ``None``, a missing Message-ID is replaced by a stable synthetic one.
 
-Standard library ``email`` plus ``html2text`` only, so it runs in the web process and in
-scripts alike.
+The modern parser (``email.policy.default``) reads the message first. When it finds no body text, or
+reports defects in the MIME structure (e.g. a multipart boundary written unquoted with ``=`` in it, which
+it cannot split), the body and attachments are read again with the tolerant legacy parser
+(``email.policy.compat32``). A body that neither can read is flagged (``body_unreadable``) so the ticket
+can say so instead of showing an empty description. HTML-only mail is converted by
+:mod:`lib.mail.html_text`.
+
+Standard library ``email`` only, so it runs in the web process and in scripts alike.
 """
 
 from __future__ import annotations
@@ -21,22 +27,34 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
-from email.errors import MessageError
+from email.errors import (
+    CloseBoundaryNotFoundDefect,
+    MessageDefect,
+    MessageError,
+    MultipartInvariantViolationDefect,
+    NoBoundaryInMultipartDefect,
+    StartBoundaryNotFoundDefect,
+)
 from email.header import decode_header, make_header
 from email.message import Message, MIMEPart
 from email.utils import getaddresses
 from html import unescape
 from typing import cast
 
-import html2text
-
 from lib.config import get_settings
+from lib.mail.html_text import html_to_text
 
 NO_SUBJECT = "(no subject)"
 SYNTHETIC_ID_DOMAIN = "helpdesk.invalid"
 _MAX_FILENAME = 200
 _SIGNATURES = {"application/pgp-signature", "application/pkcs7-signature", "application/x-pkcs7-signature"}
 _AUTO_HEADERS = ("X-Auto-Response-Suppress", "X-Autoreply", "X-Autorespond")
+_LIST_HEADERS = ("List-Id", "List-Unsubscribe")
+#: What the sender's kind of mail is called (``InboundMail.auto_kind``): none of them is ever answered.
+SPAM, AUTO, BULK = "spam", "auto-reply", "bulk"
+#: Defects that mean the modern parser did not see the MIME structure the sender meant.
+_STRUCTURE_DEFECTS = (StartBoundaryNotFoundDefect, MultipartInvariantViolationDefect, NoBoundaryInMultipartDefect,
+                      CloseBoundaryNotFoundDefect)
 _MSG_ID = re.compile(r"<([^<>]+)>")
 _SIMPLE_ADDRESS = re.compile(r"[^\s@<>\"(),;:]+@[^\s@<>\"(),;:]+")
 _ATTRIBUTION = re.compile(
@@ -74,9 +92,11 @@ class InboundMail:
     references: list[str]
     body_text: str  # plain text (HTML-only mails converted), LF line ends, no trailing blanks
     attachments: list[InboundAttachment]
-    is_auto: bool  # auto-reply, bounce or bulk mail: never answer it automatically
+    is_auto: bool  # spam, auto-reply, bounce or bulk mail: never answer it automatically
     auto_reason: str | None  # the header that said so, e.g. "Auto-Submitted: auto-replied"
     ticket_ref: int | None  # number from a "[HD-000123]" subject tag
+    auto_kind: str | None = None  # SPAM, AUTO or BULK when is_auto
+    body_unreadable: bool = False  # the message has a body, but no text could be read from it
 
 
 def parse_mail(raw: bytes, *, tag_prefix: str | None = None) -> InboundMail:
@@ -105,8 +125,8 @@ def _parse(raw: bytes, tag_prefix: str | None) -> InboundMail:
     if not from_address:
         raise MailParseError("no From address")
     subject = " ".join(_header_text(msg, "subject").split()) or NO_SUBJECT
-    body_part = _body_part(msg)
-    is_auto, auto_reason = _auto_reason(msg, from_address)
+    body_text, attachments, unreadable = _content(msg, raw)
+    auto_kind, auto_reason = _auto_reason(msg, from_address)
     synthetic_id = f"<{hashlib.sha256(raw).hexdigest()}@{SYNTHETIC_ID_DOMAIN}>"
     return InboundMail(
         message_id=(_message_ids(msg, "message-id") or [synthetic_id])[0],
@@ -118,11 +138,13 @@ def _parse(raw: bytes, tag_prefix: str | None) -> InboundMail:
         date=_date(msg),
         in_reply_to=_message_ids(msg, "in-reply-to"),
         references=_message_ids(msg, "references"),
-        body_text=_body_text(body_part) if body_part is not None else "",
-        attachments=_attachments(msg, body_part),
-        is_auto=is_auto,
+        body_text=body_text,
+        attachments=attachments,
+        is_auto=auto_kind is not None,
         auto_reason=auto_reason,
         ticket_ref=find_ticket_tag(subject, tag_prefix=tag_prefix),
+        auto_kind=auto_kind,
+        body_unreadable=unreadable,
     )
 
 
@@ -231,25 +253,92 @@ def _date(msg: MIMEPart) -> datetime | None:
     return None
 
 
-def _auto_reason(msg: MIMEPart, from_address: str) -> tuple[bool, str | None]:
-    """Whether a machine sent the mail (auto-reply, bounce, bulk), and the rule that matched."""
+def _auto_reason(msg: MIMEPart, from_address: str) -> tuple[str | None, str | None]:
+    """What kind of machine-sent mail this is (SPAM, AUTO, BULK or None), and the header that said so.
+
+    Spam first (a spam filter's verdict: ``X-Spam-Flag: YES``, ``X-Spam-Status: Yes, score=...``), then
+    auto-replies and bounces, then bulk and list mail.
+    """
+    flag = _header_text(msg, "x-spam-flag")
+    if flag.lower().startswith("yes"):
+        return SPAM, f"X-Spam-Flag: {flag}"[:200]
+    status = _header_text(msg, "x-spam-status")
+    if re.match(r"yes\b", status, re.IGNORECASE):
+        return SPAM, f"X-Spam-Status: {' '.join(status.split())}"[:200]
     auto_submitted = _header_text(msg, "auto-submitted")
     if auto_submitted and auto_submitted.split(";")[0].strip().lower() != "no":
-        return True, f"Auto-Submitted: {auto_submitted}"
+        return AUTO, f"Auto-Submitted: {auto_submitted}"
     for name in _AUTO_HEADERS:
         if _raw_values(msg, name):
-            return True, f"{name}: {_header_text(msg, name)}".rstrip()
+            return AUTO, f"{name}: {_header_text(msg, name)}".rstrip()
+    if msg.get_content_type() == "multipart/report":
+        return AUTO, f"Content-Type: multipart/report; report-type={msg.get_param('report-type', '')}"
+    if from_address.split("@")[0] in ("mailer-daemon", "postmaster"):
+        return AUTO, f"From: {from_address}"
     precedence = _header_text(msg, "precedence").lower()
     if precedence in ("bulk", "junk", "list"):
-        return True, f"Precedence: {precedence}"
-    if msg.get_content_type() == "multipart/report":
-        return True, f"Content-Type: multipart/report; report-type={msg.get_param('report-type', '')}"
-    if from_address.split("@")[0] in ("mailer-daemon", "postmaster"):
-        return True, f"From: {from_address}"
-    return False, None
+        return BULK, f"Precedence: {precedence}"
+    for name in _LIST_HEADERS:
+        if _raw_values(msg, name):
+            return BULK, f"{name}: {_header_text(msg, name)}"[:200].rstrip()
+    return None, None
 
 
 # --- body and attachments ----------------------------------------------------------------
+
+
+def _content(msg: MIMEPart, raw: bytes) -> tuple[str, list[InboundAttachment], bool]:
+    """(body text, attachments, body unreadable): the modern parse, else the tolerant legacy one."""
+    body_part = _body_part(msg)
+    text = _body_text(body_part) if body_part is not None else ""
+    attachments = _attachments(msg, body_part)
+    broken = _structure_broken(msg)
+    if text.strip() and not broken:
+        return text, attachments, False
+    legacy: MIMEPart | None
+    try:  # parts made with _class: the same methods as the modern parse, the legacy parser's tolerance
+        legacy = cast(MIMEPart, email.message_from_bytes(raw, _class=MIMEPart, policy=policy.compat32))
+        legacy_body = _body_part(legacy)
+        legacy_text = _body_text(legacy_body) if legacy_body is not None else ""
+        legacy_attachments = _attachments(legacy, legacy_body)
+    except _MALFORMED:
+        legacy, legacy_text, legacy_attachments = None, "", []
+    if legacy is not None and legacy_text.strip() and (broken or not text.strip()):
+        return legacy_text, legacy_attachments, False
+    if text.strip():
+        return text, attachments, False
+    if broken and len(legacy_attachments) > len(attachments):
+        attachments = legacy_attachments
+    unreadable = broken or _has_unread_payload(msg, attachments) or (
+        legacy is not None and _has_unread_payload(legacy, legacy_attachments))
+    return "", attachments, unreadable
+
+
+def _structure_broken(msg: MIMEPart) -> bool:
+    defects: list[MessageDefect] = []
+    with suppress(*_MALFORMED):
+        for part in msg.walk():
+            defects.extend(part.defects)
+    return any(isinstance(d, _STRUCTURE_DEFECTS) for d in defects)
+
+
+def _has_unread_payload(msg: MIMEPart, attachments: list[InboundAttachment]) -> bool:
+    """Whether a leaf part that is neither an attachment nor a signature holds non-blank content.
+
+    Called when no body text was read: such content is a body that could not be turned into text
+    (an undecodable transfer encoding, a body of an unexpected type), as opposed to a mail that is
+    empty or attachments only."""
+    names = {a.filename for a in attachments}
+    with suppress(*_MALFORMED):
+        for part in msg.walk():
+            if part.is_multipart() or part.get_content_type() in _SIGNATURES:
+                continue
+            if part.get_content_disposition() == "attachment" or _safe_filename(part.get_filename()) in names - {""}:
+                continue
+            payload = part.get_payload()
+            if isinstance(payload, str) and payload.strip():
+                return True
+    return False
 
 
 def _body_part(msg: MIMEPart) -> MIMEPart | None:
@@ -284,12 +373,10 @@ def _body_text(part: MIMEPart) -> str:
     text = _decode(part).replace("\r\n", "\n").replace("\r", "\n")
     is_html = part.get_content_subtype() == "html"
     if is_html:
-        converter = html2text.HTML2Text()
-        converter.body_width, converter.ignore_images, converter.ignore_emphasis = 0, True, True
         try:
-            text = converter.handle(text)
-        except (*_MALFORMED, AssertionError):  # html.parser asserts on some broken markup
-            text = unescape(re.sub(r"<[^>]*>", " ", text))
+            text = html_to_text(text)
+        except (*_MALFORMED, AssertionError, RecursionError):  # last resort: the tags stripped
+            text = " ".join(unescape(re.sub(r"<[^>]*>", " ", text)).split())
     text = "\n".join(line.rstrip() for line in _clean(text).split("\n")).strip("\n")
     return re.sub(r"\n{3,}", "\n\n", text) if is_html else text
 

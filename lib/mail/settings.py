@@ -95,6 +95,7 @@ class InboundDefaults:
     category: str = "Other"
     priority: str = "Medium"
     own_addresses: tuple[str, ...] = ()  # mail from these is a loop: quarantined, never answered
+    spam_mail: str = "quarantine"  # spam, bulk and automatic mail that answers no ticket: "quarantine" or "ticket"
 
     @classmethod
     def from_settings(cls, env: dict[str, str] | None = None) -> InboundDefaults:
@@ -108,6 +109,7 @@ class InboundDefaults:
             category=st.email_category or "Other",
             priority=st.email_priority or "Medium",
             own_addresses=tuple(sorted(own)),
+            spam_mail=st.spam_mail,
         )
 
 
