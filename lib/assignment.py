@@ -12,6 +12,8 @@ The rule (also in docs/assignment.md):
   share of capacity used.
 * **Routine work (Low, Medium)**: the least loaded (share of capacity used) among those with the skill;
   equal load → the more skilled. People without the skill come after them.
+* **Leads after the team**: a lead with room comes after the technicians and seniors with room, unless none
+  of them has room, or the lead has the skill and none of them does ("a lead: after the team members with room").
 * **Full people come last**, in the same order, marked "full".
 
 Each candidate carries a one-line explanation a person can check, e.g.
@@ -228,7 +230,17 @@ def standing(*, user_id: int, name: str, capacity: int, skill: int, counts: dict
 def rank(rows: list[Standing], *, priority: Priority, category: str) -> list[Candidate]:
     """Order people and write each one's explanation (pure: no database)."""
     urgent = priority in URGENT
-    rows = sorted(rows, key=lambda r: (-r.score, -r.skill, _share(r.load, r.capacity), r.name.lower(), r.user_id))
+    staff_room = [r for r in rows if not r.full and r.role < Role.LEAD]
+    staff_skilled = any(r.skill >= ADEQUATE_SKILL for r in staff_room)
+
+    def deferred(r: Standing) -> bool:
+        """A lead with room comes after the others with room, unless none of them has room, or the lead has the
+        skill and none of them does (the lead runs the desk; ordinary work goes to the team first)."""
+        return (r.role >= Role.LEAD and not r.full and bool(staff_room)
+                and (staff_skilled or r.skill < ADEQUATE_SKILL))
+
+    rows = sorted(rows, key=lambda r: (r.full, deferred(r), -r.score, -r.skill, _share(r.load, r.capacity),
+                                       r.name.lower(), r.user_id))
     room = [r for r in rows if not r.full]
     best_skill = max((r.skill for r in room), default=0)
     skilled_room = [r for r in room if r.skill >= ADEQUATE_SKILL]
@@ -260,7 +272,9 @@ def rank(rows: list[Standing], *, priority: Priority, category: str) -> list[Can
             reason = "nobody with the skill has room" if not skilled_room else "has room"
         out.append(Candidate(
             user_id=r.user_id, name=r.name, role=r.role, score=round(r.score, 3), skill=r.skill, load=r.load,
-            capacity=r.capacity, counts=dict(r.counts), full=r.full, explanation=f"{head}; {load}; {reason}",
+            capacity=r.capacity, counts=dict(r.counts), full=r.full,
+            explanation=f"{head}; {load}; {reason}" + ("; a lead: after the team members with room" if deferred(r)
+                                                         else ""),
         ))
     return out
 

@@ -89,7 +89,11 @@ def rule_caption(found: assignment.Suggestions) -> str:
 
 
 def candidate_line(c: assignment.Candidate) -> str:
+    """The person by name (with their role when not a technician, and whether they hold it or are full), then
+    the ranking's one-line reason."""
     tags = []
+    if c.role is not Role.TECHNICIAN:
+        tags.append(c.role.label.lower())
     if c.current:
         tags.append("current assignee")
     if c.full:
@@ -99,18 +103,21 @@ def candidate_line(c: assignment.Candidate) -> str:
 
 
 def suggestions_list(found: assignment.Suggestions, *, key: str, can_assign: bool, limit: int = 5) -> int | None:
-    """The ranked people with their explanations; returns the id whose Assign button was pressed."""
+    """The ranked people by name, each with the reason for their place, and for a lead an "Assign to <name>"
+    button under each (full width of the column, so the name is never cut); returns the id whose button was
+    pressed."""
     st.caption(rule_caption(found))
     if not found.candidates:
         st.info("Nobody can take it now: everyone eligible is away or inactive.", icon="🫥")
         return None
     chosen = None
     for i, c in enumerate(found.candidates[:limit]):
-        cols = st.columns([5, 1]) if can_assign else [st.container()]
-        cols[0].markdown(f"{i + 1}. {candidate_line(c)}")
-        if can_assign and not c.current:
-            if cols[1].button("Assign", key=f"{key}_{c.user_id}", type="primary" if i == 0 else "secondary"):
-                chosen = c.user_id
+        with st.container(key=f"{key}_row_{c.user_id}"):
+            st.markdown(f"{i + 1}. {candidate_line(c)}")
+            if can_assign and not c.current:
+                if st.button(f"Assign to {core.escape_md(c.name)}", key=f"{key}_{c.user_id}", width="stretch",
+                             type="primary" if i == 0 and not c.full else "secondary"):
+                    chosen = c.user_id
     return chosen
 
 

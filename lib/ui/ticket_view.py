@@ -7,12 +7,16 @@ from dataclasses import dataclass
 import streamlit as st
 
 from lib import clock, queries, sla
-from lib.models import Ticket, ticket_ref
+from lib.models import OutboxMail, Ticket, ticket_ref
 from lib.queries import Related, TimelineEntry
 from lib.sniff import safe_download_type
 from lib.ui import core
+from lib.ui.next_step import escalation_now
 from lib.workflow import (
+    CHANNEL_LABELS,
+    STATUS_INFO,
     Action,
+    Channel,
     EscalationLevel,
     EventKind,
     Priority,
@@ -34,9 +38,38 @@ class Snapshot:
     children: list[Related]
     attachments: list
     facts: TicketFacts  # what the closure guards read, as the services read it
+    #: Events for which the requester was mailed (written in the event's transaction, so the marker covers it).
+    mailed_events: frozenset[int] = frozenset()
+
+
+def marker(ticket_id: int) -> tuple[int, int, int]:
+    """What changes whenever the ticket does, read cheaply: its version (field and status changes) and the newest
+    id and number of its events (appends; the count also moves when a lower id commits late on PostgreSQL)."""
+    with core.reading() as s:
+        return _marker(s, ticket_id)
+
+
+def _marker(s, ticket_id: int) -> tuple[int, int, int]:
+    from sqlalchemy import func, select
+
+    from lib.models import TicketEvent
+
+    version = s.scalar(select(Ticket.version).where(Ticket.id == ticket_id)) or 0
+    last, count = s.execute(select(func.max(TicketEvent.id), func.count())
+                            .where(TicketEvent.ticket_id == ticket_id)).one()
+    return version, last or 0, count
+
+
+@st.cache_data(ttl=600, max_entries=200, show_spinner=False)
+def load_at(ticket_id: int, marker: tuple[int, int, int], minute: int) -> Snapshot | None:
+    """The snapshot for a change marker (and the minute, so the side lists of other tickets stay fresh): every
+    tab on the ticket and every fragment run reuse it until the ticket changes; another server's write moves the
+    marker read from the database, so no cache is ever cleared."""
+    return load(ticket_id)
 
 
 def load(ticket_id: int) -> Snapshot | None:
+    from lib.notify import requester_mails
     from lib.ticket_core import facts
 
     with core.reading() as s:
@@ -53,13 +86,19 @@ def load(ticket_id: int) -> Snapshot | None:
             children=queries.child_tickets(s, t.id) if t.is_major_incident else [],
             attachments=queries.attachments(s, t.id),
             facts=facts(s, t),
+            mailed_events=frozenset(m.event_id for m in requester_mails(s, t.id, limit=10_000)
+                                    if m.event_id is not None),
         )
         s.expunge_all()
         return snap
 
 
-#: The actions the ticket page offers as choices, in the order shown, with their labels.
+#: The actions of the ticket page's action area, with their labels.
 ACTION_CHOICES: dict[Action, str] = {
+    Action.TAKE: "🙋 Take this ticket",
+    Action.ACKNOWLEDGE: "👍 Acknowledge",
+    Action.RESUME: "▶️ Resume work",
+    Action.REQUEST_CONFIRMATION: "📨 Ask the user to confirm the fix",
     Action.ASSIGN: "👤 Assign",
     Action.REQUEST_INFO: "❓ Request information",
     Action.ESCALATE_SENIOR: "⬆️ Escalate to a senior",
@@ -80,33 +119,82 @@ def allowed(user, ticket: Ticket, action: Action) -> bool:
     )
 
 
+def _clip(text: str, *, lines: int = 8, chars: int = 700) -> tuple[str, bool]:
+    """The start of a long text, cut at a line or word, and whether it was cut."""
+    rows = text.split("\n")
+    short = "\n".join(rows[:lines])
+    if len(short) > chars:
+        short = short[:chars].rsplit(" ", 1)[0]
+    return (short, True) if short.strip() != text.strip() else (text, False)
+
+
+def problem(snap: Snapshot) -> None:
+    """The problem first, compact: summary, the requester's words, who reported it and how to reach them, the
+    device. User text is shown as data (escaped), never as markup."""
+    t = snap.ticket
+    with st.container(key="problem"):
+        st.subheader(f"🎫 {ticket_ref(t.id)} · {core.escape_md(core.reveal_bidi(t.summary))}", anchor=False)
+        text = core.reveal_bidi(t.description or "").strip()
+        if text:
+            short, cut = _clip(text)
+            with st.container(key="problem_description"):
+                core.user_text(short + (" …" if cut else ""))
+            if cut:
+                with st.expander("Full description"):
+                    core.user_text(text)
+        else:
+            st.caption("No description was given.")
+        who = []
+        if t.requester:
+            r = t.requester
+            who.append("👤 **" + core.escape_md(core.reveal_bidi(r.name or r.email or "—")) + "**")
+            contact = [x for x in (r.email, r.phone) if x and x != r.name]
+            if contact:
+                who.append(core.escape_md(core.reveal_bidi(" · ".join(contact))))
+            else:
+                who.append("no e-mail address or phone")
+        else:
+            who.append("👤 no requester (e.g. a monitoring alert)")
+        device = []
+        if t.device:
+            d = t.device
+            device.append(" ".join(x for x in (d.asset_tag, d.make_model or d.device_type) if x))
+        if t.device_details:
+            device.append(t.device_details.splitlines()[0][:120])
+        who.append("💻 " + (core.escape_md(core.reveal_bidi(" · ".join(device))) if device else "no device recorded"))
+        how = CHANNEL_LABELS.get(Channel(t.channel)) if t.channel in Channel._value2member_map_ else None
+        who.append(f"logged {'via ' + how.lower() + ' ' if how else ''}{core.fmt_time(t.created_at)}")
+        st.markdown(" · ".join(who))
+
+
 def header(snap: Snapshot) -> None:
+    """The problem, then the live state: status, priority, SLA, escalation now, assignee and clocks."""
     t = snap.ticket
     now = clock.now()
-    st.title(f"🎫 {ticket_ref(t.id)}")
-    st.subheader(core.escape_md(core.reveal_bidi(t.summary)), anchor=False)
-    cols = st.columns([1, 1, 1, 1, 3])
-    with cols[0]:
-        core.status_badge(Status(t.status))
-    with cols[1]:
+    problem(snap)
+    status = Status(t.status)
+    with st.container(horizontal=True, gap="small", key="state_badges", vertical_alignment="center"):
+        core.status_badge(status)
         core.priority_badge(Priority(t.priority))
-    with cols[2]:
         state = sla.state(t, now=now)
         if state is not sla.SlaState.NONE:
             colours: dict[str, core.BadgeColour] = {"ok": "green", "at_risk": "orange", "breached": "red"}
             st.badge(f"SLA: {state.label}", icon=sla.SLA_ICONS[state] or None, color=colours.get(state.value, "gray"))
-    with cols[3]:
-        if t.escalation_level:
-            st.badge(f"Escalated: {EscalationLevel(t.escalation_level).label}", icon="⬆️", color="violet")
-    m = st.columns(5)
-    m[0].markdown(f"**Assignee**  \n{core.escape_md(t.assignee.name) if t.assignee else '— unassigned —'}")
-    m[1].markdown(f"**Category**  \n{core.escape_md(t.category.name)}")
-    m[2].markdown(f"**Created**  \n{core.fmt_time(t.created_at)}")
-    due = core.fmt_time(t.resolution_due_at) if t.resolution_due_at else ("paused" if t.sla_policy else "—")
-    m[3].markdown(f"**Resolution due**  \n{due}")
-    resp = sla.responded_at(t)
-    m[4].markdown(f"**First response**  \n{core.fmt_time(resp) if resp else 'due ' + core.fmt_time(t.response_due_at)}")
-    if t.vendor_name:
+        level = escalation_now(status, snap.timeline, level=t.escalation_level)
+        if level is not None:
+            st.badge(f"Escalated: {level.label}", icon="⬆️", color="violet")
+        st.markdown(f"**Assignee:** {core.escape_md(t.assignee.name) if t.assignee else '— unassigned —'}",
+                    width="content")
+    parts = [f"Category: {core.escape_md(t.category.name)}"]
+    if STATUS_INFO[status].open or STATUS_INFO[status].resolved:
+        due = core.fmt_time(t.resolution_due_at) if t.resolution_due_at else ("paused" if t.sla_policy else "—")
+        parts.append(f"Resolution due: {due}")
+        resp = sla.responded_at(t)
+        parts.append(f"First response: {core.fmt_time(resp) if resp else 'due ' + core.fmt_time(t.response_due_at)}")
+    elif t.closed_at:
+        parts.append(f"Closed: {core.fmt_time(t.closed_at)}")
+    st.caption(" · ".join(parts))
+    if t.vendor_name and level is EscalationLevel.VENDOR:
         promised = core.fmt_time(t.vendor_promised_at) if t.vendor_promised_at else "no promise yet"
         st.caption(f"Vendor: {core.escape_md(t.vendor_name)} · case {core.escape_md(t.vendor_case_ref or '—')} · "
                    f"promised {promised}")
@@ -190,19 +278,102 @@ def _headline(e: TimelineEntry) -> str:
     return f"{_KIND_ICONS.get(kind, '•') if kind else '•'} {label}"
 
 
+#: Tints of the timeline: public entries blue, internal ones amber, each with a thick left border (the label
+#: says the same in words and icon, for anyone who does not see the colour). Static CSS, no user text in it.
+_TIMELINE_CSS = """<style>
+[class*="st-key-tl_pub_"] {border-left: 6px solid #1c7ed6 !important; background: rgba(28,126,214,0.06);}
+[class*="st-key-tl_int_"] {border-left: 6px dashed #e8a400 !important; background: rgba(232,164,0,0.08);}
+</style>"""
+
+
+def visibility_label(e: TimelineEntry, ticket: Ticket, mailed: frozenset[int] = frozenset()) -> str:
+    """Who sees an entry, in words: internal (staff only) or public, and whether the requester was mailed about it
+    (``mailed``: the events with a mail to the requester)."""
+    r = ticket.requester
+    name = core.escape_md(core.reveal_bidi(r.name or r.email or "the requester")) if r is not None else ""
+    if not e.public:
+        what = "Internal note" if e.kind == EventKind.INTERNAL_NOTE.value else "Internal"
+        if e.id in mailed:
+            return f"🔒 **{what}** — {name} got a status update only"
+        return f"🔒 **{what}** — not sent to the requester"
+    if e.kind == EventKind.INBOUND_EMAIL.value:
+        return "📥 **Public** — from the requester"
+    if e.id in mailed:
+        return f"📣 **Public** — sent to {name}"
+    return "📣 **Public** — visible to the requester, not mailed"
+
+
 def timeline(snap: Snapshot, *, show_internal: bool = True) -> None:
     entries = [e for e in snap.timeline if show_internal or e.public]
     if not entries:
         st.caption("No events.")
         return
+    st.html(_TIMELINE_CSS)
     for e in reversed(entries):
-        with st.container(border=True):
-            visibility = ":blue-background[public — the requester sees this]" if e.public else \
-                ":gray-background[internal]"
-            st.markdown(f"**{_headline(e)}**  \n{visibility} · {core.escape_md(core.reveal_bidi(e.actor))} · "
-                        f"{core.fmt_time(e.occurred_at)}")
+        with st.container(border=True, key=f"tl_{'pub' if e.public else 'int'}_{e.id}"):
+            st.markdown(f"**{_headline(e)}**  \n{visibility_label(e, snap.ticket, snap.mailed_events)} · "
+                        f"{core.escape_md(core.reveal_bidi(e.actor))} · {core.fmt_time(e.occurred_at)}")
             if e.body:
                 core.user_text(e.body)  # user text is data, never markup
+
+
+# --- mail to the requester -------------------------------------------------------------------------------------
+
+_STATE_ICONS = {"pending": "⏳", "sent": "✅", "failed": "❌", "cancelled": "🚫"}
+
+
+def mail_state(m: OutboxMail) -> str:
+    """The delivery state of one outbox mail in words."""
+    icon = _STATE_ICONS.get(m.state, "•")
+    if m.state == "sent":
+        return f"{icon} sent {core.fmt_time(m.sent_at)}" if m.sent_at else f"{icon} sent"
+    if m.state == "failed":
+        return f"{icon} failed: {core.escape_md((m.last_error or 'no reason given')[:200])}"
+    if m.state == "pending":
+        tries = f", {m.attempts} attempt(s) so far, next {core.fmt_time(m.next_attempt_at)}" if m.attempts else ""
+        return f"{icon} pending{tries}"
+    return f"{icon} {core.escape_md(m.state)}"
+
+
+def requester_mail(ticket_id: int) -> None:
+    """What the requester has been sent about this ticket, newest first, with each mail's delivery state."""
+    from lib.notify import requester_mails
+
+    with core.reading() as s:
+        mails = requester_mails(s, ticket_id)
+        s.expunge_all()
+    with st.container(border=True, key="requester_mail"):
+        st.markdown(f"#### 📨 Sent to the requester ({len(mails)})")
+        if not mails:
+            st.caption("Nothing has been mailed to the requester about this ticket.")
+            return
+        for m in mails[:8]:
+            st.markdown(f"**{core.escape_md(core.reveal_bidi(m.subject))}**  \n"
+                        f"{core.fmt_time(m.created_at)} · {mail_state(m)}")
+        if len(mails) > 8:
+            with st.expander(f"{len(mails) - 8} earlier"):
+                for m in mails[8:]:
+                    st.markdown(f"**{core.escape_md(core.reveal_bidi(m.subject))}**  \n"
+                                f"{core.fmt_time(m.created_at)} · {mail_state(m)}")
+
+
+def mail_preview(ticket: Ticket, kind: EventKind, *, message: str = "", to_status: Status | None = None,
+                 meta: dict | None = None) -> None:
+    """Under a box that sends something: what the requester will get from it (rendered with the desk's
+    templates), or why nothing is mailed."""
+    from lib.notify import requester_preview
+
+    with core.reading() as s:
+        t = s.get(Ticket, ticket.id)
+        if t is None:
+            return
+        preview = requester_preview(s, t, kind.value, message=message, to_status=to_status, meta=meta)
+    if preview.subject is None:
+        st.caption(f"✉️ {preview.reason}")
+        return
+    with st.expander(f"✉️ The requester will get: {core.escape_md(core.reveal_bidi(preview.subject))}"):
+        st.caption(f"To {core.escape_md(core.reveal_bidi(preview.to))}")
+        st.text(core.reveal_bidi(preview.body))
 
 
 def closure_preview(snap: Snapshot, reason) -> list[str]:

@@ -73,7 +73,7 @@ def test_ticket_page_shows_the_marker(desk: tuple[Engine, Staff]) -> None:
     at = page_test("ticket.py", "tech", query={"id": str(tid)})
     at.run()
     assert not at.exception, at.exception
-    assert any(escape_md(f"invoice{MARKER}gnp.exe") == h.value for h in at.subheader)
+    assert any(h.value.endswith(" · " + escape_md(f"invoice{MARKER}gnp.exe")) for h in at.subheader)
     assert any(f"Ann {MARKER}eoD" in t.value for t in at.text)  # the requester panel
     _no_bidi(at)
 

@@ -95,7 +95,9 @@ def test_low_goes_to_the_least_loaded_with_the_skill(engine, desk) -> None:
     assert found.candidates[2].explanation == "Networking 3/3; load 6 of 10 = 1 high + 1 medium + 1 low; " \
                                               "3rd lowest of 3"
     # then those without the skill, least loaded first
-    assert names(found)[3:] == ["Lena Lead", "Tom Tech", "Tara Tech"]  # equal load: by name
+    # the lead after the team members with room, though as little loaded as Tom
+    assert names(found)[3:] == ["Tom Tech", "Tara Tech", "Lena Lead"]
+    assert found.candidates[-1].explanation.endswith("has room; a lead: after the team members with room")
 
 
 def test_away_inactive_excluded_and_full_last(engine, desk) -> None:

@@ -214,3 +214,20 @@ def test_cutoff_none_when_nothing_can_be_overdue() -> None:
     never = BusinessCalendar(tz="UTC", workdays=frozenset({0}), start=time(9), end=time(9, 1),
                              holidays=frozenset(date(2026, 1, 5) + timedelta(weeks=w) for w in range(80)))
     assert latest_overdue_start(never, 600, datetime(2026, 6, 1, tzinfo=UTC)) is None
+
+
+def test_a_lead_comes_after_the_team_unless_only_the_lead_can_take_it() -> None:
+    lead = {"role": Role.LEAD}
+    # idle lead, busier technicians with the skill: the technicians first
+    out = ranked(L, ("Lena", 2, {}, lead), ("Tom", 1, {M: 2}), ("Tara", 1, {H: 1}))
+    assert [n for n, _ in out] == ["Tara", "Tom", "Lena"]
+    assert out[-1][1].endswith("; a lead: after the team members with room")
+    assert ranked(C, ("Lena", 3, {}, lead), ("Tom", 1, {M: 2}))[0][0] == "Tom"
+    # nobody has the skill: still the team first
+    assert [n for n, _ in ranked(M, ("Lena", 0, {}, lead), ("Tom", 0, {H: 2}))] == ["Tom", "Lena"]
+    # only the lead has the skill: the lead first, and the line says nothing about it
+    out = ranked(L, ("Lena", 2, {}, lead), ("Tom", 0, {}))
+    assert out[0] == ("Lena", "Networking 2/3; load 0 of 10 = no open tickets; the only one with the skill and room")
+    # the team is full: the lead first
+    out = ranked(L, ("Lena", 0, {}, lead), ("Tom", 3, {C: 3}))
+    assert [n for n, _ in out] == ["Lena", "Tom"] and out[1][1].endswith("full")
