@@ -39,13 +39,13 @@ def median_ms(fn: Callable[[], object], runs: int) -> float:
     return statistics.median(samples)
 
 
-def database_for(postgres_url: str | None, size: int) -> str:
+def database_for(postgres_url: str | None, size: int, *, name: str | None = None) -> str:
     """The shared database of ``size`` tickets: the SQLite file, or a database on ``postgres_url``'s server
     (created when missing)."""
     if postgres_url is None:
         RESULTS.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{RESULTS / f'queue_{size}.sqlite3'}"
-    name = f"helpdesk_bench_{size}"
+    name = name or f"helpdesk_bench_{size}"
     admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():

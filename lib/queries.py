@@ -8,10 +8,11 @@ from __future__ import annotations
 import enum
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, text
 from sqlalchemy.orm import Session, aliased
 
 from lib import clock
@@ -89,6 +90,7 @@ class QueuePage:
     total: int
     page: int
     page_size: int
+    exact: int | None = None  # the ticket a typed number jumped to (the other filters were not applied)
 
     @property
     def pages(self) -> int:
@@ -108,7 +110,117 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _where(f: QueueFilter, now: datetime) -> list:
+#: How many words of the search text are used (the rest are ignored).
+MAX_SEARCH_WORDS = 8
+
+
+def search_words(text: str | None) -> list[str]:
+    """The words of a queue search: the text split at spaces, lower-cased and NFC, at most MAX_SEARCH_WORDS.
+
+    A word is matched as the literal characters typed (``100%``, ``db_01``, ``NEAR(`` and ``"`` are plain
+    text), so nothing typed can change how the query is built. Raises :class:`lib.search.SearchTextError`
+    for a control character (tab and line breaks are spaces)."""
+    cleaned = unicodedata.normalize("NFC", clean_search_text(text))
+    words = list(dict.fromkeys(w.lower() for w in cleaned.split()))
+    return words[:MAX_SEARCH_WORDS]
+
+
+def _literal(word: str) -> ColumnElement[bool]:
+    """The word as typed, inside the summary, the description, or the requester's name or e-mail."""
+    like = f"%{_escape_like(word)}%"
+    requester_match = select(Requester.id).where(
+        or_(func.lower(Requester.name).like(like, escape="\\"), Requester.email.like(like, escape="\\")))
+    return or_(
+        func.lower(Ticket.summary).like(like, escape="\\"),
+        func.lower(Ticket.description).like(like, escape="\\"),
+        Ticket.requester_id.in_(requester_match),
+    )
+
+
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)  # what FTS5's unicode61 tokenizer keeps: letters and digits
+
+
+def _tsquery(lexemes: list[str]) -> str:
+    """A to_tsquery text: every lexeme quoted (no operator can get in), each a prefix, all required."""
+    return " & ".join("'" + lx.replace("\\", "\\\\").replace("'", "''") + "':*" for lx in lexemes)
+
+
+def _candidates(session: Session, words: list[str]) -> tuple[ColumnElement[bool] | None, list[bool]]:
+    """The tickets the word-search index (lib.queue_index) says may hold every word, as one condition, and
+    per word whether the index could help (not for a word of symbols only, such as ``%``).
+
+    The per-word sets (ticket text, or the requester's name and e-mail) are intersected inside the database
+    before any ticket row is read: PostgreSQL gets them as ``id = ANY(ARRAY(...))`` (an index scan of the
+    primary key; as a plain ``IN`` the planner hashed them and read every ticket's text), SQLite as ``IN``."""
+    from lib.queue_index import PG_REQUESTER_DOC, PG_TICKET_DOC
+
+    parts: list[str] = []
+    params: dict[str, str] = {}
+    used = [False] * len(words)
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    lexemes: dict[str, list[str]] = {}
+    if not sqlite:
+        found = session.execute(text("SELECT w, tsvector_to_array(to_tsvector('simple'::regconfig, w)) "
+                                     "FROM unnest(CAST(:words AS text[])) AS w"), {"words": words}).all()
+        lexemes = {w: list(lx or []) for w, lx in found}
+    for i, word in enumerate(words):
+        if sqlite:
+            tokens = [t.lower() for t in _TOKEN.findall(word)]
+            if not tokens:
+                continue
+            params[f"w{i}"] = " AND ".join(f'"{t}"*' for t in tokens)  # letters and digits: nothing to escape
+            parts.append(f"SELECT id FROM (SELECT rowid AS id FROM queue_fts WHERE queue_fts MATCH :w{i} UNION ALL "
+                         f"SELECT qt.id FROM tickets qt WHERE qt.requester_id IN "
+                         f"(SELECT rowid FROM requester_fts WHERE requester_fts MATCH :w{i}))")
+        else:
+            if not lexemes.get(word):
+                continue
+            params[f"w{i}"] = _tsquery(lexemes[word])
+            q = f"to_tsquery('simple'::regconfig, :w{i})"
+            parts.append(f"SELECT id FROM (SELECT qt.id FROM tickets qt WHERE {PG_TICKET_DOC.format(t='qt.')} @@ {q} "
+                         f"UNION ALL SELECT qt.id FROM tickets qt WHERE qt.requester_id IN (SELECT qr.id FROM "
+                         f"requesters qr WHERE {PG_REQUESTER_DOC.format(r='qr.')} @@ {q})) AS c{i}")
+        used[i] = True
+    if not parts:
+        return None, used
+    both = " INTERSECT ".join(parts)
+    cond = f"tickets.id IN ({both})" if sqlite else f"tickets.id = ANY(ARRAY({both}))"
+    return text(cond).bindparams(**params), used  # type: ignore[return-value]
+
+
+def text_conditions(text_: str | None, session: Session | None = None) -> list[ColumnElement[bool]]:
+    """Every word, in any order, in the summary, the description, the requester's name or e-mail address,
+    or (a number) the ticket number: one condition per word (``paging 07`` finds "Ticket 07 paging").
+
+    Words match literally (``100%`` does not find "1000"). Where the word-search index exists
+    (lib.queue_index, given ``session``) it picks the candidate tickets first, and a word must then start a
+    word of the text (``pag`` finds "paging"); without it a word may sit anywhere inside a word."""
+    words = search_words(text_)
+    if not words:
+        return []
+    from lib.queue_index import installed
+
+    candidates, used = None, [False] * len(words)
+    if session is not None and installed(session.connection()):
+        candidates, used = _candidates(session, words)
+    conds: list[ColumnElement[bool]] = []
+    numbers = [int(w) for w in words if w.isascii() and w.isdigit() and len(w) <= 9]
+    for word, indexed in zip(words, used, strict=True):
+        if indexed and not numbers and word.isascii() and word.isalnum():
+            # a word of ASCII letters and digits that starts a word of the text is in the text: the index's
+            # answer is the literal answer, and the ticket's text need not be read again
+            continue
+        cond = _literal(word)
+        if word.isascii() and word.isdigit() and len(word) <= 9:
+            cond = or_(Ticket.id == int(word), cond)
+        conds.append(cond)
+    if candidates is not None:
+        # a number typed among the words may be the ticket's own number rather than a word of its text
+        conds.append(or_(candidates, Ticket.id.in_(numbers)) if numbers else candidates)
+    return conds
+
+
+def _where(f: QueueFilter, now: datetime, session: Session | None = None) -> list:
     conds: list = []
     if f.view is QueueView.MY_OPEN:
         conds += [Ticket.assignee_id == (f.me if f.me is not None else -1), Ticket.is_open.is_(True)]
@@ -153,22 +265,7 @@ def _where(f: QueueFilter, now: datetime) -> list:
         conds.append(Ticket.created_at >= f.created_from)
     if f.created_to is not None:
         conds.append(Ticket.created_at < f.created_to)
-    # Control characters raise lib.search.SearchTextError (tab and line breaks become spaces); summaries are NFC.
-    text = unicodedata.normalize("NFC", clean_search_text(f.text).strip())
-    if text:
-        ref = parse_ref(text)
-        like = f"%{_escape_like(text.lower())}%"
-        requester_match = select(Requester.id).where(
-            or_(func.lower(Requester.name).like(like, escape="\\"), Requester.email.like(like, escape="\\"))
-        )
-        options: list[ColumnElement[bool]] = [
-            func.lower(Ticket.summary).like(like, escape="\\"),
-            func.lower(Ticket.description).like(like, escape="\\"),
-            Ticket.requester_id.in_(requester_match),
-        ]
-        if ref is not None:
-            options.insert(0, Ticket.id == ref)
-        conds.append(or_(*options))
+    conds += text_conditions(f.text, session)
     return conds
 
 
@@ -201,37 +298,88 @@ def _queue_select() -> Select:
     )
 
 
+def _rows(session: Session, ids: list[int]) -> list[QueueRow]:
+    """Display rows for ``ids``, in that order (one primary-key lookup)."""
+    if not ids:
+        return []
+    found = {r.id: r for r in session.execute(_queue_select().where(Ticket.id.in_(ids)))}
+    rows: list[QueueRow] = []
+    for tid in ids:
+        r = found.get(tid)
+        if r is None:  # deleted between the two reads
+            continue
+        rows.append(QueueRow(
+            id=r.id, summary=r.summary, status=Status(r.status), priority=Priority(r.priority),
+            category=r.category, channel=Channel(r.channel), assignee=r.assignee, assignee_id=r.assignee_id,
+            requester=r.requester, created_at=r.created_at, updated_at=r.updated_at,
+            acknowledged_at=r.acknowledged_at, first_response_at=r.first_response_at,
+            response_due_at=r.response_due_at, response_risk_at=r.response_risk_at,
+            resolution_due_at=r.resolution_due_at, resolution_risk_at=r.resolution_risk_at,
+            resolution_breached_at=r.resolution_breached_at, closed_at=r.closed_at, version=r.version,
+            has_policy=bool(r.has_policy),
+        ))
+    return rows
+
+
+def exact_ticket(session: Session, text: str | None) -> int | None:
+    """The ticket a search text names by number (``HD-000123``, ``hd-123``, ``123``), when it exists."""
+    ref = parse_ref(clean_search_text(text))
+    if ref is None:
+        return None
+    return session.scalar(select(Ticket.id).where(Ticket.id == ref))
+
+
 def list_queue(session: Session, f: QueueFilter, *, sort: Sort = Sort.PRIORITY, page: int = 0,
                page_size: int = 50, with_total: bool = True) -> QueuePage:
     """One page of the queue and the total matching. Default: open tickets, highest priority, oldest first.
 
-    Raises :class:`lib.search.SearchTextError` (a ValueError) when ``f.text`` holds a control character."""
+    A search text that is a ticket number of an existing ticket jumps to it: the page holds that ticket
+    alone, whatever the other filters, and ``exact`` is set (a number that names no ticket is searched as
+    a word). Raises :class:`lib.search.SearchTextError` (a ValueError) when ``f.text`` holds a control
+    character."""
     now = f.now or clock.now()
-    conds = _where(f, now)
     page = max(0, int(page))
     page_size = max(1, min(int(page_size), 500))
+    exact = exact_ticket(session, f.text)
+    if exact is not None:
+        return QueuePage(rows=_rows(session, [exact]), total=1, page=0, page_size=page_size, exact=exact)
+    conds = _where(f, now, session)
     # Page over ids first (index-only), then join the display columns for just those rows.
     ids_stmt = select(Ticket.id).where(*conds).order_by(*_order(sort, f.view)).offset(page * page_size).limit(page_size)
-    ids = list(session.scalars(ids_stmt))
-    rows: list[QueueRow] = []
-    if ids:
-        found = {r.id: r for r in session.execute(_queue_select().where(Ticket.id.in_(ids)))}
-        for tid in ids:
-            r = found[tid]
-            rows.append(QueueRow(
-                id=r.id, summary=r.summary, status=Status(r.status), priority=Priority(r.priority),
-                category=r.category, channel=Channel(r.channel), assignee=r.assignee, assignee_id=r.assignee_id,
-                requester=r.requester, created_at=r.created_at, updated_at=r.updated_at,
-                acknowledged_at=r.acknowledged_at, first_response_at=r.first_response_at,
-                response_due_at=r.response_due_at, response_risk_at=r.response_risk_at,
-                resolution_due_at=r.resolution_due_at, resolution_risk_at=r.resolution_risk_at,
-                resolution_breached_at=r.resolution_breached_at, closed_at=r.closed_at, version=r.version,
-                has_policy=bool(r.has_policy),
-            ))
-    total = len(rows)
-    if with_total:
-        total = session.scalar(select(func.count()).select_from(Ticket).where(*conds)) or 0
+    total: int | None = None
+    if with_total and f.text.strip():
+        # A search reads every match to sort them anyway: count them in the same pass (one read, not two).
+        found = session.execute(ids_stmt.add_columns(func.count().over().label("total"))).all()
+        ids = [r[0] for r in found]
+        total = found[0][1] if found else None
+    else:
+        ids = list(session.scalars(ids_stmt))
+    rows = _rows(session, ids)
+    if total is None:
+        total = len(rows)
+        if with_total:
+            total = session.scalar(select(func.count()).select_from(Ticket).where(*conds)) or 0
     return QueuePage(rows=rows, total=total, page=page, page_size=page_size)
+
+
+#: The most rows one export holds (the CSV download of the queue): the newest matching are not cut silently,
+#: the page says when the view holds more.
+EXPORT_MAX_ROWS = 50_000
+_EXPORT_BATCH = 500
+
+
+def iter_queue(session: Session, f: QueueFilter, *, sort: Sort = Sort.PRIORITY,
+               limit: int = EXPORT_MAX_ROWS) -> Iterator[QueueRow]:
+    """Every row of the view (not only a page), in the view's order, at most ``limit``; read in batches."""
+    now = f.now or clock.now()
+    exact = exact_ticket(session, f.text)
+    if exact is not None:
+        yield from _rows(session, [exact])
+        return
+    ids = list(session.scalars(select(Ticket.id).where(*_where(f, now, session)).order_by(*_order(sort, f.view))
+                               .limit(max(0, int(limit)))))
+    for start in range(0, len(ids), _EXPORT_BATCH):
+        yield from _rows(session, ids[start:start + _EXPORT_BATCH])
 
 
 def open_counts(session: Session) -> dict[Status, int]:
