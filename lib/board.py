@@ -5,6 +5,11 @@
   target), how many are at risk or breached (``lib.sla.state``'s rule, in SQL), the oldest open ticket.
 * Flags for the lead: High and Critical tickets at risk, breached, or not acknowledged in time.
 
+"Waiting for an acknowledgement" has one definition, :func:`waiting_for_ack_sql` (assigned to someone, not yet
+acknowledged: the tickets ``lib.acknowledge`` runs a clock for), and "past its target" one too
+(``acknowledge.overdue_sql``): the per-person columns, the desk's totals and the flags all count with them,
+so :func:`ack_summary` can say how the flags relate to the per-person numbers.
+
 A handful of GROUP BY queries over the open tickets, whatever the size of the history.
 """
 
@@ -27,6 +32,12 @@ from lib.workflow import RUNNING_STATUSES, Priority, Role, Status
 
 FLAG_PRIORITIES = (Priority.HIGH, Priority.CRITICAL)
 FLAG_LIMIT = 100
+
+
+def waiting_for_ack_sql() -> ColumnElement[bool]:
+    """An open ticket waiting for its holder's acknowledgement: the same tickets ``acknowledge.unacknowledged``
+    gives a clock (status "assigned", with an assignee)."""
+    return and_(Ticket.status == Status.ASSIGNED.value, Ticket.assignee_id.is_not(None))
 
 
 def _not_responded():
@@ -135,6 +146,11 @@ class Board:
     flags: list[Flag]
     flags_total: int
     weights: dict[Priority, int] = field(default_factory=dict)
+    #: The whole desk: tickets waiting for an acknowledgement, those past their target, and those of them that
+    #: are High or Critical (flagged). The per-person columns add up to the first two.
+    unacknowledged_total: int = 0
+    ack_overdue_total: int = 0
+    ack_overdue_flagged: int = 0
 
     @property
     def overloaded(self) -> list[PersonLoad]:
@@ -150,7 +166,7 @@ def load_board(session: Session, *, now: datetime | None = None,
         select(Ticket.assignee_id, Ticket.priority, func.count(),
                func.sum(case((state == SlaState.BREACHED.value, 1), else_=0)),
                func.sum(case((state == SlaState.AT_RISK.value, 1), else_=0)),
-               func.sum(case((Ticket.status == Status.ASSIGNED.value, 1), else_=0)),
+               func.sum(case((waiting_for_ack_sql(), 1), else_=0)),
                func.min(Ticket.created_at))
         .where(Ticket.is_open.is_(True))
         .group_by(Ticket.assignee_id, Ticket.priority)
@@ -184,8 +200,33 @@ def load_board(session: Session, *, now: datetime | None = None,
     people.sort(key=lambda p: (-min(p.share, 1e9), -p.breached, p.name.lower()))
     none = per.get(None, {"counts": {}, "oldest": None})
     flags, total = flagged(session, now=now, overdue=overdue)
+    waiting, late_total, late_flagged = session.execute(
+        select(func.count(), func.sum(case((overdue, 1), else_=0)),
+               func.sum(case((and_(overdue, Ticket.priority.in_([int(p) for p in FLAG_PRIORITIES])), 1), else_=0)))
+        .select_from(Ticket).where(Ticket.is_open.is_(True), waiting_for_ack_sql())
+    ).one()
     return Board(now=now, people=people, unassigned=none["counts"], unassigned_oldest=none["oldest"], flags=flags,
-                 flags_total=total, weights=dict(weights))
+                 flags_total=total, weights=dict(weights), unacknowledged_total=int(waiting or 0),
+                 ack_overdue_total=int(late_total or 0), ack_overdue_flagged=int(late_flagged or 0))
+
+
+def ack_summary(b: Board) -> str:
+    """One line on acknowledgements for the whole desk, in the words of the per-person columns, saying which of
+    them the flags include (only High and Critical tickets past their target)."""
+    if not b.unacknowledged_total:
+        return "No ticket is waiting for an acknowledgement."
+    n = b.unacknowledged_total
+    waiting = f"{n} ticket{'' if n == 1 else 's'} waiting for an acknowledgement"
+    if not b.ack_overdue_total:
+        return f"{waiting}, none past its target (so none is flagged)."
+    late = f"{b.ack_overdue_total} past {'its' if b.ack_overdue_total == 1 else 'their'} target"
+    if b.ack_overdue_flagged == b.ack_overdue_total:
+        flagged_part = "all High or Critical, so flagged above"
+    elif b.ack_overdue_flagged:
+        flagged_part = f"{b.ack_overdue_flagged} of them High or Critical, flagged above"
+    else:
+        flagged_part = "none High or Critical, so none flagged"
+    return f"{waiting}: {late} ({flagged_part})."
 
 
 def flagged(session: Session, *, now: datetime | None = None, limit: int = FLAG_LIMIT,

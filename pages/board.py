@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import acknowledge, assignment
+from lib import acknowledge, assignment, board
 from lib.ui import assignment_view as view
 from lib.ui import core
 from lib.workflow import Permission, Priority
@@ -18,7 +18,11 @@ b = view.board_data()
 # --- flags: High/Critical tickets at risk, breached or not acknowledged in time ----------------------
 st.subheader(f"🚩 Flagged to you ({b.flags_total})", anchor=False)
 st.caption("High and Critical tickets that are at risk, breached, or not acknowledged within their target.")
-view.flags_table(b)
+if b.flags:
+    view.flags_table(b)
+else:
+    st.success("No High or Critical ticket is at risk, breached or past its acknowledgement target.", icon="✅")
+st.markdown(f"**Acknowledgements:** {board.ack_summary(b)} Per person under *Not acknowledged* below.")
 
 # --- who is overloaded and why ---------------------------------------------------------------------
 st.subheader("👥 Load per person", anchor=False)

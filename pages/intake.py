@@ -7,6 +7,7 @@ import streamlit as st
 from lib import assignment, tickets
 from lib.directory import DeviceInput, RequesterInput
 from lib.models import ticket_ref
+from lib.ticket_core import MAX_SUMMARY
 from lib.tickets import NewAttachment, TicketDraft
 from lib.ui import assignment_view, core, intake_data, kb_view
 from lib.workflow import Channel, Priority, Role
@@ -34,19 +35,22 @@ if done:
             st.rerun()
     st.stop()
 
-errors: dict[str, str] = st.session_state.get("intake_errors", {})
+# The last submit's problems, in the form's words: each is shown at its field and all are listed by the button.
+# A problem fixed since (a channel chosen, a contact picked, a category, a summary that fits) leaves both places.
+errors: dict[str, str] = dict(st.session_state.get("intake_errors", {}))
 
 
 def field_error(*names: str) -> None:
     for name in names:
         if errors.get(name):
-            st.error(f"{name.replace('_', ' ').capitalize()}: {errors[name]}", icon="✋")
+            st.error(f"{intake_data.label(name)}: {errors[name]}", icon="✋")
 
 
-INTAKE_CHANNELS = [Channel.PHONE, Channel.WALK_IN, Channel.ON_BEHALF, Channel.EMAIL]
-channel = st.segmented_control("How did it reach us?", [c.value for c in INTAKE_CHANNELS],
-                               format_func=lambda v: Channel(v).label, key="in_channel", default=Channel.PHONE.value,
-                               required=True)
+st.session_state.setdefault("in_channel", Channel.PHONE.value)  # not a default=: it must survive a reset
+channel = st.segmented_control("How did it reach us?", [c.value for c in intake_data.INTAKE_CHANNELS],
+                               format_func=lambda v: Channel(v).label, key="in_channel", required=True)
+if channel:
+    errors.pop("channel", None)
 field_error("channel")
 
 st.markdown("#### Requester")
@@ -73,6 +77,8 @@ else:
     rl = c5.text_input("Location", key="in_req_loc")
     requester_new = RequesterInput(name=rn, email=re_ or None, phone=rp or None, department=rd or None,
                                    location=rl or None)
+if requester_id is not None or (requester_new is not None and (rn.strip() or re_.strip())):
+    errors.pop("requester", None)
 field_error("requester", "requester_name", "requester_email", "requester_phone")
 
 st.markdown("#### Device")
@@ -108,8 +114,19 @@ elif dmode == "Describe it":
 field_error("asset_tag", "device", "device_details")
 
 st.markdown("#### Issue")
-summary = st.text_input("Summary", key="in_summary", max_chars=200, placeholder="One line: what is wrong")
-field_error("summary")
+# No max_chars: the browser would silently drop what goes over (a paste, say). Everything typed is kept and the
+# limit is said out loud instead; the service refuses a summary that is too long.
+summary = st.text_input("Summary", key="in_summary", placeholder="One line: what is wrong",
+                        help=f"At most {MAX_SUMMARY} characters; the details go in the Description.")
+too_long = intake_data.summary_too_long(summary)
+if summary.strip() and not too_long and intake_data.summary_fixed(errors.get("summary")):
+    errors.pop("summary", None)
+if too_long:
+    st.error(f"**Summary** {too_long}", icon="✂️")
+else:
+    field_error("summary")
+    if summary:
+        st.caption(f"{intake_data.summary_length(summary)} / {MAX_SUMMARY} characters")
 description = st.text_area("Description", key="in_description", height=140,
                            placeholder="What the user reported, error messages, what they already tried")
 field_error("description")
@@ -117,6 +134,8 @@ cats = intake_data.categories()
 c1, c2 = st.columns(2)
 category = c1.selectbox("Category", list(cats), format_func=lambda i: cats[i], key="in_category", index=None,
                         placeholder="Choose a category")
+if category is not None:
+    errors.pop("category", None)
 with c1:
     field_error("category")
 prio_help = "\n".join(f"- **{p.label}** — {p.definition}" for p in sorted(Priority, reverse=True))
@@ -133,7 +152,13 @@ auto_assign = st.checkbox("Auto-assign the best candidate", key="in_auto", value
                           help="By skill in the category, workload against capacity and urgency; the reason is "
                                "recorded in the ticket's timeline")
 
-if st.button("Create ticket", type="primary", key="in_submit"):
+submitted = st.button("Create ticket", type="primary", key="in_submit")
+if errors and not submitted:
+    n = len(errors)
+    st.error(f"**The ticket was not created: {'one thing' if n == 1 else f'{n} things'} to fix** (each is also "
+             "shown at its field; what you typed is kept):\n" + "\n".join(f"- {line}" for line in
+                                                                      intake_data.problem_lines(errors)), icon="✋")
+if submitted:
     draft = TicketDraft(
         summary=summary, description=description, category=category if category is not None else "",
         priority=priority, channel=channel or "", requester_id=requester_id, requester=requester_new,
@@ -141,9 +166,6 @@ if st.button("Create ticket", type="primary", key="in_submit"):
         assignee_id=user.id if take_it else None,
         attachments=[NewAttachment(f.name, f.type or "", f.getvalue()) for f in (files or [])],
     )
-    if mode == "Existing contact" and requester_id is None:
-        st.session_state["intake_errors"] = {"requester": "search and pick a contact, or enter a new one"}
-        st.rerun()
 
     def create(s):
         ticket = tickets.create_ticket(s, actor=user.id, draft=draft)
@@ -159,5 +181,8 @@ if st.button("Create ticket", type="primary", key="in_submit"):
             del st.session_state[key]
         st.session_state.pop("intake_errors", None)
         st.rerun()
-    elif st.session_state.get("intake_errors"):
+    elif st.session_state.get("intake_errors"):  # every problem at once, in the form's words
+        st.session_state["intake_errors"] = intake_data.explain(
+            st.session_state["intake_errors"], summary=summary,
+            picking_contact=mode == "Existing contact" and requester_id is None)
         st.rerun()

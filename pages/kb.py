@@ -132,8 +132,12 @@ if raw_id:
 
 # --- the knowledge base ---------------------------------------------------------------------------------------
 st.title("📚 Knowledge base")
-sections = ["🔎 Search", "🗂️ Browse", "➕ New article"] + (["🔁 Repeat issues"] if role >= Role.LEAD else [])
-section = st.segmented_control("Section", sections, default="🔎 Search", key="kb_section",
+no_articles = kb_view.article_count() == 0
+if no_articles:
+    kb_view.empty_state(role)
+sections = ["🔎 Search", "🗂️ Browse", kb_view.NEW_ARTICLE] + (["🔁 Repeat issues"] if role >= Role.LEAD else [])
+st.session_state.setdefault("kb_section", "🔎 Search")  # not a default=: the empty state's button sets it too
+section = st.segmented_control("Section", sections, key="kb_section",
                                label_visibility="collapsed", required=True) or "🔎 Search"
 
 if section == "🔎 Search":
@@ -142,6 +146,10 @@ if section == "🔎 Search":
                           placeholder='e.g. printer jam, "tray 2", vpn OR wifi, outlook -password')
     what = c2.selectbox("In", ["Both", "Articles", "Resolved tickets"], key="kb_kinds")
     cat = c3.selectbox("Category", [0, *cats], format_func=lambda i: cats.get(i, "Any"), key="kb_search_cat")
+    if not query.strip():
+        st.caption("Type a few words and press Enter: articles and resolved tickets that match are listed here. "
+                   + ("Resolved tickets are searched even before the first article is written." if no_articles
+                      else "To look through every article, use **🗂️ Browse**."))
     if query.strip():
         kinds = {"Both": ("kb", "tickets"), "Articles": ("kb",), "Resolved tickets": ("tickets",)}[what]
         result = kb_view.run_search(query, kinds=kinds, category_id=cat or None)
@@ -180,7 +188,7 @@ elif section == "🗂️ Browse":
         st.markdown(f"- **{kb_view.article_link(r.ref, r.id, r.title)}** · {core.escape_md(r.category or '—')} · "
                     f"{r.status}{solved} · {core.fmt_time(r.updated_at)}")
 
-elif section == "➕ New article":
+elif section == kb_view.NEW_ARTICLE:
     new = article_form("kb_new")
     if new is not None:
         article = core.write(lambda s: kb.create_article(s, actor=user.id, draft=new))  # type: ignore[arg-type]  # not None (checked above; lost in the lambda)

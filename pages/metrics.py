@@ -18,13 +18,17 @@ from lib.workflow import Permission
 core.require_role(Permission.VIEW_METRICS)
 st.title("📈 Metrics")
 
+change = mv.marker()
+if not mv.desk_has_tickets(change):
+    mv.no_tickets_yet("Volume by priority and category, backlog, response and resolution times, SLA and workload "
+                      "show here")
+    st.stop()
 look = mv.lookups()
 f = mv.filter_bar(look)
 if f.start > f.end:
     st.warning("The period's first day is after its last day.")
     st.stop()
 
-change = mv.marker()
 data = mv.load_metrics(change, f.key)
 minute = clock.minute()
 ageing = mv.load_ageing(change, minute, f.key)

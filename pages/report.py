@@ -16,25 +16,33 @@ from lib.workflow import Permission
 core.require_role(Permission.VIEW_METRICS)
 st.title("🗓️ Weekly report")
 
-weeks = mv.recent_weeks(52)
-if "r_week" not in st.session_state:  # a shared link may name the week: /report?week=2026-W47
-    asked = st.query_params.get("week", "")
-    if mv.valid_week(asked) and asked not in weeks and asked < weeks[0]:
-        weeks.append(asked)
-    if asked in weeks:
-        st.session_state["r_week"] = asked
+change = mv.marker()
+if not mv.desk_has_tickets(change):
+    mv.no_tickets_yet("Each week's headline numbers, trends, SLA breaches and oldest open tickets show here")
+    st.stop()
+weeks = mv.report_weeks(52)  # this week (so far) first, then the full weeks
+this_week = weeks[0]
+asked = st.query_params.get("week", "")
+if mv.valid_week(asked) and asked not in weeks and asked < weeks[-1]:
+    weeks.append(asked)  # a shared link may name an older week: /report?week=2026-W07
+if "r_week" not in st.session_state:
+    st.session_state["r_week"] = asked if asked in weeks else mv.default_week(change)
 
 
 def _week_label(week: str) -> str:
     monday, sunday = mv.week_bounds(week)
-    return f"{week} · {monday:%a %d %b} – {sunday:%a %d %b %Y}"
+    return f"{week} · {monday:%a %d %b} – {sunday:%a %d %b %Y}" + (" · so far" if week == this_week else "")
 
 
 c1, c2 = st.columns([2, 3])
 week = c1.selectbox("Week", weeks, format_func=_week_label, key="r_week",
-                    help="ISO weeks, Monday to Sunday, in the desk's time zone. Default: the last full week.")
-change = mv.marker()
+                    help="ISO weeks, Monday to Sunday, in the desk's time zone. Default: the last full week, or this "
+                         "week so far when the last one had no tickets.")
 report = mv.load_report(change, week)
+if week == this_week:
+    st.info(f"**The week is not over**: these are its numbers up to today, {mv.local_today():%a %d %b}. The last "
+            "full week is the next one in the list." if mv.week_has_tickets(report) else
+            "**The week is not over** and has no tickets yet.", icon="⏳")
 
 with c2:
     st.markdown("**Download**")

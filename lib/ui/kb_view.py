@@ -278,6 +278,42 @@ def load_article(article_id: int):
         return article, history, linked
 
 
+def article_count() -> int:
+    """How many articles there are, drafts included."""
+    with core.reading() as s:
+        return sum(n for _, _, n in kb.category_counts(s, include_drafts=True))
+
+
+NEW_ARTICLE = "➕ New article"
+
+
+def _open_new_article() -> None:  # a callback: it runs before the section picker is drawn
+    st.session_state["kb_section"] = NEW_ARTICLE
+
+
+def empty_state(role: Role) -> None:
+    """What the knowledge base is and how its first article gets there, for a desk that has none yet."""
+    with st.container(border=True, key="kb_empty"):
+        st.markdown("#### 📭 No articles yet")
+        st.markdown(
+            "The knowledge base holds the desk's answers to problems it has solved: the **symptoms** a user sees, "
+            "the **cause** and the **resolution steps**. Published articles are suggested on the *New ticket* "
+            "form and on each ticket as you type, and searched here together with resolved tickets.")
+        st.markdown(
+            "**Add the first one**\n"
+            "- **From a resolved ticket** (the quickest): open the ticket and click **📝 Create KB article** in its "
+            "*Knowledge* panel. The draft is filled in from the ticket's summary, device, root cause and "
+            "resolution; edit it and save.\n"
+            f"- **From scratch**: under **{NEW_ARTICLE}** here.")
+        if role >= Role.SENIOR:
+            st.markdown("As a senior technician or team lead you draft **and publish**: open a draft and click "
+                        "**🚀 Publish**. Technicians' drafts wait for you under **🗂️ Browse → Drafts**.")
+        else:
+            st.markdown("Technicians draft articles; a **senior technician or a team lead publishes** them. "
+                        "Until then a draft is found here (Search, Browse → Drafts) but not suggested on tickets.")
+        st.button("Write the first article", icon="✍️", key="kb_empty_new", on_click=_open_new_article)
+
+
 def browse(category_id: int | None, status: str | None) -> tuple[list, list]:
     from lib.workflow import KbStatus
 

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 import pandas as pd
 import streamlit as st
+from sqlalchemy import select
 
 from lib import clock, models
 from lib.desk_settings import get_weights
@@ -42,9 +43,61 @@ def last_full_weeks(n: int = 12, *, today: date | None = None) -> tuple[date, da
 
 
 def recent_weeks(n: int = 26, *, today: date | None = None) -> list[str]:
-    """The last ``n`` full ISO weeks, newest first (the first is the default of the report page)."""
+    """The last ``n`` full ISO weeks, newest first."""
     _, last_sunday = last_full_weeks(1, today=today)
     return [iso_week(last_sunday - timedelta(weeks=i)) for i in range(n)]
+
+
+def weeks_to_date(n: int = 12, *, today: date | None = None) -> tuple[date, date]:
+    """The last ``n`` ISO weeks including this one, so far: (their first Monday, today). The metrics page's default:
+    a desk's first days are in it."""
+    today = today or local_today()
+    monday = today - timedelta(days=today.weekday())
+    return monday - timedelta(weeks=n - 1), today
+
+
+def current_week(*, today: date | None = None) -> str:
+    """This ISO week ("2026-W49"), not over yet."""
+    return iso_week(today or local_today())
+
+
+def report_weeks(n: int = 52, *, today: date | None = None) -> list[str]:
+    """The report page's weeks, newest first: this week (so far), then the last ``n`` full weeks."""
+    return [current_week(today=today), *recent_weeks(n, today=today)]
+
+
+#: The report's counts: a week where all are zero (or missing) has no ticket to report on.
+_WEEK_COUNTS = ("created", "resolved", "closed", "reopened", "closed_other", "backlog_end")
+
+
+def week_has_tickets(report: Mapping[str, Any]) -> bool:
+    """Whether a weekly report has anything in it: tickets created, resolved, closed or reopened in the week, or open
+    at its end."""
+    return any((_num(report.get(k)) or 0) > 0 for k in _WEEK_COUNTS)
+
+
+def default_week(change: int, *, today: date | None = None) -> str:
+    """The report page opens on the last full week when it has tickets, else on this week so far (a new desk)."""
+    last = recent_weeks(1, today=today)[0]
+    return last if week_has_tickets(load_report(change, last)) else current_week(today=today)
+
+
+@st.cache_data(ttl=900, max_entries=20, show_spinner=False)
+def desk_has_tickets(change: int) -> bool:
+    """Whether the desk has any ticket at all (a new desk's metrics would be zeros everywhere)."""
+    with core.reading() as s:
+        return s.scalar(select(models.Ticket.id).limit(1)) is not None
+
+
+def no_tickets_yet(what: str) -> None:
+    """The Metrics and Weekly report pages of a desk without a ticket: what will be here, and how tickets come in."""
+    st.info(f"**No tickets yet, so nothing to measure.** {what} as soon as the desk has its first ticket.", icon="🌱")
+    st.markdown(
+        "Tickets come in from:\n"
+        "- **➕ New ticket** — a technician logs a phone call, a walk-in or a request on someone's behalf;\n"
+        "- **e-mail** to the desk's address, once the mailbox is set up;\n"
+        "- **alerts** from monitoring, and **imports** of past tickets (Admin → Import), which also fill in "
+        "earlier weeks.")
 
 
 def valid_week(week: str) -> bool:
@@ -120,14 +173,15 @@ def _range_param() -> tuple[date, date] | None:
 
 
 def filter_bar(look: Mapping[str, Mapping[int, str]], *, key: str = "m") -> Filters:
-    """Date range, grain and the four filters; the default range is the last 12 full weeks."""
-    default = last_full_weeks(12)
+    """Date range, grain and the four filters; the default range is the last 12 weeks, this one included so far."""
+    default = weeks_to_date(12)
     if f"{key}_range" not in st.session_state:  # first run: a shared link may carry ?from=...&to=...&grain=...
         st.session_state[f"{key}_range"] = _range_param() or default
         st.session_state[f"{key}_grain"] = "day" if st.query_params.get("grain") == "day" else "week"
     c1, c2, c3 = st.columns([3, 1.4, 5])
     picked = c1.date_input("Period", min_value=date(1990, 1, 1), max_value=local_today(), key=f"{key}_range",
-                           help="First and last day, in the desk's time zone. Default: the last 12 full weeks.")
+                           help="First and last day, in the desk's time zone. Default: the last 12 weeks, this one "
+                                "included (up to today).")
     grain = c2.segmented_control("Per", ["week", "day"], key=f"{key}_grain", format_func=str.capitalize,
                                  required=True) or "week"
     start, end = (picked if isinstance(picked, tuple | list) and len(picked) == 2 else default)

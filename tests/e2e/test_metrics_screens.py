@@ -12,7 +12,7 @@ from datetime import date
 
 import pytest
 
-from tests.e2e.conftest import PASSWORD, AppServer, login, seed_accounts, shot, wait_idle
+from tests.e2e.conftest import PASSWORD, login, seed_accounts, shot, wait_idle
 
 CHARTS = '[data-testid="stPlotlyChart"]'
 
@@ -28,16 +28,10 @@ def seeded(app_server):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def servers(seeded, tmp_path_factory):  # type: ignore[no-untyped-def]
-    """The light server and a second one on the same database in Streamlit's dark theme.
-
-    .streamlit/config.toml sets theme options, which makes Streamlit use that one custom (light) theme
-    whatever the browser prefers; the dark one is the same theme on the dark base.
-    """
-    dark = AppServer(tmp_path_factory.mktemp("e2e_dark"), extra_env={
-        "STREAMLIT_THEME_BASE": "dark", "HELPDESK_DATABASE_URL": f"sqlite:///{seeded.db}"})
-    yield {"light": seeded, "dark": dark}
-    dark.stop()
+def servers(seeded):  # type: ignore[no-untyped-def]
+    """One server for both schemes: .streamlit/config.toml has a [theme.light] and a [theme.dark] table and no
+    fixed base, so the browser's colour scheme (each context's ``color_scheme``) picks the theme."""
+    return {"light": seeded, "dark": seeded}
 
 
 def open_page(browser, servers, path: str, scheme: str):  # type: ignore[no-untyped-def]
