@@ -4,7 +4,7 @@
   (a deferred transaction that later needs the write lock fails with "database is locked").
 * PostgreSQL: services lock the ticket row (``SELECT ... FOR UPDATE``) before changing it.
 * ``upgrade_schema`` runs the Alembic migrations under a lock, so several app servers starting at
-  once do not race (an advisory lock on PostgreSQL, a file lock beside the SQLite file).
+  once do not race (a transaction-level advisory lock on PostgreSQL, a file lock beside the SQLite file).
 """
 
 from __future__ import annotations
@@ -87,7 +87,13 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     # JIT compilation pays off for long analytic queries, not for a help desk's short ones: a board query whose
     # estimate crosses jit_above_cost spent 400 of its 480 ms compiling (bench/bench_at_risk.py, 1M tickets).
     connect_args = dict(kwargs.pop("connect_args", None) or {})
-    connect_args["options"] = f"{connect_args.get('options', '')} -c jit=off".strip()
+    if settings.db_behind_pgbouncer:
+        # PgBouncer in transaction pooling hands each transaction any server connection: a statement psycopg
+        # prepared on one is unknown on the next, and PgBouncer refuses an `options` startup parameter it does not
+        # track (set `jit = off` on the database instead: docs/deploy.md).
+        connect_args.setdefault("prepare_threshold", None)
+    else:
+        connect_args["options"] = f"{connect_args.get('options', '')} -c jit=off".strip()
     return create_engine(url, connect_args=connect_args, **kwargs)
 
 
@@ -227,15 +233,13 @@ def upgrade_schema(engine: Engine) -> bool:
         if current == head:
             return False
         if engine.dialect.name == "postgresql":
+            # A transaction-level lock, in the one transaction the migrations run in (PostgreSQL's DDL is
+            # transactional): the commit or the rollback lets it go, so it also holds behind PgBouncer in
+            # transaction pooling, where a session-level lock could outlive us on a pooled server connection.
             with engine.connect() as conn:
-                conn.exec_driver_sql(f"SELECT pg_advisory_lock({_ADVISORY_LOCK_ID})")
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK_ID})")
+                command.upgrade(_alembic_config(conn), "head")
                 conn.commit()
-                try:
-                    command.upgrade(_alembic_config(conn), "head")
-                    conn.commit()
-                finally:
-                    conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_ADVISORY_LOCK_ID})")
-                    conn.commit()
         else:
             lock_path = _sqlite_lock_path(engine)
             lock_file = lock_path.open("w") if lock_path else None
