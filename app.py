@@ -9,7 +9,7 @@ st.set_page_config(page_title="Help desk", page_icon="🛠️", layout="wide")
 from sqlalchemy.exc import DBAPIError  # noqa: E402
 
 from lib.ui import auth, core  # noqa: E402
-from lib.ui.pages import PAGES, on_public_page, public_pages  # noqa: E402
+from lib.ui.pages import PAGES, live_unread, on_public_page, public_pages  # noqa: E402
 from lib.workflow import Role  # noqa: E402
 
 
@@ -44,6 +44,7 @@ def main() -> None:
             sections.setdefault(spec.section, []).append(spec.page())
     with st.sidebar:
         st.caption(f"Signed in as **{user.name}** · {role.label}")
+        live_unread(user.id)
     core.settings_banner(role)
     st.navigation(sections).run()
 

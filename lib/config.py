@@ -73,6 +73,12 @@ class Settings:
     ticket_prefix: str = _s("HD", CORE, "ticket numbers read `<prefix>-000123` everywhere: pages, mail, exports")
     desk_signature: str = _s("Your IT help desk", CORE, "how mail to requesters is signed (`{desk}` in templates)")
     queue_refresh_seconds: int = _s(30, CORE, "live refresh of the queue (0 turns it off)")
+    notifications_refresh_seconds: int = _s(10, CORE, "the sidebar's count of unread notifications refreshes this "
+                                                      "often on every page, without a reload (0 turns it off)")
+    ticket_live_seconds: float = _s(3.0, CORE, "an open ticket page checks for others' changes and who else is on "
+                                               "it this often (0 turns it off; docs/workspace.md)")
+    presence_stale_seconds: int = _s(20, CORE, "a ticket page not heard from for this long no longer shows its "
+                                               "person as viewing or writing (docs/workspace.md)")
     reopen_window_days: int = _s(14, CORE, "a closed ticket can be reopened this long; later a new linked ticket")
     confirmation_wait_days: int = _s(5, CORE, "then the requester is reminded once, and \"no reply\" may close it")
     repeat_window_days: int = _s(30, CORE, "repeat issues are looked for over this many days (a lead can change "
@@ -124,6 +130,23 @@ class Settings:
     email_own_addresses: tuple[str, ...] = _s((), MAIL_IN, "comma-separated addresses of the desk itself, besides "
                                                            "`smtp_from` and `imap_user` (mail from them is a loop)",
                                               shown="—")
+    spam_mail: str = _s("quarantine", MAIL_IN, "spam (`X-Spam-Flag`, `X-Spam-Status: Yes`), bulk or list mail and "
+                                               "automatic mail that answers no ticket: `quarantine` keeps it for the "
+                                               "lead, `ticket` opens a ticket; either way nothing is mailed back")
+    mail_raw_retention_days: int = _s(180, MAIL_IN, "the raw message of every ingested mail is kept this many days "
+                                                    "(0: forever); the worker removes older ones")
+
+    webhook_timeout: float = _s(10.0, MAIL_OUT, "seconds the outbound webhook (set by a lead on Admin) may take to "
+                                                "answer a POST")
+    webhook_max_attempts: int = _s(8, MAIL_OUT, "tries of one webhook delivery (timeouts, 5xx, 408, 425, 429) before "
+                                                "it is marked failed")
+    webhook_retry_base_seconds: float = _s(30.0, MAIL_OUT, "first webhook retry delay; doubled per attempt")
+    webhook_retry_max_seconds: float = _s(3600.0, MAIL_OUT, "the webhook retry delay never grows beyond this")
+    staff_mail_default: str = _s("digest", MAIL_OUT, "how staff hear of their notifications by mail until they "
+                                                     "choose on My account: `each` (a mail per notification), "
+                                                     "`digest` (one mail a day of the unread ones) or `none`")
+    staff_digest_hour: int = _s(8, MAIL_OUT, "the hour (0-23, desk time: `timezone`) from which the worker sends "
+                                             "each person's daily digest of unread notifications")
 
     alert_token: str | None = _s(None, ALERTS, "the webhook's bearer token; unset: the webhook is off")
     alert_severity_map: dict[str, str] = _s({}, ALERTS, "entries merged over the built-in table (docs/alerts.md): "
@@ -140,8 +163,17 @@ class Settings:
     worker: bool = _s(True, WORKER, "run the background worker inside each app server; `off` to run it as its own "
                                     "process (`python -m lib.cli worker`)", shown="`on`")
     worker_interval: float = _s(60.0, WORKER, "seconds between worker cycles")
+    import_inline_max_rows: int = _s(5000, WORKER, "an import (or dry run) started on the Admin page with more rows "
+                                                   "than this runs in the background worker, with a progress bar; "
+                                                   "smaller ones run at once in the page (0: always the worker)")
+    import_worker_rows_per_cycle: int = _s(50_000, WORKER, "rows of an Admin import the worker writes per cycle "
+                                                           "before it lets its other steps (mail, SLA) run; the "
+                                                           "import resumes from its checkpoint in the next cycle")
     db_pool_size: int = _s(10, WORKER, "PostgreSQL: connections each process keeps open")
     db_max_overflow: int = _s(20, WORKER, "PostgreSQL: extra connections a process may open at a peak")
+    db_behind_pgbouncer: bool = _s(False, WORKER, "PostgreSQL reached through PgBouncer in transaction pooling: "
+                                                  "no prepared statements, no `options` startup parameter "
+                                                  "(docs/deploy.md)")
 
     @property
     def is_sqlite(self) -> bool:
@@ -231,10 +263,25 @@ def _check(s: Settings) -> None:
         raise ValueError(f"setting public_url ({env_name('public_url')}): {s.public_url!r} is not an address such "
                          "as https://desk.example.com")
     for name in ("queue_refresh_seconds", "reopen_window_days", "confirmation_wait_days", "attachment_max_bytes",
+                 "ticket_live_seconds", "presence_stale_seconds",
                  "login_max_failures", "login_lockout_minutes", "session_idle_minutes", "smtp_batch", "smtp_max_attempts", "imap_batch",
-                 "db_pool_size", "db_max_overflow", "repeat_window_days", "session_lifetime_hours"):
+                 "db_pool_size", "db_max_overflow", "repeat_window_days", "session_lifetime_hours",
+                 "import_inline_max_rows", "import_worker_rows_per_cycle"):
         if getattr(s, name) < 0:
             raise ValueError(f"setting {name} ({env_name(name)}): must not be negative")
+    for name in ("webhook_timeout", "webhook_max_attempts", "webhook_retry_base_seconds", "webhook_retry_max_seconds"):
+        if getattr(s, name) <= 0:
+            raise ValueError(f"setting {name} ({env_name(name)}): must be more than 0")
+    if s.spam_mail not in ("ticket", "quarantine"):
+        raise ValueError(f"setting spam_mail ({env_name('spam_mail')}): {s.spam_mail!r} must be ticket or quarantine")
+    if s.staff_mail_default not in ("each", "digest", "none"):
+        raise ValueError(f"setting staff_mail_default ({env_name('staff_mail_default')}): "
+                         f"{s.staff_mail_default!r} must be each, digest or none")
+    if not 0 <= s.staff_digest_hour <= 23:
+        raise ValueError(f"setting staff_digest_hour ({env_name('staff_digest_hour')}): must be an hour from 0 to 23")
+    if s.mail_raw_retention_days < 0:
+        raise ValueError(f"setting mail_raw_retention_days ({env_name('mail_raw_retention_days')}): must not be "
+                         "negative (0 keeps raw mail forever)")
 
 
 def load_settings(env: dict[str, str] | None = None, toml: dict | None = None) -> Settings:
@@ -325,7 +372,8 @@ def markdown() -> str:
             "`HELPDESK_COOKIE_KEY` and `HELPDESK_SERVER_SECRET`. Each process opens at most "
             "`db_pool_size + db_max_overflow` connections (one engine per process: pages, HTTP routes and worker "
             "share it), so keep `servers × (db_pool_size + db_max_overflow) + separate workers × "
-            "(db_pool_size + db_max_overflow)` below PostgreSQL's `max_connections` minus its reserved ones.", ""]
+            "(db_pool_size + db_max_overflow)` below PostgreSQL's `max_connections` minus its reserved ones "
+            "(docs/deploy.md).", ""]
     return "\n".join(out)
 
 

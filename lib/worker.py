@@ -1,4 +1,5 @@
-"""The background worker: IMAP poll, outbox, SLA breaches, confirmation reminders, no-reply closures, rollup folds.
+"""The background worker: IMAP poll, outbox, SLA breaches, confirmation reminders, no-reply closures, rollup folds,
+big imports started on the Admin page, staff notifications (tickets newly at risk, the daily digest: lib.staff_jobs).
 
 Run it inside the app server (``start_background`` from the ``st.App`` lifespan; the single-machine
 default) or as its own process (``python -m lib.cli worker``; ``--once`` for cron). Several workers may run
@@ -27,7 +28,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 
-from lib import followups, sla, tickets
+from lib import followups, sla, staff_jobs, tickets, webhooks
 from lib.acknowledge import reassign_unacknowledged
 from lib.config import get_settings
 from lib.db import transaction
@@ -35,6 +36,7 @@ from lib.errors import HelpdeskError
 from lib.mail.imap_poll import PollReport
 from lib.mail.imap_poll import poll as poll_imap
 from lib.mail.outbound import SendReport, send_outbox
+from lib.mail.raw_store import prune as prune_raw_mail
 from lib.mail.settings import ImapConfig, SmtpConfig, worker_interval
 from lib.models import Ticket, TicketEvent
 from lib.ticket_core import SystemActor, now_utc
@@ -56,6 +58,8 @@ class CycleReport:
     reminded: list[int] = field(default_factory=list)
     closed: list[int] = field(default_factory=list)
     followups: int | None = None
+    webhooks: int | None = None  # deliveries sent
+    weekly_report: str | None = None  # the ISO week whose report mail was queued in this cycle
     errors: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
@@ -68,6 +72,10 @@ class CycleReport:
         parts.append(f"confirmation: {len(self.reminded)} reminded, {len(self.closed)} closed (no reply)")
         if self.followups is not None:
             parts.append(f"follow-ups: {self.followups}")
+        if self.webhooks:
+            parts.append(f"webhooks: {self.webhooks} sent")
+        if self.weekly_report:
+            parts.append(f"weekly report {self.weekly_report} queued")
         if self.errors:
             parts.append(f"{len(self.errors)} step(s) failed")
         return "; ".join(parts)
@@ -158,6 +166,10 @@ def run_cycle(engine: Engine, *, smtp: SmtpConfig | None = None, imap: ImapConfi
 
     if imap is not None:
         report.imap = step("imap", lambda: poll_imap(engine, imap, now=now))
+    # staff notifications first, so their mail goes out in this cycle's outbox step
+    step("at risk", lambda: staff_jobs.notify_at_risk(engine, now=now))  # assignees, once per ticket per SLA clock
+    step("staff digest", lambda: staff_jobs.send_digests(engine, now=now))  # from staff_digest_hour, once a day
+    report.weekly_report = step("weekly report", lambda: send_weekly_report(engine, now=now))  # on the lead's schedule
     if smtp is not None:
         report.outbox = step("outbox", lambda: send_outbox(engine, smtp, now=now))
     report.breaches = step("sla", lambda: record_sla_breaches(engine, now=now))
@@ -166,8 +178,25 @@ def run_cycle(engine: Engine, *, smtp: SmtpConfig | None = None, imap: ImapConfi
     if result is not None:
         report.reminded, report.closed = result
     report.followups = step("follow-ups", lambda: follow_up_reminders(engine, now=now))
+    report.webhooks = step("webhooks", lambda: webhooks.deliver_due(engine, now=now))  # when a lead set one
     step("rollups", lambda: fold_rollups(engine))
+    step("raw mail", lambda: prune_raw_mail(engine, now=now))  # older than mail_raw_retention_days
+    step("imports", lambda: run_imports(engine, now=now))
     return report
+
+
+def send_weekly_report(engine: Engine, *, now: datetime | None = None) -> str | None:
+    """Mail the weekly report when its scheduled time has come (lib.report_mail); the ISO week sent, or None."""
+    from lib import report_mail
+
+    return report_mail.send_due(engine, now=now)
+
+
+def run_imports(engine: Engine, *, now: datetime | None = None) -> int:
+    """Run the imports started on the Admin page that wait for the worker (lib.transfer.import_jobs)."""
+    from lib.transfer import import_jobs
+
+    return import_jobs.run_due(engine, now=now, budget_rows=get_settings().import_worker_rows_per_cycle or None)
 
 
 def fold_rollups(engine: Engine) -> int:

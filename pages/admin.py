@@ -1,4 +1,5 @@
-"""Admin (lead only): users, skills, categories, SLA targets and calendar, the audit log."""
+"""Admin (lead only): users, skills, categories, SLA targets and calendar, notifications, mail (templates, outbox,
+quarantine), canned replies, importing tickets, the audit log."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ import streamlit as st
 
 from lib import sla, users
 from lib.directory import save_category
-from lib.ui import admin_data, core
+from lib.ui import admin_data, canned_view, core, import_view, mail_admin_view, notify_view
 from lib.workflow import Permission, Priority, Role
 
 lead = core.require_role(Permission.ADMIN)
 core.flash()
 st.title("⚙️ Admin")
-tab_users, tab_cats, tab_sla, tab_audit = st.tabs(["👥 People", "🗂️ Categories", "⏱️ SLA", "📜 Audit log"])
+tab_users, tab_cats, tab_sla, tab_notify, tab_mail, tab_canned, tab_import, tab_audit = st.tabs(
+    ["👥 People", "🗂️ Categories", "⏱️ SLA", "🔔 Notifications", "✉️ Mail", "💬 Canned replies", "📥 Import",
+     "📜 Audit log"])
 
 with tab_users:
     people = admin_data.people()
@@ -23,6 +26,10 @@ with tab_users:
     st.dataframe(pd.DataFrame([{k: v for k, v in p.items() if k not in hidden} for p in people]), hide_index=True,
                  width="stretch")
     errors = st.session_state.get("newuser_errors", {})
+    if st.session_state.pop("nu_created", False):  # an empty form for the next person (values set before the widgets)
+        st.session_state.update(nu_username="", nu_name="", nu_email="", nu_pw="", nu_role=Role.TECHNICIAN.key,
+                                nu_capacity=10)
+    st.session_state.setdefault("nu_capacity", 10)  # the form's default, kept in one place
     with st.expander("➕ Add a person", expanded=not people or len(people) < 2):
         with st.form("new_user"):
             c1, c2 = st.columns(2)
@@ -31,7 +38,7 @@ with tab_users:
             c3, c4, c5 = st.columns(3)
             email = c3.text_input("E-mail", key="nu_email")
             role = c4.selectbox("Role", [r.key for r in Role], format_func=lambda k: Role.parse(k).label, key="nu_role")
-            capacity = c5.number_input("Capacity (open tickets)", 0, 200, 10, key="nu_capacity")
+            capacity = c5.number_input("Capacity (open tickets)", 0, 200, key="nu_capacity")
             pw = st.text_input("Initial password (tell them to change it)", type="password", key="nu_pw")
             for k in ("username", "name", "email", "password", "role", "capacity"):
                 if errors.get(k):
@@ -41,8 +48,7 @@ with tab_users:
                     s, actor=lead.id, username=username, name=name, email=email or None, password=pw, role=role,
                     capacity=int(capacity)), errors_key="newuser_errors", success="Account created")
                 if created is not None:
-                    for k in ("nu_username", "nu_name", "nu_email", "nu_pw"):
-                        st.session_state.pop(k, None)
+                    st.session_state["nu_created"] = True
                 st.rerun()
     if people:
         st.markdown("#### Edit a person")
@@ -165,6 +171,18 @@ with tab_sla:
                 if core.write(lambda s: sla.save_calendar(s, actor=lead.id, calendar=new_cal, risk_share=share / 100)  # type: ignore[func-returns-value]  # None, so "or True" makes success truthy
                               or True, success="Calendar saved"):
                     st.rerun()
+
+with tab_notify:
+    notify_view.render(lead)
+
+with tab_mail:
+    mail_admin_view.render(lead)
+
+with tab_canned:
+    canned_view.render(lead)
+
+with tab_import:
+    import_view.render(lead)
 
 with tab_audit:
     st.dataframe(pd.DataFrame(admin_data.audit_rows()), hide_index=True, width="stretch")

@@ -32,11 +32,17 @@ def app_env(tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPat
         PagesManager.uses_pages_directory = False
 
     monkeypatch.setattr(PagesManager, "__init__", init)
+    import streamlit as st
+
+    # Each test has a database of its own whose ids and change markers start again from 1: reads cached for an
+    # earlier test's database (keyed on those) must not be served here.
+    st.cache_data.clear()
     engine = fresh_sqlite(sqlite_template, tmp_path)
     monkeypatch.setenv("HELPDESK_DATABASE_URL", str(engine.url))
     monkeypatch.setenv("HELPDESK_QUEUE_REFRESH_SECONDS", "0")
     get_settings.cache_clear()
     yield engine
+    st.cache_data.clear()
     get_settings.cache_clear()
     engine.dispose()
 

@@ -25,6 +25,10 @@ def _changed_value(f: dataclasses.Field) -> tuple[str, object]:
         return "America/New_York", "America/New_York"
     if name == "ticket_prefix":
         return "IT", "IT"
+    if name == "spam_mail":
+        return "ticket", "ticket"
+    if name == "staff_mail_default":
+        return "each", "each"
     if name in ("public_url", "database_url"):
         return "https://desk.example.com", "https://desk.example.com"
     if base is bool:
