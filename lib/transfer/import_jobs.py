@@ -128,21 +128,38 @@ def upload_file(data: bytes, filename: str = "upload.csv") -> Iterator[Path]:
         yield path
 
 
+@dataclass(frozen=True)
+class Checked:
+    """An upload whose file, header and mapping were checked: its layout and its data rows."""
+
+    layout: str
+    rows: int
+
+
+def check_upload(data: bytes, filename: str, layout: str = "auto", mapping_toml: str | None = None) -> Checked:
+    """Check an upload before its job is recorded (ValidationError naming what is wrong). Done outside the write
+    transaction, so reading a big file holds no lock the desk's writers wait on."""
+    if not data:
+        raise ValidationError({"file": "the file is empty"})
+    with upload_file(data, filename) as path:
+        chosen, found = open_layout(path, layout, (mapping_toml or "").strip() or None)
+        return Checked(chosen, found.count_rows(path))
+
+
 def start_job(session: Session, *, actor: int, filename: str, data: bytes, layout: str = "auto",
-              mapping_toml: str | None = None, dry_run: bool = False, now: datetime | None = None) -> tuple[ImportJob, Claim | None]:
+              mapping_toml: str | None = None, dry_run: bool = False, now: datetime | None = None,
+              checked: Checked | None = None) -> tuple[ImportJob, Claim | None]:
     """Record an import (or dry run) of ``data``; the file and its header are checked first (ValidationError).
 
     Returns the job and, when it is small enough to run in the page, the claim to run it with
-    (:func:`run_job`); None: the worker runs it. A real import writes an audit-log entry."""
+    (:func:`run_job`); None: the worker runs it. A real import writes an audit-log entry. ``checked``: the result of
+    :func:`check_upload` made before the transaction (else the file is checked here)."""
     user = load_actor(session, actor)
     require_permission(user, Permission.ADMIN, "import tickets")
     now = now_utc(now)
-    if not data:
-        raise ValidationError({"file": "the file is empty"})
     mapping = (mapping_toml or "").strip() or None
-    with upload_file(data, filename) as path:
-        chosen, found = open_layout(path, layout, mapping)
-        rows = found.count_rows(path)
+    checked = checked or check_upload(data, filename, layout, mapping)
+    chosen, rows = checked.layout, checked.rows
     in_worker = rows > get_settings().import_inline_max_rows
     job = ImportJob(started_by_id=user.id, filename=(Path(filename).name or "upload.csv")[:255], size_bytes=len(data),
                     data=data, layout=chosen, mapping_toml=mapping, dry_run=dry_run, in_worker=in_worker,

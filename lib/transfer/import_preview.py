@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, aliased
 from lib.db import transaction
 from lib.errors import HelpdeskError
 from lib.models import Category, Requester, Ticket, User
+from lib.transfer import importer_generic
 from lib.transfer.import_rows import Item, Refused
 from lib.transfer.importer import open_layout, read_header
 from lib.workflow import Channel, ClosureReason, Priority, Status
@@ -65,7 +66,7 @@ def preview(engine: Engine, path: Path, *, layout: str = "auto", mapping_toml: s
     try:
         with transaction(engine) as session:
             for item in items:
-                rows.append(_one(session, found.handle, item))
+                rows.append(_one(session, found.handle, item, source=getattr(found, "source", importer_generic.SOURCE)))
             raise _RollBack
     except _RollBack:
         pass
@@ -73,7 +74,7 @@ def preview(engine: Engine, path: Path, *, layout: str = "auto", mapping_toml: s
                    total_rows=found.count_rows(path))
 
 
-def _one(session: Session, handle: Callable[[Session, Item], str], item: Item) -> PreviewRow:
+def _one(session: Session, handle: Callable[[Session, Item], str], item: Item, *, source: str) -> PreviewRow:
     newest = session.scalar(select(func.max(Ticket.id))) or 0
     try:
         with session.begin_nested():
@@ -85,8 +86,8 @@ def _one(session: Session, handle: Callable[[Session, Item], str], item: Item) -
     if outcome == "created":
         ticket_id = session.scalar(select(func.max(Ticket.id)).where(Ticket.id > newest))
     else:
-        ticket_id = session.scalar(select(Ticket.id).where(Ticket.external_ref == item.key)
-                                   .order_by(Ticket.id.desc()).limit(1))
+        ticket_id = session.scalar(select(Ticket.id).where(Ticket.external_source == source,
+                                                           Ticket.external_ref == item.key))
     return PreviewRow(where=item.where, outcome=OUTCOMES.get(outcome, outcome),
                       values=_values(session, ticket_id) if ticket_id else {})
 

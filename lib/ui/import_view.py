@@ -116,8 +116,13 @@ def show_preview(p: Preview) -> None:
 
 
 def _start(lead: User, filename: str, data: bytes, layout: str, mapping: str | None, *, dry_run: bool) -> None:
+    try:  # the file is read before the write transaction: nobody waits on it
+        checked = import_jobs.check_upload(data, filename, layout, mapping)
+    except ValidationError as exc:
+        st.error("This file cannot be imported: " + escape_md("; ".join(exc.fields.values()) or str(exc)), icon="✋")
+        return
     started = write(lambda s: import_jobs.start_job(s, actor=lead.id, filename=filename, data=data, layout=layout,
-                                                    mapping_toml=mapping, dry_run=dry_run))
+                                                    mapping_toml=mapping, dry_run=dry_run, checked=checked))
     if started is None:
         return  # write() showed why
     job, claim = started
