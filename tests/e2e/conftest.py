@@ -116,6 +116,44 @@ def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+def settle(page) -> None:  # type: ignore[no-untyped-def]
+    """Let the browser lay out and paint what the last input or resize changed: two animation frames (a state of
+    the page, not a guessed delay). Events an input triggers are dispatched before the input call returns."""
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r())))")
+
+
+def full_shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    """The whole page: Streamlit scrolls inside its main area, so grow the window to its height first."""
+    size = page.viewport_size
+    height = page.evaluate("Math.max(...[...document.querySelectorAll("
+                           "'[data-testid=stMain], [data-testid=stMainBlockContainer]')].map(e => e.scrollHeight), 0)")
+    page.set_viewport_size({"width": size["width"], "height": min(max(height + 80, size["height"]), 9000)})
+    settle(page)
+    shot(page, name)
+    page.set_viewport_size(size)
+    settle(page)
+
+
+def log_ticket(page, *, name: str, email: str, summary: str, description: str, category: str,  # type: ignore[no-untyped-def]
+               channel: str | None = None) -> None:
+    """On the intake page: a ticket for a new contact, created; waits for "Ticket HD-… created"."""
+    if channel is not None:
+        page.get_by_text(channel).click()
+        wait_idle(page)
+    page.get_by_text("New contact").click()
+    wait_idle(page)
+    page.get_by_role("textbox", name="Name", exact=True).fill(name)
+    page.get_by_role("textbox", name="E-mail", exact=True).fill(email)
+    page.get_by_role("textbox", name="Summary").fill(summary)
+    page.get_by_role("textbox", name="Description").fill(description)
+    page.get_by_role("textbox", name="Description").press("Tab")
+    wait_idle(page)
+    choose(page, "Category", category)
+    page.get_by_role("button", name="Create ticket").click()
+    wait_idle(page)
+    page.get_by_text(re.compile(r"Ticket HD-\d+ created")).wait_for()
+
+
 LOGIN_REFUSED = re.compile("incorrect|locked|Login failed")
 
 
@@ -205,7 +243,7 @@ def open_from_grid(page, context, text: str):  # type: ignore[no-untyped-def]
     x = box["x"] + (30 if col >= 2 else 0) + 45
     y = box["y"] + header + (row - 2) * row_h + row_h / 2
     page.mouse.move(x, y)
-    page.wait_for_timeout(200)
+    settle(page)
     with context.expect_page(timeout=10_000) as new_tab:
         page.mouse.click(x, y)
     tab = new_tab.value

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tests.e2e.conftest import login, seed_accounts, shot, wait_idle
+from tests.e2e.conftest import full_shot, login, seed_accounts, shot, wait_idle
 
 LONG = ("Outlook freezes for about a minute whenever the user opens a shared calendar from the finance team, "
         "then shows a 'not responding' banner; restarting Outlook helps only until the next calendar is opened, "
@@ -31,17 +31,6 @@ def luma(css: str) -> float:
 
 def colour(page, selector: str, prop: str = "color") -> str:  # type: ignore[no-untyped-def]
     return page.evaluate(f"getComputedStyle(document.querySelector({selector!r})).{prop}")
-
-
-def full_shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
-    """The whole page: Streamlit scrolls inside its main area, so grow the window to its height first."""
-    size = page.viewport_size
-    height = page.evaluate("Math.max(...[...document.querySelectorAll("
-                           "'[data-testid=stMain], [data-testid=stMainBlockContainer]')].map(e => e.scrollHeight), 0)")
-    page.set_viewport_size({"width": size["width"], "height": min(max(height + 80, size["height"]), 6000)})
-    page.wait_for_timeout(500)
-    shot(page, name)
-    page.set_viewport_size(size)
 
 
 def open_as(browser, desk, scheme: str, who: str, path: str):  # type: ignore[no-untyped-def]
@@ -154,6 +143,5 @@ def test_board_reads_in_both_schemes(browser, desk, scheme: str) -> None:  # typ
     page.get_by_text("Acknowledgements:").wait_for()
     page.wait_for_function("document.querySelectorAll('[data-testid=\"stPlotlyChart\"] .main-svg').length >= 1")
     wait_idle(page)
-    page.wait_for_timeout(700)
     full_shot(page, f"75_board_{scheme}")
     ctx.close()

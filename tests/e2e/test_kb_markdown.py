@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import login, seed_accounts, shot, wait_idle
+from tests.e2e.conftest import login, seed_accounts, settle, shot, wait_idle
 
 HOSTILE_STEPS = """\
 <script>window.__kbPwned = 'script'; alert('script')</script>
@@ -61,7 +61,7 @@ def test_hostile_markdown_is_inert_in_the_browser(browser, article) -> None:  # 
     page.get_by_text("raw html block").first.hover()  # shown as text, so nothing to hover into
     page.mouse.move(10, 10)
     page.mouse.move(700, 500)
-    page.wait_for_timeout(1000)
+    settle(page)
     shot(page, "kb_hostile_markdown")
 
     assert dialogs == []
@@ -83,6 +83,6 @@ def test_hostile_markdown_is_inert_in_the_browser(browser, article) -> None:  # 
     assert page.get_by_text("<img src=x onerror=alert('symptoms')>", exact=False).count() >= 1
     # clicking where the javascript: link would be does nothing either
     page.get_by_text("settings", exact=False).first.click()
-    page.wait_for_timeout(500)
+    settle(page)
     assert dialogs == [] and page.evaluate("window.__kbPwned") is None
     ctx.close()

@@ -12,7 +12,7 @@ from datetime import date
 
 import pytest
 
-from tests.e2e.conftest import PASSWORD, login, seed_accounts, shot, wait_idle
+from tests.e2e.conftest import PASSWORD, full_shot, login, seed_accounts, settle, shot, wait_idle
 
 CHARTS = '[data-testid="stPlotlyChart"]'
 
@@ -45,19 +45,7 @@ def open_page(browser, servers, path: str, scheme: str):  # type: ignore[no-unty
 def wait_charts(page, n: int) -> None:  # type: ignore[no-untyped-def]
     page.wait_for_function(f"document.querySelectorAll('{CHARTS} .main-svg').length >= {n}", timeout=30_000)
     wait_idle(page)
-    page.wait_for_timeout(700)  # plotly finishes its layout after the element appears
-
-
-def full_shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
-    """The whole page: Streamlit scrolls inside its main area, so grow the window to its height first."""
-    size = page.viewport_size
-    height = page.evaluate("Math.max(...[...document.querySelectorAll("
-                           "'[data-testid=stMain], [data-testid=stMainBlockContainer]')].map(e => e.scrollHeight), 0)")
-    page.set_viewport_size({"width": size["width"], "height": min(max(height + 80, size["height"]), 9000)})
-    page.wait_for_timeout(900)
-    shot(page, name)
-    page.set_viewport_size(size)
-    page.wait_for_timeout(300)
+    settle(page)  # plotly lays out after its element appears
 
 
 def background(page) -> str:  # type: ignore[no-untyped-def]
@@ -136,6 +124,7 @@ def test_report_page(browser, servers, scheme: str, tmp_path) -> None:  # type: 
         report = ctx.new_page()
         report.set_viewport_size({"width": 1200, "height": 900})
         report.goto(path.as_uri())
-        report.wait_for_timeout(1500)
+        report.wait_for_function("document.querySelectorAll('.main-svg').length >= 1", timeout=30_000)
+        settle(report)
         shot(report, "65_report_html_file")
     ctx.close()

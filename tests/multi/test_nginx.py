@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import choose, login, wait_idle
+from tests.e2e.conftest import log_ticket, login, wait_idle
 from tests.multi.conftest import ROOT, Pair, free_port
 
 CONF = ROOT / "deploy" / "nginx" / "helpdesk.conf"
@@ -143,18 +143,8 @@ def test_through_nginx_sign_in_queue_new_ticket_and_downloads(browser, pair: Pai
 
     page.goto(proxy.url + "/intake")
     wait_idle(page)
-    page.get_by_text("New contact").click()
-    wait_idle(page)
-    page.get_by_role("textbox", name="Name", exact=True).fill("Nia Nolan")
-    page.get_by_role("textbox", name="E-mail", exact=True).fill("nia@example.com")
-    page.get_by_role("textbox", name="Summary").fill("VPN client asks for the password twice")
-    page.get_by_role("textbox", name="Description").fill("Since the update the prompt appears twice.")
-    page.get_by_role("textbox", name="Description").press("Tab")
-    wait_idle(page)
-    choose(page, "Category", "Networking")
-    page.get_by_role("button", name="Create ticket").click()
-    wait_idle(page)
-    page.get_by_text(re.compile(r"Ticket HD-\d+ created")).wait_for()
+    log_ticket(page, name="Nia Nolan", email="nia@example.com", summary="VPN client asks for the password twice",
+               description="Since the update the prompt appears twice.", category="Networking")
 
     page.goto(proxy.url + "/")
     wait_idle(page)

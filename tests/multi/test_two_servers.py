@@ -20,7 +20,7 @@ from lib.models import Category, OutboxMail, Ticket, TicketEvent, ticket_ref
 from lib.tickets import TicketDraft
 from lib.users import get_by_username
 from lib.workflow import EventKind
-from tests.e2e.conftest import choose, login, pick, wait_idle
+from tests.e2e.conftest import log_ticket, login, pick, wait_idle
 from tests.integration.conftest import make_mail
 from tests.multi.conftest import ALERT_TOKEN, Pair, http_post, signed_in, wait_until
 
@@ -48,20 +48,9 @@ def test_a_ticket_created_on_a_appears_in_b_queue_at_its_next_refresh(browser, p
     assert grid_cell(on_b, "Projector in room 7").count() == 0
 
     on_a = signed_in(browser, staff_cookies, "tom", pair.a, "/intake")
-    on_a.get_by_text("Walk-in").click()
-    wait_idle(on_a)
-    on_a.get_by_text("New contact").click()
-    wait_idle(on_a)
-    on_a.get_by_role("textbox", name="Name", exact=True).fill("Ann Smith")
-    on_a.get_by_role("textbox", name="E-mail", exact=True).fill("ann@example.com")
-    on_a.get_by_role("textbox", name="Summary").fill("Projector in room 7 shows no signal")
-    on_a.get_by_role("textbox", name="Description").fill("HDMI and VGA both blank since Monday.")
-    on_a.get_by_role("textbox", name="Description").press("Tab")
-    wait_idle(on_a)
-    choose(on_a, "Category", "Hardware")
-    on_a.get_by_role("button", name="Create ticket").click()
-    wait_idle(on_a)
-    on_a.get_by_text(re.compile(r"Ticket HD-\d+ created")).wait_for()
+    log_ticket(on_a, channel="Walk-in", name="Ann Smith", email="ann@example.com",
+               summary="Projector in room 7 shows no signal", description="HDMI and VGA both blank since Monday.",
+               category="Hardware")
 
     # B's queue was not reloaded: its live refresh (every 2 s here) brings the new ticket in.
     grid_cell(on_b, "Projector in room 7 shows no signal").wait_for(state="attached", timeout=20_000)
