@@ -117,7 +117,8 @@ def test_a_rolled_back_change_sends_nothing(engine, staff):
     before = len(mails(engine, tid))
     with pytest.raises(RuntimeError), transaction(engine) as s:
         tickets.public_reply(s, actor=staff.tech, ticket_id=tid, text="On my way")
-        assert s.scalars(select(OutboxMail).where(OutboxMail.ticket_id == tid)).all()[-1].body.count("On my way")
+        newest = s.scalars(select(OutboxMail).where(OutboxMail.ticket_id == tid).order_by(OutboxMail.id.desc())).first()
+        assert newest is not None and newest.body.count("On my way")
         raise RuntimeError("the page failed after the write")
     assert len(mails(engine, tid)) == before
 
