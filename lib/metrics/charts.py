@@ -12,6 +12,12 @@ House rules for every chart:
 Inputs are the small frames of ``lib.metrics.measures``: a ``period`` column holds the first day of a week or a
 day (a date, a timestamp or an ISO week such as ``"2026-W47"``). Bars carry ``customdata`` =
 ``[first day, day after the last, key]`` (ISO dates) so a page can turn a selected bar into a queue link.
+
+Every figure is written as plain dicts and lists (traces with a ``"type"``, the layout as one dict) of plain
+Python values, and wrapped once with ``go.Figure(..., _validate=False)``: Plotly's property-by-property
+validation costs more than the rest of a page's charts together, and these specifications are known to be valid
+(tests/unit/test_charts.py checks that a validated copy of every figure is identical). A ``go.Figure`` is what
+Streamlit draws without validating again (a raw dict it would validate).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from lib.desk_settings import DEFAULT_WEIGHTS  # pages pass the configured weights
 from lib.workflow import CLOSURE_LABELS, WORK_CLOSURES, ClosureReason, Priority
@@ -56,40 +63,51 @@ OTHER = "(other categories)"
 HEIGHT = 360
 ISO_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 MEASURE_LABELS = {"created": "Created", "resolved": "Resolved", "closed": "Closed", "closed_other": "Closed, not work"}
+#: The template of the standalone HTML report (there is no app theme to follow there).
+EXPORT_TEMPLATE = "plotly_white"
+
+Trace = dict[str, Any]
+Layout = dict[str, Any]
 
 
 # --- shared layout -------------------------------------------------------------------------------------
 
 
-def _layout(fig: go.Figure, *, title: str, x_title: str | None, y_title: str | None,
-            height: int = HEIGHT, legend: bool = True) -> go.Figure:
-    fig.update_layout(
-        title={"text": title, "x": 0, "xanchor": "left", "y": 0.97, "yanchor": "top"},
-        paper_bgcolor="rgba(0,0,0,0)",
-        plot_bgcolor="rgba(0,0,0,0)",
-        height=height,
-        margin={"l": 10, "r": 10, "t": 48, "b": 10},
-        showlegend=legend,
+def _figure(data: list[Trace], layout: Layout) -> go.Figure:
+    """The one place a figure is made: plain dicts of plain values, wrapped without Plotly's validation.
+
+    The default template is filled in by Plotly as for any new figure (Streamlit's own when it is loaded)."""
+    return go.Figure({"data": data, "layout": layout}, _validate=False)
+
+
+def _layout(*, title: str, x_title: str | None, y_title: str | None, height: int = HEIGHT,
+            legend: bool = True) -> Layout:
+    """The layout every chart shares: title at the top left, transparent backgrounds, legend below."""
+    return {
+        "title": {"text": title, "x": 0, "xanchor": "left", "y": 0.97, "yanchor": "top"},
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "height": height,
+        "margin": {"l": 10, "r": 10, "t": 48, "b": 10},
+        "showlegend": legend,
         # Below the chart, however many rows it wraps to: a legend above would run into the title.
-        legend={"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "xanchor": "left", "x": 0,
-                "title": {"text": ""}, "traceorder": "normal"},
-        hoverlabel={"namelength": -1},
-    )
-    fig.update_xaxes(title={"text": x_title or ""}, automargin=True)
-    fig.update_yaxes(title={"text": y_title or ""}, automargin=True, rangemode="tozero")
-    return fig
+        "legend": {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "xanchor": "left", "x": 0,
+                   "title": {"text": ""}, "traceorder": "normal"},
+        "hoverlabel": {"namelength": -1},
+        "xaxis": {"title": {"text": x_title or ""}, "automargin": True},
+        "yaxis": {"title": {"text": y_title or ""}, "automargin": True, "rangemode": "tozero"},
+    }
 
 
 def empty_figure(title: str, message: str = NO_DATA, *, height: int = 220) -> go.Figure:
     """A chart with nothing to draw: the title, a clear note, no axes or gridlines."""
-    fig = go.Figure()
-    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
-                       font={"size": 16}, name="empty")
-    _layout(fig, title=title, x_title=None, y_title=None, height=height, legend=False)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_layout(meta={"empty": True})
-    return fig
+    layout = _layout(title=title, x_title=None, y_title=None, height=height, legend=False)
+    layout["annotations"] = [{"text": message, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper",
+                              "showarrow": False, "font": {"size": 16}, "name": "empty"}]
+    layout["xaxis"]["visible"] = False
+    layout["yaxis"]["visible"] = False
+    layout["meta"] = {"empty": True}
+    return _figure([], layout)
 
 
 def is_empty(fig: go.Figure) -> bool:
@@ -98,9 +116,9 @@ def is_empty(fig: go.Figure) -> bool:
 
 def for_export(fig: go.Figure) -> go.Figure:
     """The same figure for a standalone HTML file: a light template (there is no app theme to follow)."""
-    out = go.Figure(fig)
-    out.update_layout(template="plotly_white", paper_bgcolor="white", plot_bgcolor="white")
-    return out
+    spec = fig.to_dict()  # a deep copy: the figure given may be cached and shared, so it is never changed
+    spec["layout"].update(template=pio.templates[EXPORT_TEMPLATE], paper_bgcolor="white", plot_bgcolor="white")
+    return go.Figure(spec, _validate=False)
 
 
 # --- periods ---------------------------------------------------------------------------------------------
@@ -133,9 +151,9 @@ def _x_title(grain: str) -> str:
     return "Day" if grain == "day" else "Week starting (Monday)"
 
 
-def _date_axis(fig: go.Figure, grain: str) -> None:
-    fig.update_xaxes(type="date", tickformat="%d %b<br>%Y",
-                     hoverformat="%a %d %b %Y" if grain == "day" else "week of %d %b %Y")
+def _date_axis(layout: Layout, grain: str) -> None:
+    layout["xaxis"].update(type="date", tickformat="%d %b<br>%Y",
+                           hoverformat="%a %d %b %Y" if grain == "day" else "week of %d %b %Y")
 
 
 def _frame(data: pd.DataFrame | Iterable[Mapping[str, Any]] | None) -> pd.DataFrame:
@@ -156,8 +174,13 @@ def _customdata(starts: Sequence[date], grain: str, key: Any) -> list[list[Any]]
     return [[s.isoformat(), (s + step).isoformat(), key] for s in starts]
 
 
+def _py(value: Any) -> Any:
+    """A plain Python value for a numpy scalar (the figure's JSON and its validated copy must agree)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _priority(value: Any) -> Priority:
-    value = value.item() if isinstance(value, np.generic) else value  # numpy scalars from Series.unique()
+    value = _py(value)  # numpy scalars from Series.unique()
     return Priority.parse(int(value) if isinstance(value, float) and not math.isnan(value) else value)
 
 
@@ -176,20 +199,20 @@ def flow_by_priority(flow: pd.DataFrame | None, *, measure: str = "created", gra
     codes = {v: int(_priority(v)) for v in df["priority"].unique()}  # a few distinct values, many rows
     df["_p"] = df["priority"].map(codes)
     table = df.pivot_table(index="_start", columns="_p", values=measure, aggfunc="sum", fill_value=0)
-    table = table.reindex(starts, fill_value=0)
-    totals = table.sum(axis=1)
-    fig = go.Figure()
+    table = table.reindex(starts, fill_value=0)  # the index is now ``starts``
+    totals = [int(t) for t in table.sum(axis=1)]
+    data = []
     for p in PRIORITY_ORDER:
-        values = table[int(p)] if int(p) in table else pd.Series(0, index=table.index)
-        fig.add_bar(
-            x=list(table.index), y=[int(v) for v in values], name=p.label, marker_color=PRIORITY_COLOURS[p],
-            customdata=[[*cd, int(t)] for cd, t in zip(_customdata(starts, grain, p.name), totals, strict=True)],
-            hovertemplate=f"{p.label}: %{{y:,}} tickets (of %{{customdata[3]:,}})<extra></extra>",
-        )
-    _layout(fig, title=title, x_title=_x_title(grain), y_title=f"Tickets per {unit}")
-    _date_axis(fig, grain)
-    fig.update_layout(barmode="stack", bargap=0.15, hovermode="x unified")
-    return fig
+        values = [int(v) for v in table[int(p)]] if int(p) in table else [0] * len(starts)
+        data.append({
+            "type": "bar", "x": list(starts), "y": values, "name": p.label, "marker": {"color": PRIORITY_COLOURS[p]},
+            "customdata": [[*cd, t] for cd, t in zip(_customdata(starts, grain, p.name), totals, strict=True)],
+            "hovertemplate": f"{p.label}: %{{y:,}} tickets (of %{{customdata[3]:,}})<extra></extra>",
+        })
+    layout = _layout(title=title, x_title=_x_title(grain), y_title=f"Tickets per {unit}")
+    _date_axis(layout, grain)
+    layout.update(barmode="stack", bargap=0.15, hovermode="x unified")
+    return _figure(data, layout)
 
 
 def category_colours(names: Iterable[str]) -> dict[str, str]:
@@ -218,24 +241,23 @@ def flow_by_category(flow: pd.DataFrame | None, *, measure: str = "created", gra
     df, starts = _with_starts(df, periods)
     ranking = df.groupby("category")[measure].sum().sort_values(ascending=False)
     ranking = ranking[ranking > 0]
-    keep = list(ranking.index[:top])
+    keep = [_py(c) for c in ranking.index[:top]]
     df["_c"] = [c if c in keep else OTHER for c in df["category"]]
     table = df.pivot_table(index="_start", columns="_c", values=measure, aggfunc="sum", fill_value=0)
-    table = table.reindex(starts, fill_value=0)
-    totals = table.sum(axis=1)
+    table = table.reindex(starts, fill_value=0)  # the index is now ``starts``
+    totals = [int(t) for t in table.sum(axis=1)]
     names = keep + ([OTHER] if OTHER in table.columns and table[OTHER].sum() > 0 else [])
     colours = {**category_colours(names), **(colours or {})}
-    fig = go.Figure()
-    for name in names:
-        fig.add_bar(
-            x=list(table.index), y=[int(v) for v in table[name]], name=name, marker_color=colours[name],
-            customdata=[[*cd, int(t)] for cd, t in zip(_customdata(starts, grain, name), totals, strict=True)],
-            hovertemplate=f"{_escape(name)}: %{{y:,}} tickets (of %{{customdata[3]:,}})<extra></extra>",
-        )
-    _layout(fig, title=title, x_title=_x_title(grain), y_title=f"Tickets per {unit}")
-    _date_axis(fig, grain)
-    fig.update_layout(barmode="stack", bargap=0.15, hovermode="x unified")
-    return fig
+    data = [{
+        "type": "bar", "x": list(starts), "y": [int(v) for v in table[name]], "name": name,
+        "marker": {"color": colours[name]},
+        "customdata": [[*cd, t] for cd, t in zip(_customdata(starts, grain, name), totals, strict=True)],
+        "hovertemplate": f"{_escape(name)}: %{{y:,}} tickets (of %{{customdata[3]:,}})<extra></extra>",
+    } for name in names]
+    layout = _layout(title=title, x_title=_x_title(grain), y_title=f"Tickets per {unit}")
+    _date_axis(layout, grain)
+    layout.update(barmode="stack", bargap=0.15, hovermode="x unified")
+    return _figure(data, layout)
 
 
 def _escape(text: str) -> str:
@@ -259,17 +281,16 @@ def backlog_line(backlog: pd.DataFrame | None, *, grain: str = "week", periods: 
     series = df.groupby("_start")["backlog_end"].sum().reindex(starts)
     if series.fillna(0).sum() == 0:
         return empty_figure(title, "No open tickets in this period")
-    fig = go.Figure()
-    fig.add_scatter(
-        x=list(series.index), y=[None if pd.isna(v) else int(v) for v in series], mode="lines+markers",
-        name="Open at the end", line={"color": BACKLOG_COLOUR, "width": 3}, marker={"size": 7},
-        customdata=_customdata(starts, grain, "backlog"),
-        hovertemplate=f"Open at the end of the {unit}: %{{y:,}} tickets<extra></extra>",
-    )
-    _layout(fig, title=title, x_title=_x_title(grain), y_title="Open tickets", legend=False)
-    _date_axis(fig, grain)
-    fig.update_layout(hovermode="x unified")
-    return fig
+    data = [{
+        "type": "scatter", "x": list(starts), "y": [None if pd.isna(v) else int(v) for v in series],
+        "mode": "lines+markers", "name": "Open at the end", "line": {"color": BACKLOG_COLOUR, "width": 3},
+        "marker": {"size": 7}, "customdata": _customdata(starts, grain, "backlog"),
+        "hovertemplate": f"Open at the end of the {unit}: %{{y:,}} tickets<extra></extra>",
+    }]
+    layout = _layout(title=title, x_title=_x_title(grain), y_title="Open tickets", legend=False)
+    _date_axis(layout, grain)
+    layout["hovermode"] = "x unified"
+    return _figure(data, layout)
 
 
 # --- resolution time distribution ---------------------------------------------------------------------------
@@ -303,40 +324,43 @@ def resolution_box(data: pd.DataFrame | None, *, title: str = "Resolution time b
     sampled = bool(getattr(data, "attrs", {}).get("sampled"))
     codes = {v: int(_priority(v)) for v in df["priority"].unique()}  # a few distinct values, many rows
     df["_p"] = df["priority"].map(codes)
-    fig = go.Figure()
+    traces: list[Trace] = []
+    fences: list[float] = []
     for p in PRIORITY_ORDER:
         stats = resolution_stats(df.loc[df["_p"] == int(p), "hours"])
         if stats is None:
             continue
         shown = {k: max(v, _MIN_HOURS) for k, v in stats.items() if k != "n"}
+        fences += [shown["p10"], shown["p90"]]
         colour = PRIORITY_COLOURS[p]
-        fig.add_trace(go.Box(
-            x=[p.label], q1=[shown["q1"]], median=[shown["median"]], q3=[shown["q3"]],
-            lowerfence=[shown["p10"]], upperfence=[shown["p90"]], name=p.label, marker_color=colour,
-            line={"color": colour}, fillcolor=_alpha(colour, 0.35), hoverinfo="skip", showlegend=False,
-            hovertemplate=None,
-        ))
-        fig.add_scatter(
-            x=[p.label], y=[shown["median"]], mode="markers", name=f"{p.label} (median)", showlegend=False,
-            marker={"symbol": "line-ew-open", "size": 28, "color": colour, "line": {"width": 3, "color": colour}},
-            customdata=[[stats["n"], stats["median"], stats["p90"], stats["mean"], stats["q1"], stats["q3"], stats["p10"]]],
-            hovertemplate=(f"<b>{p.label}</b> · %{{customdata[0]:,}} resolved{' (a sample)' if sampled else ''}<br>"
-                           "median %{customdata[1]:,.1f} h · p90 %{customdata[2]:,.1f} h · mean %{customdata[3]:,.1f} h"
-                           "<br>middle half %{customdata[4]:,.1f}–%{customdata[5]:,.1f} h · "
-                           "p10 %{customdata[6]:,.1f} h<extra></extra>"),
-        )
-    if not fig.data:
+        traces.append({
+            "type": "box", "x": [p.label], "q1": [shown["q1"]], "median": [shown["median"]], "q3": [shown["q3"]],
+            "lowerfence": [shown["p10"]], "upperfence": [shown["p90"]], "name": p.label, "marker": {"color": colour},
+            "line": {"color": colour}, "fillcolor": _alpha(colour, 0.35), "hoverinfo": "skip", "showlegend": False,
+        })
+        traces.append({
+            "type": "scatter", "x": [p.label], "y": [shown["median"]], "mode": "markers",
+            "name": f"{p.label} (median)", "showlegend": False,
+            "marker": {"symbol": "line-ew-open", "size": 28, "color": colour, "line": {"width": 3, "color": colour}},
+            "customdata": [[stats["n"], stats["median"], stats["p90"], stats["mean"], stats["q1"], stats["q3"],
+                            stats["p10"]]],
+            "hovertemplate": (f"<b>{p.label}</b> · %{{customdata[0]:,}} resolved{' (a sample)' if sampled else ''}"
+                              "<br>median %{customdata[1]:,.1f} h · p90 %{customdata[2]:,.1f} h · "
+                              "mean %{customdata[3]:,.1f} h<br>middle half %{customdata[4]:,.1f}–"
+                              "%{customdata[5]:,.1f} h · p10 %{customdata[6]:,.1f} h<extra></extra>"),
+        })
+    if not traces:
         return empty_figure(title)
-    _layout(fig, title=title, x_title="Priority", y_title="Hours (log scale)", legend=False)
-    shown_values = [v for t in fig.data if t.type == "box" for v in (*t.lowerfence, *t.upperfence)]
-    lo, hi = min(shown_values), max(shown_values)
+    layout = _layout(title=title, x_title="Priority", y_title="Hours (log scale)", legend=False)
+    lo, hi = min(fences), max(fences)
     ticks = [(h, label) for h, label in HOUR_TICKS if lo / 1.6 <= h <= hi * 1.6]
-    fig.update_yaxes(type="log", rangemode="normal", tickvals=[h for h, _ in ticks], ticktext=[t for _, t in ticks])
-    fig.update_xaxes(categoryorder="array", categoryarray=[p.label for p in PRIORITY_ORDER])
-    fig.add_annotation(text="box: middle half · whiskers: 10th–90th percentile", xref="paper", yref="paper",
-                       x=1, y=1.0, xanchor="right", yanchor="bottom", showarrow=False, font={"size": 11},
-                       opacity=0.8)
-    return fig
+    layout["yaxis"].update(type="log", rangemode="normal", tickvals=[h for h, _ in ticks],
+                           ticktext=[t for _, t in ticks])
+    layout["xaxis"].update(categoryorder="array", categoryarray=[p.label for p in PRIORITY_ORDER])
+    layout["annotations"] = [{"text": "box: middle half · whiskers: 10th–90th percentile", "xref": "paper",
+                              "yref": "paper", "x": 1, "y": 1.0, "xanchor": "right", "yanchor": "bottom",
+                              "showarrow": False, "font": {"size": 11}, "opacity": 0.8}]
+    return _figure(traces, layout)
 
 
 def _alpha(hex_colour: str, alpha: float) -> str:
@@ -355,7 +379,7 @@ def sla_trend(sla: pd.DataFrame | None, *, grain: str = "week", target_pct: floa
     if df.empty or "pct" not in df or (df.get("met", 0) + df.get("breached", 0)).sum() == 0:
         return empty_figure(title, "No SLA targets applied in this period")
     df, starts = _with_starts(df, periods)
-    fig = go.Figure()
+    data: list[Trace] = []
     lows: list[float] = []
     for clock in ("response", "resolution"):
         part = df[df["clock"] == clock].groupby("_start")[["met", "breached"]].sum().reindex(starts)
@@ -363,29 +387,30 @@ def sla_trend(sla: pd.DataFrame | None, *, grain: str = "week", target_pct: floa
             continue
         total = part["met"] + part["breached"]
         pct = (100.0 * part["met"] / total.where(total > 0)).round(1)
-        lows += [v for v in pct if pd.notna(v)]
-        fig.add_scatter(
-            x=list(part.index), y=[None if pd.isna(v) else float(v) for v in pct], mode="lines+markers",
-            name=f"{clock.capitalize()} target met", connectgaps=False,
-            line={"color": CLOCK_COLOURS[clock], "width": 3}, marker={"size": 7},
-            customdata=[[int(m) if pd.notna(m) else 0, int(t) if pd.notna(t) else 0]
-                        for m, t in zip(part["met"], total, strict=True)],
-            hovertemplate=(f"{clock.capitalize()}: %{{y:.1f}}% met "
-                           "(%{customdata[0]:,} of %{customdata[1]:,})<extra></extra>"),
-        )
-    if not fig.data:
+        lows += [float(v) for v in pct if pd.notna(v)]
+        data.append({
+            "type": "scatter", "x": list(starts), "y": [None if pd.isna(v) else float(v) for v in pct],
+            "mode": "lines+markers", "name": f"{clock.capitalize()} target met", "connectgaps": False,
+            "line": {"color": CLOCK_COLOURS[clock], "width": 3}, "marker": {"size": 7},
+            "customdata": [[int(m) if pd.notna(m) else 0, int(t) if pd.notna(t) else 0]
+                           for m, t in zip(part["met"], total, strict=True)],
+            "hovertemplate": (f"{clock.capitalize()}: %{{y:.1f}}% met "
+                              "(%{customdata[0]:,} of %{customdata[1]:,})<extra></extra>"),
+        })
+    if not data:
         return empty_figure(title, "No SLA targets applied in this period")
     if target_pct is not None:  # a trace, not a shape: named in the legend and the hover, never over the data
-        fig.add_scatter(x=list(starts), y=[target_pct] * len(starts), mode="lines", name=f"Target {target_pct:g}%",
-                        line={"color": TARGET_COLOUR, "dash": "dash", "width": 2},
-                        hovertemplate="Target: %{y:g}%<extra></extra>")
-        lows.append(target_pct)
+        target = _py(target_pct)
+        data.append({"type": "scatter", "x": list(starts), "y": [target] * len(starts), "mode": "lines",
+                     "name": f"Target {target_pct:g}%", "line": {"color": TARGET_COLOUR, "dash": "dash", "width": 2},
+                     "hovertemplate": "Target: %{y:g}%<extra></extra>"})
+        lows.append(float(target_pct))
     low = max(0.0, math.floor((min(lows) - 5) / 10) * 10) if lows else 0.0
-    _layout(fig, title=title, x_title=_x_title(grain), y_title="% met")
-    _date_axis(fig, grain)
-    fig.update_yaxes(range=[low, 101], ticksuffix="%", rangemode="normal")
-    fig.update_layout(hovermode="x unified")
-    return fig
+    layout = _layout(title=title, x_title=_x_title(grain), y_title="% met")
+    _date_axis(layout, grain)
+    layout["yaxis"].update(range=[low, 101], ticksuffix="%", rangemode="normal")
+    layout["hovermode"] = "x unified"
+    return _figure(data, layout)
 
 
 # --- workload -------------------------------------------------------------------------------------------
@@ -410,41 +435,44 @@ def workload_bars(workload: pd.DataFrame | None, *, weights: Mapping[Any, int] |
     df["_load"] = sum(df[columns[p]] * w[p] for p in Priority)
     df = df.sort_values(["_load", "technician"], ascending=[True, False]).reset_index(drop=True)
     names = [str(t) for t in df["technician"]]
+    loads = [int(v) for v in df["_load"]]
     caps = [None if c is None or pd.isna(c) else float(c) for c in df.get("capacity", [None] * len(df))]
     resolved = [int(r) if pd.notna(r) else 0 for r in df.get("resolved_in_range", [0] * len(df))]
     users = [int(u) if pd.notna(u) else None for u in df.get("user_id", [None] * len(df))]
-    fig = go.Figure()
+    data: list[Trace] = []
     for p in PRIORITY_ORDER:
         counts = [int(n) for n in df[columns[p]]]
-        fig.add_bar(
-            y=names, x=[n * w[p] for n in counts], orientation="h", name=p.label, marker_color=PRIORITY_COLOURS[p],
-            customdata=[[u, n, w[p], int(load), cap, r] for u, n, load, cap, r in
-                        zip(users, counts, df["_load"], caps, resolved, strict=True)],
-            hovertemplate=(f"<b>%{{y}}</b> · {p.label}: %{{customdata[1]:,}} open × weight %{{customdata[2]}} = "
-                           "%{x:,}<br>load %{customdata[3]:,} of capacity %{customdata[4]:,} · "
-                           "resolved in the period: %{customdata[5]:,}<extra></extra>"),
-        )
+        data.append({
+            "type": "bar", "y": names, "x": [n * w[p] for n in counts], "orientation": "h", "name": p.label,
+            "marker": {"color": PRIORITY_COLOURS[p]},
+            "customdata": [[u, n, w[p], load, cap, r] for u, n, load, cap, r in
+                           zip(users, counts, loads, caps, resolved, strict=True)],
+            "hovertemplate": (f"<b>%{{y}}</b> · {p.label}: %{{customdata[1]:,}} open × weight %{{customdata[2]}} = "
+                              "%{x:,}<br>load %{customdata[3]:,} of capacity %{customdata[4]:,} · "
+                              "resolved in the period: %{customdata[5]:,}<extra></extra>"),
+        })
     if any(c is not None for c in caps):
-        fig.add_scatter(
-            y=names, x=caps, mode="markers", name="Capacity",
-            marker={"symbol": "line-ns-open", "size": 18, "color": CAPACITY_COLOUR,
-                    "line": {"width": 4, "color": CAPACITY_COLOUR}},
-            hovertemplate="<b>%{y}</b>: capacity %{x:,}<extra></extra>",
-        )
-    over = [(n, load, c) for n, load, c in zip(names, df["_load"], caps, strict=True) if c is not None and load > c]
+        data.append({
+            "type": "scatter", "y": names, "x": caps, "mode": "markers", "name": "Capacity",
+            "marker": {"symbol": "line-ns-open", "size": 18, "color": CAPACITY_COLOUR,
+                       "line": {"width": 4, "color": CAPACITY_COLOUR}},
+            "hovertemplate": "<b>%{y}</b>: capacity %{x:,}<extra></extra>",
+        })
+    over = [(n, load, c) for n, load, c in zip(names, loads, caps, strict=True) if c is not None and load > c]
     if over:
-        fig.add_scatter(
-            y=[n for n, _, _ in over], x=[max(load, c) for _, load, c in over], mode="text", name="Over capacity",
-            text=[f"  over: {int(load)} / {c:g}" for _, load, c in over], textposition="middle right",
-            showlegend=False, customdata=[[int(load), c] for _, load, c in over],
-            hovertemplate="<b>%{y}</b>: load %{customdata[0]:,} over capacity %{customdata[1]:,}<extra></extra>",
-        )
+        data.append({
+            "type": "scatter", "y": [n for n, _, _ in over], "x": [max(load, c) for _, load, c in over],
+            "mode": "text", "name": "Over capacity", "text": [f"  over: {load} / {c:g}" for _, load, c in over],
+            "textposition": "middle right", "showlegend": False, "customdata": [[load, c] for _, load, c in over],
+            "hovertemplate": "<b>%{y}</b>: load %{customdata[0]:,} over capacity %{customdata[1]:,}<extra></extra>",
+        })
     weights_text = ", ".join(f"{p.label} {w[p]}" for p in PRIORITY_ORDER)
-    _layout(fig, title=title, x_title=f"Load: open tickets × priority weight ({weights_text})", y_title="Technician",
-            height=max(HEIGHT, 130 + 32 * len(df)))
-    fig.update_layout(barmode="stack", bargap=0.3)
-    fig.update_xaxes(range=[0, max([*(df["_load"] * 1.25), *[c * 1.1 for c in caps if c is not None], 1])])
-    return fig
+    layout = _layout(title=title, x_title=f"Load: open tickets × priority weight ({weights_text})",
+                     y_title="Technician", height=max(HEIGHT, 130 + 32 * len(df)))
+    layout.update(barmode="stack", bargap=0.3)
+    layout["xaxis"]["range"] = [0, max([*(load * 1.25 for load in loads), *[c * 1.1 for c in caps if c is not None],
+                                        1])]
+    return _figure(data, layout)
 
 
 # --- closures, ageing ------------------------------------------------------------------------------------
@@ -469,21 +497,23 @@ def closures_bar(closures: pd.DataFrame | None, *, title: str = "Closures by rea
     df["_work"] = [bool(w) if "counts_as_work" in df else str(r) in work
                    for r, w in zip(df["reason"], df.get("counts_as_work", [None] * len(df)), strict=True)]
     total = int(df["count"].sum())
-    fig = go.Figure()
+    data: list[Trace] = []
     for is_work, name, colour in ((True, "Resolved work", WORK_CLOSURE_COLOUR),
                                   (False, "Not counted as resolved work", OTHER_CLOSURE_COLOUR)):
         part = df[df["_work"] == is_work]
         if part.empty:
             continue
-        fig.add_bar(
-            y=list(part["_label"]), x=[int(c) for c in part["count"]], orientation="h",
-            name=name, marker_color=colour, customdata=[[str(r), total] for r in part["reason"]],
-            hovertemplate="%{y}: %{x:,} tickets (of %{customdata[1]:,} closed)<extra></extra>",
-        )
-    _layout(fig, title=title, x_title="Tickets closed", y_title="Closure reason", height=max(260, 120 + 34 * len(df)))
-    fig.update_yaxes(categoryorder="array", categoryarray=list(df["_label"]))
-    fig.update_layout(barmode="stack")
-    return fig
+        data.append({
+            "type": "bar", "y": [str(lab) for lab in part["_label"]], "x": [int(c) for c in part["count"]],
+            "orientation": "h", "name": name, "marker": {"color": colour},
+            "customdata": [[str(r), total] for r in part["reason"]],
+            "hovertemplate": "%{y}: %{x:,} tickets (of %{customdata[1]:,} closed)<extra></extra>",
+        })
+    layout = _layout(title=title, x_title="Tickets closed", y_title="Closure reason",
+                     height=max(260, 120 + 34 * len(df)))
+    layout["yaxis"].update(categoryorder="array", categoryarray=[str(lab) for lab in df["_label"]])
+    layout["barmode"] = "stack"
+    return _figure(data, layout)
 
 
 def ageing_bar(ageing: pd.DataFrame | None, *, title: str = "Age of open tickets") -> go.Figure:
@@ -491,15 +521,14 @@ def ageing_bar(ageing: pd.DataFrame | None, *, title: str = "Age of open tickets
     df = _frame(ageing)
     if df.empty or "count" not in df or df["count"].sum() == 0:
         return empty_figure(title, "No open tickets")
-    fig = go.Figure()
-    fig.add_bar(
-        x=[str(b) for b in df["bucket"]], y=[int(c) for c in df["count"]], name="Open tickets",
-        marker_color=AGEING_COLOUR, customdata=[[str(b)] for b in df["bucket"]],
-        hovertemplate="Open for %{x}: %{y:,} tickets<extra></extra>",
-    )
-    _layout(fig, title=title, x_title="Age since creation", y_title="Open tickets", legend=False, height=300)
-    fig.update_xaxes(type="category")
-    return fig
+    data = [{
+        "type": "bar", "x": [str(b) for b in df["bucket"]], "y": [int(c) for c in df["count"]],
+        "name": "Open tickets", "marker": {"color": AGEING_COLOUR}, "customdata": [[str(b)] for b in df["bucket"]],
+        "hovertemplate": "Open for %{x}: %{y:,} tickets<extra></extra>",
+    }]
+    layout = _layout(title=title, x_title="Age since creation", y_title="Open tickets", legend=False, height=300)
+    layout["xaxis"]["type"] = "category"
+    return _figure(data, layout)
 
 
 # --- the weekly report -------------------------------------------------------------------------------------
@@ -539,15 +568,14 @@ def week_priority_bars(report: Mapping[str, Any]) -> go.Figure:
     counts = [(label, _priority_counts(v)) for label, v in columns if v is not None]
     if not counts or sum(sum(c.values()) for _, c in counts) == 0:
         return empty_figure(title)
-    fig = go.Figure()
-    for p in PRIORITY_ORDER:
-        fig.add_bar(
-            x=[label for label, _ in counts], y=[c.get(p, 0) for _, c in counts], name=p.label,
-            marker_color=PRIORITY_COLOURS[p], hovertemplate=f"{p.label}, %{{x}}: %{{y:,.1f}} tickets<extra></extra>",
-        )
-    _layout(fig, title=title, x_title="Week", y_title="Tickets per week")
-    fig.update_layout(barmode="stack", bargap=0.35)
-    return fig
+    data = [{
+        "type": "bar", "x": [label for label, _ in counts], "y": [c.get(p, 0) for _, c in counts], "name": p.label,
+        "marker": {"color": PRIORITY_COLOURS[p]},
+        "hovertemplate": f"{p.label}, %{{x}}: %{{y:,.1f}} tickets<extra></extra>",
+    } for p in PRIORITY_ORDER]
+    layout = _layout(title=title, x_title="Week", y_title="Tickets per week")
+    layout.update(barmode="stack", bargap=0.35)
+    return _figure(data, layout)
 
 
 def week_category_bars(report: Mapping[str, Any], *, top: int = 10,
@@ -561,13 +589,12 @@ def week_category_bars(report: Mapping[str, Any], *, top: int = 10,
         ranked = ranked[:top - 1] + [(OTHER, sum(v for _, v in ranked[top - 1:]))]
     ranked.reverse()
     colours = {**category_colours(k for k, _ in ranked), **(colours or {})}
-    fig = go.Figure()
-    fig.add_bar(y=[k for k, _ in ranked], x=[v for _, v in ranked], orientation="h", name="Created",
-                marker_color=[colours[k] for k, _ in ranked],
-                hovertemplate="%{y}: %{x:,} tickets<extra></extra>")
-    _layout(fig, title=title, x_title="Tickets created in the week", y_title="Category", legend=False,
-            height=max(260, 110 + 30 * len(ranked)))
-    return fig
+    data = [{"type": "bar", "y": [k for k, _ in ranked], "x": [v for _, v in ranked], "orientation": "h",
+             "name": "Created", "marker": {"color": [colours[k] for k, _ in ranked]},
+             "hovertemplate": "%{y}: %{x:,} tickets<extra></extra>"}]
+    layout = _layout(title=title, x_title="Tickets created in the week", y_title="Category", legend=False,
+                     height=max(260, 110 + 30 * len(ranked)))
+    return _figure(data, layout)
 
 
 def week_headline_bars(report: Mapping[str, Any]) -> go.Figure:
@@ -578,13 +605,13 @@ def week_headline_bars(report: Mapping[str, Any]) -> go.Figure:
               ("4-week average", report.get("four_week_avg") or {}, "#bcbd22")]
     if all(not (src.get(k) or 0) for _, src, _ in series for k, _ in keys):
         return empty_figure(title)
-    fig = go.Figure()
-    for label, src, colour in series:
-        fig.add_bar(x=[name for _, name in keys], y=[float(src.get(k) or 0) for k, _ in keys], name=label,
-                    marker_color=colour, hovertemplate=f"{label}, %{{x}}: %{{y:,.1f}} tickets<extra></extra>")
-    _layout(fig, title=title, x_title="Measure", y_title="Tickets")
-    fig.update_layout(barmode="group", bargap=0.25)
-    return fig
+    data = [{"type": "bar", "x": [name for _, name in keys], "y": [float(src.get(k) or 0) for k, _ in keys],
+             "name": label, "marker": {"color": colour},
+             "hovertemplate": f"{label}, %{{x}}: %{{y:,.1f}} tickets<extra></extra>"}
+            for label, src, colour in series]
+    layout = _layout(title=title, x_title="Measure", y_title="Tickets")
+    layout.update(barmode="group", bargap=0.25)
+    return _figure(data, layout)
 
 
 def week_technician_bars(report: Mapping[str, Any]) -> go.Figure:
@@ -598,18 +625,18 @@ def week_technician_bars(report: Mapping[str, Any]) -> go.Figure:
     name_col = next((c for c in ("technician", "name", "username") if c in df), None)
     if name_col is None:
         return empty_figure(title, "No technicians")
-    for col in ("open", "resolved"):
-        df[col] = pd.to_numeric(df.get(col, 0), errors="coerce").fillna(0)
+    for col in ("open", "resolved"):  # a count missing from every row is none
+        df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0) if col in df else 0
     if (df["open"] + df["resolved"]).sum() == 0:
         return empty_figure(title, "No open or resolved tickets")
     df = df.sort_values(["open", name_col], ascending=[True, False])
-    fig = go.Figure()
-    for col, label, colour in (("open", "Open", WORKLOAD_COLOUR), ("resolved", "Resolved in the week", "#2ca02c")):
-        fig.add_bar(y=list(df[name_col]), x=[int(v) for v in df[col]], orientation="h", name=label,
-                    marker_color=colour, hovertemplate=f"%{{y}}: %{{x:,}} {label.lower()}<extra></extra>")
-    _layout(fig, title=title, x_title="Tickets", y_title="Technician", height=max(HEIGHT, 120 + 44 * len(df)))
-    fig.update_layout(barmode="group")
-    return fig
+    names = [_py(n) for n in df[name_col]]
+    data = [{"type": "bar", "y": names, "x": [int(v) for v in df[col]], "orientation": "h", "name": label,
+             "marker": {"color": colour}, "hovertemplate": f"%{{y}}: %{{x:,}} {label.lower()}<extra></extra>"}
+            for col, label, colour in (("open", "Open", WORKLOAD_COLOUR), ("resolved", "Resolved in the week", "#2ca02c"))]
+    layout = _layout(title=title, x_title="Tickets", y_title="Technician", height=max(HEIGHT, 120 + 44 * len(df)))
+    layout["barmode"] = "group"
+    return _figure(data, layout)
 
 
 def _trend_figures(report: Mapping[str, Any], colours: Mapping[str, str]) -> list[go.Figure]:

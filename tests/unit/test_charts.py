@@ -215,7 +215,8 @@ def test_closures_use_the_metrics_labels_and_work_flag() -> None:
     assert set(other.y) == {"Duplicate", "Other"}
 
 
-@pytest.mark.parametrize("make", [
+#: Every builder on a period without data.
+EMPTY_FIGURES = [
     lambda: charts.flow_by_priority(pd.DataFrame(columns=["period", "priority", "category", "created"])),
     lambda: charts.flow_by_priority(None),
     lambda: charts.flow_by_category(flow_frame().assign(created=0)),
@@ -226,7 +227,10 @@ def test_closures_use_the_metrics_labels_and_work_flag() -> None:
     lambda: charts.closures_bar(pd.DataFrame(columns=["reason", "count"])),
     lambda: charts.ageing_bar(pd.DataFrame(columns=["bucket", "count"])),
     lambda: charts.week_priority_bars({"week": "2026-W47", "created_by_priority": {}}),
-])
+]
+
+
+@pytest.mark.parametrize("make", EMPTY_FIGURES)
 def test_empty_period_says_so_and_hides_the_axes(make) -> None:  # type: ignore[no-untyped-def]
     fig = make()
     assert charts.is_empty(fig)
@@ -319,3 +323,89 @@ def test_the_log_hours_axis_is_labelled_in_words() -> None:
 def test_a_backlog_of_zeros_is_an_empty_state() -> None:
     fig = charts.backlog_line(pd.DataFrame({"period": WEEKS, "backlog_end": [0] * len(WEEKS)}))
     assert charts.is_empty(fig) and fig.layout.annotations[0].text == "No open tickets in this period"
+
+
+def test_technicians_without_a_resolved_count_have_none() -> None:
+    fig = charts.week_technician_bars({"by_technician": [{"technician": "Ann", "open": 3}]})
+    assert [list(t.x) for t in fig.data] == [[3], [0]]
+
+
+# --- the figures are built without Plotly's validation: a validated copy must be identical -------------------
+
+
+def _trend_report() -> dict:
+    return {**report_dict(), "trend": {"flow": flow_frame().to_dict("records"),
+                                       "backlog": backlog_frame().to_dict("records"),
+                                       "sla": sla_frame().to_dict("records")}}
+
+
+@functools.cache
+def every_figure() -> dict[str, go.Figure]:
+    """Each builder on representative data, on edge cases and without data, and the weekly report's figures."""
+    flow = flow_frame()
+    sampled = resolution_frame()
+    sampled.attrs["sampled"] = True
+    unknown_capacity = workload_frame().astype({"capacity": "float64"})
+    unknown_capacity.loc[1, "capacity"] = None
+    named = flow.copy()
+    named.loc[named["category"] == "Hardware", "category"] = "<b>%{y}</b> & co"
+    figs = {
+        **all_figures(),
+        "priority_by_day": charts.flow_by_priority(flow.assign(period=flow["period"] + timedelta(days=1)),
+                                                   grain="day"),
+        "priority_missing_week": charts.flow_by_priority(flow[flow["period"] != WEEKS[2]], periods=WEEKS),
+        "priority_as_names": charts.flow_by_priority(flow.assign(priority=flow["priority"].map(lambda p: Priority(p).name))),
+        "category_grouped": charts.flow_by_category(flow, top=4, measure="resolved", colours={"Hardware": "#000000"}),
+        "category_named_like_code": charts.flow_by_category(named),
+        "backlog_gap": charts.backlog_line(pd.DataFrame({"period": WEEKS, "backlog_end": [1.0, None, 3, 4, 5, 6]}),
+                                           grain="day"),
+        "resolution_sampled": charts.resolution_box(sampled),
+        "sla_no_target": charts.sla_trend(sla_frame(), target_pct=None, periods=[*WEEKS, WEEKS[-1] + timedelta(weeks=1)]),
+        "workload_weights": charts.workload_bars(workload_frame(), weights={"CRITICAL": 10}),
+        "workload_unknown_capacity": charts.workload_bars(unknown_capacity),
+        "workload_no_capacity": charts.workload_bars(workload_frame().drop(columns=["capacity", "user_id"])),
+        "closures_labelled": charts.closures_bar(pd.DataFrame({
+            "reason": ["confirmed", "duplicate", "other"], "label": ["Confirmed by the user", "Duplicate", ""],
+            "count": [5, 2, 1], "counts_as_work": [True, False, False]})),
+        "week_categories_grouped": charts.week_category_bars(
+            {"created_by_category": {c: i + 1 for i, c in enumerate(CATEGORIES)}}, top=5),
+        "week_technicians_by_name": charts.week_technician_bars({"by_technician": {"Ann": {"open": 2, "resolved": 1}}}),
+        "empty_weekly_technicians": charts.week_technician_bars({}),
+        "empty_weekly_headline": charts.week_headline_bars({}),
+        **{f"empty_{i}": make() for i, make in enumerate(EMPTY_FIGURES)},
+        **{f"weekly_trend_{i}": f for i, f in enumerate(charts.weekly_figures(_trend_report()))},
+        **{f"weekly_empty_{i}": f for i, f in enumerate(charts.weekly_figures({"week": "2026-W01"}))},
+    }
+    return figs
+
+
+_PLAIN = {str, int, float, bool, type(None), date}
+
+
+def _not_plain(value: object, path: str = "") -> list[str]:
+    """Where the specification holds anything but dicts, lists and plain Python scalars (numpy, pandas ...)."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _not_plain(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _not_plain(v, f"{path}[{i}]")]
+    return [] if type(value) in _PLAIN else [f"{path}: {type(value).__name__}"]
+
+
+@pytest.mark.parametrize("name", list(every_figure()))
+def test_plotly_validation_accepts_each_figure_and_changes_nothing(name: str) -> None:
+    fig = every_figure()[name]
+    assert type(fig) is go.Figure
+    spec = fig.to_dict()
+    assert go.Figure(spec).to_dict() == spec  # raises on any invalid property or value
+    assert not _not_plain(spec), _not_plain(spec)[:5]
+
+
+def test_the_figures_cover_every_builder() -> None:
+    titles = {f.layout.title.text for f in every_figure().values()}
+    for title in ("Created per week, by priority", "Created per week, by category", "Backlog at the end of each week",
+                  "Resolution time by priority", "SLA compliance", "Workload against capacity", "Closures by reason",
+                  "Age of open tickets", "Created in 2026-W47 by priority", "Created in 2026-W47 by category",
+                  "2026-W47 against the previous week and the 4-week average",
+                  "Per technician: open at the end of the week and resolved in it"):
+        assert title in titles
+    assert sum(charts.is_empty(f) for f in every_figure().values()) >= len(EMPTY_FIGURES) + 2
