@@ -1,8 +1,8 @@
 """What the benchmarks share: medians of timed runs, and one seeded database per size.
 
 The SQLite file ``bench/results/queue_<size>.sqlite3`` and the PostgreSQL database ``helpdesk_bench_<size>``
-are seeded once with ``seed-demo`` (seed 7; 5 years from 100,000 tickets, else 1) and kept for re-runs
-(git-ignored), so every benchmark of a size measures the same data.
+are seeded once with ``seed-demo`` (seed 7; 5 years from 100,000 tickets, else 1; data ending at ``BENCH_NOW``)
+and kept for re-runs (git-ignored), so every benchmark of a size measures the same data on both engines.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +27,8 @@ from lib.seed.demo import seed_demo  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 DEMO_PASSWORD = "bench password 123"
+# The moment the benchmark data ends at: the same seed and moment give the same tickets on either engine.
+BENCH_NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 
 
 def median_ms(fn: Callable[[], object], runs: int) -> float:
@@ -63,6 +66,7 @@ def seeded(url: str, size: int, *, log: Callable[[str], None] = print) -> Engine
     if have < size:
         log(f"  seeding {size - have:,} tickets into {engine.url.render_as_string()} ...")
         t0 = time.perf_counter()
-        seed_demo(engine, tickets=size - have, years=5 if size >= 100_000 else 1, seed=7, demo_password=DEMO_PASSWORD)
+        seed_demo(engine, tickets=size - have, years=5 if size >= 100_000 else 1, seed=7, demo_password=DEMO_PASSWORD,
+                  now=BENCH_NOW)
         log(f"  seeded in {time.perf_counter() - t0:.0f} s")
     return engine

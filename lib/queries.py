@@ -41,6 +41,8 @@ class Sort(enum.StrEnum):
 
 
 RECENTLY_CLOSED_DAYS = 30
+#: The views of open tickets only.
+OPEN_VIEWS = frozenset({QueueView.MY_OPEN, QueueView.UNASSIGNED, QueueView.ALL_OPEN, QueueView.AT_RISK})
 
 
 @dataclass
@@ -91,6 +93,7 @@ class QueuePage:
     page: int
     page_size: int
     exact: int | None = None  # the ticket a typed number jumped to (the other filters were not applied)
+    capped: bool = False  # a search matched more than SEARCH_NEWEST tickets: the rows are the newest of them
 
     @property
     def pages(self) -> int:
@@ -145,41 +148,85 @@ def _tsquery(lexemes: list[str]) -> str:
     return " & ".join("'" + lx.replace("\\", "\\\\").replace("'", "''") + "':*" for lx in lexemes)
 
 
-def _candidates(session: Session, words: list[str]) -> tuple[ColumnElement[bool] | None, list[bool]]:
+#: A slice of ticket numbers: above the first (None: from the first ticket), up to and including the second.
+Span = tuple[int | None, int]
+#: Per search word (PostgreSQL): its to_tsquery text and the ids of the requesters that hold it.
+WordSets = dict[str, tuple[str | None, list[int]]]
+
+
+def _pg_word_sets(session: Session, words: list[str]) -> WordSets:
+    """PostgreSQL: per word, its to_tsquery text (None for a word of symbols only) and the ids of the requesters
+    whose name or address holds it, looked up once per search (every window of newest_matches reuses them).
+
+    The requesters are read through their word index with sequential scans switched off for that one statement:
+    on a few thousand requesters the planner prefers reading them all, and computing each one's document costs
+    about 30 ms a word."""
+    from lib.queue_index import PG_REQUESTER_DOC
+
+    rows = session.execute(text("SELECT w, tsvector_to_array(to_tsvector('simple'::regconfig, w)) "
+                                "FROM unnest(CAST(:words AS text[])) AS w"), {"words": words}).all()
+    lexemes = {w: list(lx or []) for w, lx in rows}
+    out: WordSets = {}
+    # (SET LOCAL ends with the transaction: were a read to fail here, the rollback would undo it too)
+    session.execute(text("SET LOCAL enable_seqscan = off"))
+    for word in words:
+        if not lexemes.get(word):
+            out[word] = (None, [])
+            continue
+        query = _tsquery(lexemes[word])
+        ids = session.scalars(text(f"SELECT qr.id FROM requesters qr WHERE {PG_REQUESTER_DOC.format(r='qr.')} "
+                                   "@@ to_tsquery('simple'::regconfig, :q)"), {"q": query}).all()
+        out[word] = (query, list(ids))
+    session.execute(text("SET LOCAL enable_seqscan TO DEFAULT"))
+    return out
+
+
+def _candidates(session: Session, words: list[str], span: Span | None = None, word_sets: WordSets | None = None,
+                open_only: bool = False) -> tuple[ColumnElement[bool] | None, list[bool]]:
     """The tickets the word-search index (lib.queue_index) says may hold every word, as one condition, and
     per word whether the index could help (not for a word of symbols only, such as ``%``).
 
     The per-word sets (ticket text, or the requester's name and e-mail) are intersected inside the database
     before any ticket row is read: PostgreSQL gets them as ``id = ANY(ARRAY(...))`` (an index scan of the
-    primary key; as a plain ``IN`` the planner hashed them and read every ticket's text), SQLite as ``IN``."""
-    from lib.queue_index import PG_REQUESTER_DOC, PG_TICKET_DOC
+    primary key; as a plain ``IN`` the planner hashed them and read every ticket's text), SQLite as ``IN``.
+    With ``span`` (above, up to), only tickets numbered in it are candidates (the range is applied inside each
+    index read, so a slice of the newest tickets costs what it holds, not what the whole desk holds). With
+    ``open_only`` (a view of open tickets), PostgreSQL combines each word's index with the open-ticket index
+    before reading any ticket (a common word matches thousands of closed tickets)."""
+    from lib.queue_index import PG_TICKET_DOC
 
     parts: list[str] = []
-    params: dict[str, str] = {}
+    params: dict[str, object] = {}
     used = [False] * len(words)
+    fts_range, ticket_range = "", ""
+    if span is not None:
+        above, upto = span
+        params["upto"] = int(upto)
+        fts_range, ticket_range = " AND rowid <= :upto", " AND qt.id <= :upto"
+        if above is not None:
+            params["above"] = int(above)
+            fts_range, ticket_range = fts_range + " AND rowid > :above", ticket_range + " AND qt.id > :above"
     sqlite = session.get_bind().dialect.name == "sqlite"
-    lexemes: dict[str, list[str]] = {}
-    if not sqlite:
-        found = session.execute(text("SELECT w, tsvector_to_array(to_tsvector('simple'::regconfig, w)) "
-                                     "FROM unnest(CAST(:words AS text[])) AS w"), {"words": words}).all()
-        lexemes = {w: list(lx or []) for w, lx in found}
+    if open_only and not sqlite:
+        ticket_range += " AND qt.is_open IS TRUE"
+    found = {} if sqlite else (word_sets if word_sets is not None else _pg_word_sets(session, words))
     for i, word in enumerate(words):
         if sqlite:
             tokens = [t.lower() for t in _TOKEN.findall(word)]
             if not tokens:
                 continue
             params[f"w{i}"] = " AND ".join(f'"{t}"*' for t in tokens)  # letters and digits: nothing to escape
-            parts.append(f"SELECT id FROM (SELECT rowid AS id FROM queue_fts WHERE queue_fts MATCH :w{i} UNION ALL "
-                         f"SELECT qt.id FROM tickets qt WHERE qt.requester_id IN "
-                         f"(SELECT rowid FROM requester_fts WHERE requester_fts MATCH :w{i}))")
+            parts.append(f"SELECT id FROM (SELECT rowid AS id FROM queue_fts WHERE queue_fts MATCH :w{i}{fts_range} "
+                         f"UNION ALL SELECT qt.id FROM tickets qt WHERE qt.requester_id IN "
+                         f"(SELECT rowid FROM requester_fts WHERE requester_fts MATCH :w{i}){ticket_range})")
         else:
-            if not lexemes.get(word):
+            query, requesters = found[word]
+            if query is None:
                 continue
-            params[f"w{i}"] = _tsquery(lexemes[word])
-            q = f"to_tsquery('simple'::regconfig, :w{i})"
-            parts.append(f"SELECT id FROM (SELECT qt.id FROM tickets qt WHERE {PG_TICKET_DOC.format(t='qt.')} @@ {q} "
-                         f"UNION ALL SELECT qt.id FROM tickets qt WHERE qt.requester_id IN (SELECT qr.id FROM "
-                         f"requesters qr WHERE {PG_REQUESTER_DOC.format(r='qr.')} @@ {q})) AS c{i}")
+            params[f"w{i}"], params[f"r{i}"] = query, requesters
+            parts.append(f"SELECT id FROM (SELECT qt.id FROM tickets qt WHERE {PG_TICKET_DOC.format(t='qt.')} @@ "
+                         f"to_tsquery('simple'::regconfig, :w{i}){ticket_range} UNION ALL SELECT qt.id FROM tickets "
+                         f"qt WHERE qt.requester_id = ANY(CAST(:r{i} AS integer[])){ticket_range}) AS c{i}")
         used[i] = True
     if not parts:
         return None, used
@@ -188,13 +235,15 @@ def _candidates(session: Session, words: list[str]) -> tuple[ColumnElement[bool]
     return text(cond).bindparams(**params), used  # type: ignore[return-value]
 
 
-def text_conditions(text_: str | None, session: Session | None = None) -> list[ColumnElement[bool]]:
+def text_conditions(text_: str | None, session: Session | None = None, *, span: Span | None = None,
+                    word_sets: WordSets | None = None, open_only: bool = False) -> list[ColumnElement[bool]]:
     """Every word, in any order, in the summary, the description, the requester's name or e-mail address,
     or (a number) the ticket number: one condition per word (``paging 07`` finds "Ticket 07 paging").
 
     Words match literally (``100%`` does not find "1000"). Where the word-search index exists
     (lib.queue_index, given ``session``) it picks the candidate tickets first, and a word must then start a
-    word of the text (``pag`` finds "paging"); without it a word may sit anywhere inside a word."""
+    word of the text (``pag`` finds "paging"); without it a word may sit anywhere inside a word. With
+    ``span`` (above, up to), only tickets numbered in it match (a slice of the newest: see newest_matches)."""
     words = search_words(text_)
     if not words:
         return []
@@ -202,8 +251,12 @@ def text_conditions(text_: str | None, session: Session | None = None) -> list[C
 
     candidates, used = None, [False] * len(words)
     if session is not None and installed(session.connection()):
-        candidates, used = _candidates(session, words)
+        candidates, used = _candidates(session, words, span, word_sets, open_only)
     conds: list[ColumnElement[bool]] = []
+    if span is not None:
+        conds.append(Ticket.id <= span[1])
+        if span[0] is not None:
+            conds.append(Ticket.id > span[0])
     numbers = [int(w) for w in words if w.isascii() and w.isdigit() and len(w) <= 9]
     for word, indexed in zip(words, used, strict=True):
         if indexed and not numbers and word.isascii() and word.isalnum():
@@ -220,7 +273,8 @@ def text_conditions(text_: str | None, session: Session | None = None) -> list[C
     return conds
 
 
-def _where(f: QueueFilter, now: datetime, session: Session | None = None) -> list:
+def _where(f: QueueFilter, now: datetime, session: Session | None = None, *, span: Span | None = None,
+           word_sets: WordSets | None = None) -> list:
     conds: list = []
     if f.view is QueueView.MY_OPEN:
         conds += [Ticket.assignee_id == (f.me if f.me is not None else -1), Ticket.is_open.is_(True)]
@@ -265,7 +319,8 @@ def _where(f: QueueFilter, now: datetime, session: Session | None = None) -> lis
         conds.append(Ticket.created_at >= f.created_from)
     if f.created_to is not None:
         conds.append(Ticket.created_at < f.created_to)
-    conds += text_conditions(f.text, session)
+    conds += text_conditions(f.text, session, span=span, word_sets=word_sets,
+                             open_only=f.view in OPEN_VIEWS)
     return conds
 
 
@@ -335,31 +390,98 @@ def list_queue(session: Session, f: QueueFilter, *, sort: Sort = Sort.PRIORITY, 
 
     A search text that is a ticket number of an existing ticket jumps to it: the page holds that ticket
     alone, whatever the other filters, and ``exact`` is set (a number that names no ticket is searched as
-    a word). Raises :class:`lib.search.SearchTextError` (a ValueError) when ``f.text`` holds a control
-    character."""
+    a word). A search shows its newest SEARCH_NEWEST matches at most, with their exact count (``capped`` when
+    more match), whatever ``with_total``. Raises :class:`lib.search.SearchTextError` (a ValueError) when
+    ``f.text`` holds a control character."""
     now = f.now or clock.now()
     page = max(0, int(page))
     page_size = max(1, min(int(page_size), 500))
     exact = exact_ticket(session, f.text)
     if exact is not None:
         return QueuePage(rows=_rows(session, [exact]), total=1, page=0, page_size=page_size, exact=exact)
+    if f.text.strip() and search_words(f.text):
+        return _search_page(session, f, now, sort=sort, page=page, page_size=page_size)
     conds = _where(f, now, session)
     # Page over ids first (index-only), then join the display columns for just those rows.
     ids_stmt = select(Ticket.id).where(*conds).order_by(*_order(sort, f.view)).offset(page * page_size).limit(page_size)
-    total: int | None = None
-    if with_total and f.text.strip():
-        # A search reads every match to sort them anyway: count them in the same pass (one read, not two).
-        found = session.execute(ids_stmt.add_columns(func.count().over().label("total"))).all()
-        ids = [r[0] for r in found]
-        total = found[0][1] if found else None
-    else:
-        ids = list(session.scalars(ids_stmt))
-    rows = _rows(session, ids)
-    if total is None:
-        total = len(rows)
-        if with_total:
-            total = session.scalar(select(func.count()).select_from(Ticket).where(*conds)) or 0
+    rows = _rows(session, list(session.scalars(ids_stmt)))
+    total = len(rows)
+    if with_total:
+        total = session.scalar(select(func.count()).select_from(Ticket).where(*conds)) or 0
     return QueuePage(rows=rows, total=total, page=page, page_size=page_size)
+
+
+#: A search shows at most this many matches: the newest (highest numbers), in the sort chosen. More words or
+#: a filter narrow it; the page says when a search was cut.
+SEARCH_NEWEST = 1_000
+#: The first slice of newest tickets a search looks in; the next slices are sized from the matches found so far.
+SEARCH_WINDOW = 20_000
+
+
+def newest_matches(session: Session, f: QueueFilter, now: datetime, *, limit: int = SEARCH_NEWEST,
+                   window: int = SEARCH_WINDOW) -> tuple[list[int], bool]:
+    """The ids of the newest ``limit`` tickets matching the view, the filters and the search words, newest
+    first, and whether more match.
+
+    The search reads slices of ticket numbers from the newest back: the newest ``window`` tickets first, then a
+    slice sized to hold the matches still wanted at the rate found so far (at most eight times what has been
+    read; eight times when nothing matched yet), until it holds more than ``limit`` matches or reaches the first
+    ticket. On PostgreSQL the third slice is all the rest (each of its slices reads every word's whole entry in
+    the word index again, where SQLite's index seeks to the slice); a view of open tickets is read at once on
+    either engine. A common word costs what its newest thousand matches cost, not what a million tickets
+    hold; a rare one ends with a read of everything older (few matches: cheap). Each slice's range is applied
+    inside the word indexes (lib.queue_index), and no ticket is read twice."""
+    from lib.queue_index import installed
+
+    top = session.scalar(select(func.max(Ticket.id))) or 0
+    postgres = session.get_bind().dialect.name == "postgresql"
+    word_sets = None
+    if postgres and installed(session.connection()):
+        word_sets = _pg_word_sets(session, search_words(f.text))
+    if postgres:
+        # each slice is a small read: starting parallel workers for it costs more than it saves (10-20 ms a read)
+        session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    found: list[int] = []
+    slices = 0
+    upto, width = top, max(1, int(window))
+    if f.view in OPEN_VIEWS:
+        # one read: open tickets are a few percent of a desk's history, so their matches are few whatever the
+        # word (PostgreSQL combines each word's index with the open-ticket index before reading any ticket)
+        width = top
+    while True:
+        above = upto - width if upto - width > 0 else None
+        want = limit + 1 - len(found)
+        found += session.scalars(select(Ticket.id).where(*_where(f, now, session, span=(above, upto),
+                                                                 word_sets=word_sets))
+                                 .order_by(Ticket.id.desc()).limit(want))
+        if len(found) > limit or above is None:
+            break
+        read = top - above
+        rate = len(found) / read
+        need = limit + 1 - len(found)
+        width = 8 * read if rate == 0 else max(window, min(8 * read, int(need / rate * 1.25) + 1))
+        slices += 1
+        if postgres and slices >= 2:
+            width = above  # all the rest: each slice reads every word's whole entry in the index again
+        upto = above
+    if postgres:
+        session.execute(text("SET LOCAL max_parallel_workers_per_gather TO DEFAULT"))
+    return found[:limit], len(found) > limit
+
+
+def _search_page(session: Session, f: QueueFilter, now: datetime, *, sort: Sort, page: int,
+                 page_size: int) -> QueuePage:
+    """One page of a search: the newest matches (newest_matches), sorted as chosen."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    found, capped = newest_matches(session, f, now, limit=SEARCH_NEWEST, window=SEARCH_WINDOW)
+    ids: list[int] = []
+    if found:
+        # PostgreSQL gets the ids as one array (a thousand separate parameters cost more to send and plan)
+        among = (text("tickets.id = ANY(CAST(:found AS integer[]))").bindparams(found=found) if postgres
+                 else Ticket.id.in_(found))
+        ids = list(session.scalars(select(Ticket.id).where(among).order_by(*_order(sort, f.view))
+                                   .offset(page * page_size).limit(page_size)))
+    return QueuePage(rows=_rows(session, ids), total=len(found), page=page, page_size=page_size, capped=capped)
 
 
 #: The most rows one export holds (the CSV download of the queue): the newest matching are not cut silently,

@@ -11,7 +11,7 @@ import streamlit as st
 from lib import clock, sla, tickets
 from lib.config import get_settings
 from lib.models import ticket_ref
-from lib.queries import QueueRow, QueueView, Sort
+from lib.queries import SEARCH_NEWEST, QueueRow, QueueView, Sort
 from lib.queue_export import export_note
 from lib.queue_state import PARAMS, default_view, from_params, query_string, to_params
 from lib.search import SearchTextError
@@ -175,6 +175,9 @@ def live_queue() -> None:
     page = result.page + 1
     here = queue_data.here_now(tuple(r.id for r in result.rows), me=user.id)  # who else has each ticket open
     st.caption(f"{result.total:,} ticket(s) · page {page} of {result.pages} · refreshes every {refresh} s")
+    if result.capped:
+        st.caption(f"🔎 More than {SEARCH_NEWEST:,} tickets match these words: these are the newest "
+                   f"{SEARCH_NEWEST:,}, in the order chosen. Add a word or a filter to narrow the search.")
     if (too_many := export_note(result.total)) is not None:
         st.caption("⬇️ " + too_many)
     with st.container(key="queue_narrow"):  # a phone: one card per ticket

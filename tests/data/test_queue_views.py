@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 
 import pytest
 
@@ -250,7 +251,7 @@ def test_the_index_follows_edits(engine, staff) -> None:
 
 
 def test_search_pages_and_totals(engine, desk) -> None:
-    """A search counts its matches in the same statement as the page; past the last page the count still holds."""
+    """A search knows how many tickets match (past the last page too, and without asking for the total)."""
     with read_session(engine) as s:
         pages = [queries.list_queue(s, QueueFilter(view=QueueView.ALL, text="example.org"), sort=Sort.OLDEST,
                                     page=p, page_size=2) for p in range(3)]
@@ -258,4 +259,30 @@ def test_search_pages_and_totals(engine, desk) -> None:
                                    with_total=False)
     assert [[r.id for r in pg.rows] for pg in pages] == [[desk["printer"], desk["vpn"]], [desk["formula"]], []]
     assert [pg.total for pg in pages] == [3, 3, 3] and pages[0].pages == 2
-    assert quick.total == 2
+    assert quick.total == 3 and not quick.capped
+
+
+def test_a_common_word_shows_its_newest_matches_and_says_more_match(engine, desk, staff, monkeypatch) -> None:
+    """Past SEARCH_NEWEST matches a search shows the newest of them, in the sort chosen, and says it was cut;
+    the windows of newest tickets widen until they hold enough matches or the whole desk."""
+    made = []
+    for i in range(12):
+        with transaction(engine) as s:
+            t = tickets.create_ticket(s, actor=staff.tech, draft=TicketDraft(
+                summary=f"Toner low on floor {i}" if i % 3 else f"Badge reader {i}", category="Other",
+                priority="Low" if i % 2 else "High", channel="phone", requester=ANN))
+            made.append((t.id, i % 3 != 0))
+    toner = [tid for tid, has in made if has]  # 8 tickets, oldest first
+    now = datetime(2026, 12, 1, 10, tzinfo=UTC)
+    with read_session(engine) as s:
+        f = QueueFilter(view=QueueView.ALL, text="toner", now=now)
+        for window in (1, 2, 5, 1000):
+            assert queries.newest_matches(s, f, now, limit=5, window=window) == (toner[::-1][:5], True)
+            assert queries.newest_matches(s, f, now, limit=8, window=window) == (toner[::-1], False)
+        monkeypatch.setattr(queries, "SEARCH_NEWEST", 5)
+        monkeypatch.setattr(queries, "SEARCH_WINDOW", 3)
+        page = queries.list_queue(s, f, sort=Sort.OLDEST, page_size=50)
+        assert (page.total, page.capped, [r.id for r in page.rows]) == (5, True, sorted(toner[-5:]))
+        high_first = queries.list_queue(s, f, sort=Sort.PRIORITY, page_size=2)
+        assert [r.priority for r in high_first.rows] == [Priority.HIGH, Priority.HIGH] and high_first.pages == 3
+        assert queries.list_queue(s, QueueFilter(view=QueueView.ALL, text="badge", now=now)).capped is False
