@@ -10,15 +10,17 @@
   page makes (lib/ui/metrics_view.load_metrics: KPIs, flow, backlog, durations, resolution by priority, SLA,
   closures, rates, workload, repeat issues; and the ageing chart) in one read session. Timed from opening
   the engine to the last result; interpreter start-up and imports are not included (the app has them loaded).
-  The OS file cache is not dropped (that needs the whole machine). "Warm" repeats the calls in the same
-  process with a new session: what a rerun without Streamlit's cache costs.
+  The OS file cache is not dropped (that needs the whole machine). "After a write" repeats the calls in the
+  same process with a new session (what the page costs when a write has moved the change marker and Streamlit's
+  cache misses), then builds the page's 8 figures from that data (lib.metrics.charts).
 * **Report CLI**: ``python -m lib.cli report --week <last full week> --format json|html`` as cron runs it,
   wall time including interpreter start-up.
 * **Naive**: a new process loads every ticket (``SELECT * FROM tickets``) into pandas and computes the same
   12-week figures there (its backlog from the ticket columns only, ignoring reopenings: cheaper than the
   exact one, so the ratio is if anything understated).
 
-Prints a table of medians with the targets of issue 5; never fails on time.
+Prints a table of medians with their targets (docs/performance.md); never fails on time. Load average before
+and after is printed with it.
 """
 
 from __future__ import annotations
@@ -62,17 +64,35 @@ def child_page(url: str, start: date, end: date) -> dict:
 
     configure_mappers()  # done once when the app starts
 
+    from lib.metrics import charts
+
     f = measures.MetricFilter(start=start, end=end)
     out = {}
     engine = None
+    data: dict = {}
     for label in ("cold", "warm"):
         t0 = time.perf_counter()
         engine = engine or make_engine(url)
         with read_session(engine) as s:
             for name in PAGE_CALLS:
-                getattr(measures, name)(s, f)
-            measures.ageing(s)
+                data[name] = getattr(measures, name)(s, f)
+            data["ageing"] = measures.ageing(s)
         out[label] = time.perf_counter() - t0
+    def figures() -> None:
+        """The page's 8 figures from that data, as lib/ui/metrics_view builds them after a write."""
+        charts.flow_by_priority(data["flow"], grain=f.grain)
+        charts.flow_by_category(data["flow"], grain=f.grain)
+        charts.backlog_line(data["backlog"], grain=f.grain)
+        charts.closures_bar(data["closures_by_reason"])
+        charts.resolution_box(data["resolution_by_priority"])
+        charts.sla_trend(data["sla_compliance"], grain=f.grain)
+        charts.workload_bars(data["workload"])
+        charts.ageing_bar(data["ageing"])
+
+    figures()  # Plotly's first figure loads its templates: done once when the app server starts
+    t0 = time.perf_counter()
+    figures()
+    out["charts"] = time.perf_counter() - t0
     return out
 
 
@@ -185,20 +205,23 @@ def main() -> None:
 
     tz = get_settings().timezone
     data = _prepare(url, args.tickets)
+    load_before = os.getloadavg()[0]
     weeks12, year = _range(12, tz), _range(52, tz)
     report_week = (weeks12[1] - timedelta(days=7)).isocalendar()
     week = f"{report_week[0]}-W{report_week[1]:02d}"
-    rows: dict[str, list[float]] = {k: [] for k in ("page12", "page12_warm", "page52", "page52_warm", "cli_json",
-                                                      "cli_html", "naive", "naive_load")}
+    rows: dict[str, list[float]] = {k: [] for k in ("page12", "page12_warm", "page12_charts", "page52", "page52_warm",
+                                                      "page52_charts", "cli_json", "cli_html", "naive", "naive_load")}
     env_cli = [sys.executable, "-m", "lib.cli", "--database-url", url, "report", "--week", week]
     with tempfile.TemporaryDirectory() as folder:
         for i in range(args.runs):
             r = _spawn("--child", "page", "--database-url", url, "--start", str(weeks12[0]), "--end", str(weeks12[1]))
             rows["page12"].append(r["cold"])
             rows["page12_warm"].append(r["warm"])
+            rows["page12_charts"].append(r["warm"] + r["charts"])
             r = _spawn("--child", "page", "--database-url", url, "--start", str(year[0]), "--end", str(year[1]))
             rows["page52"].append(r["cold"])
             rows["page52_warm"].append(r["warm"])
+            rows["page52_charts"].append(r["warm"] + r["charts"])
             rows["cli_json"].append(_wall([*env_cli, "--format", "json", "--out", os.path.join(folder, "r.json")]))
             rows["cli_html"].append(_wall([*env_cli, "--format", "html", "--out", os.path.join(folder, "r.html")]))
             if i < max(1, min(args.runs, 3)):  # the slow one: at most three runs
@@ -214,17 +237,21 @@ def main() -> None:
         return f"{x * 1000:,.0f} ms"
 
     engine_name = url.split(":", 1)[0].split("+")[0]
+    print(f"load average before {load_before:.2f}, after {os.getloadavg()[0]:.2f}")
     print(f"\n{engine_name}: {data}; ranges {weeks12[0]}..{weeks12[1]} and {year[0]}..{year[1]} ({tz}); "
           f"report week {week}; medians of {args.runs} runs ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n")
     table = [
-        ("metrics page, 12 weeks, cold (new process)", ms(med["page12"]), "<= 500 ms"),
-        ("metrics page, 12 weeks, warm rerun", ms(med["page12_warm"]), "(cached in the app: <= 150 ms)"),
-        ("metrics page, 52 weeks, cold (new process)", ms(med["page52"]), "<= 1.5 s"),
-        ("metrics page, 52 weeks, warm rerun", ms(med["page52_warm"]), ""),
-        (f"report CLI {week} json (wall, with start-up)", ms(med["cli_json"]), "<= 3 s"),
-        (f"report CLI {week} html (wall, with start-up)", ms(med["cli_html"]), "<= 3 s"),
+        ("metrics page, 12 weeks, cold (new process)", ms(med["page12"]), ""),
+        ("metrics page, 12 weeks, after a write: reads", ms(med["page12_warm"]), ""),
+        ("metrics page, 12 weeks, after a write: reads + 8 figures", ms(med["page12_charts"]), "<= 150 ms"),
+        ("metrics page, 52 weeks, cold (new process)", ms(med["page52"]), ""),
+        ("metrics page, 52 weeks, after a write: reads", ms(med["page52_warm"]), ""),
+        ("metrics page, 52 weeks, after a write: reads + 8 figures", ms(med["page52_charts"]), "<= 400 ms"),
+        (f"report CLI {week} json (wall, with start-up)", ms(med["cli_json"]), "<= 2 s"),
+        (f"report CLI {week} html (wall, with start-up)", ms(med["cli_html"]), "<= 2 s"),
         ("naive: every ticket into pandas, 12 weeks", ms(med["naive"]), f"(of which loading {ms(med['naive_load'])})"),
-        ("ratio naive / metrics page cold, 12 weeks", f"{med['naive'] / med['page12']:.1f}x", ">= 20x"),
+        ("ratio naive / metrics page after a write, 12 weeks", f"{med['naive'] / med['page12_charts']:.0f}x",
+         ">= 100x"),
     ]
     width = max(len(r[0]) for r in table)
     print(f"{'measure':<{width}}  {'median':>10}  target")

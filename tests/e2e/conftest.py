@@ -53,8 +53,8 @@ def free_port() -> int:
 
 
 class AppServer:
-    def __init__(self, folder: Path, extra_env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
+    def __init__(self, folder: Path, extra_env: dict[str, str] | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = folder / "e2e.sqlite3"
         env = dict(os.environ)

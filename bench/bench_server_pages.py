@@ -1,0 +1,169 @@
+"""Pages as the app server runs them (not a test): a real `streamlit run server.py` and Chromium, cached and
+right after a write.
+
+    .venv/bin/python bench/bench_server_pages.py --database-url sqlite:///bench/results/queue_1000000.sqlite3
+    .venv/bin/python bench/bench_server_pages.py \\
+        --database-url postgresql+psycopg://postgres@127.0.0.1:5432/helpdesk_bench_1000000 --port 8611
+
+The database must hold the seeded benchmark data (bench/common.py: ``seed-demo`` with the lead's password
+``bench password 123``). The server compiles each page once, as in production (AppTest, used by
+bench_pages.py, compiles the page on every rerun). For each page, signed in as the lead, ``--runs`` times:
+
+* **cached**: the page opened again in the same tab (a new session: the server's caches are warm);
+* **after a write**: an internal note is written on another ticket first, so every read keyed on the
+  database's change marker (lib.queries.change_marker) misses, then the page is opened;
+* for the Metrics page also **new tab → first chart** (a new tab opened on the page until the first Plotly
+  chart is drawn) and **all charts** (until all of them are).
+
+Each figure is the time from the navigation until the page's own content is shown and the script run has
+finished (the browser's view of the server's work). Medians in ms; the load average before and after is
+printed with them (the machine is shared: compare figures of one run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import DEMO_PASSWORD  # noqa: E402
+
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+
+
+def _write_note(url: str, ticket_id: int, lead_id: int, n: int) -> None:
+    from lib import tickets
+    from lib.db import make_engine, transaction
+
+    engine = make_engine(url)
+    try:
+        with transaction(engine) as s:
+            tickets.internal_note(s, actor=lead_id, ticket_id=ticket_id, text=f"bench write {n}")
+    finally:
+        engine.dispose()
+
+
+def _ids(url: str) -> tuple[int, int, int]:
+    """An open ticket to show, another to write on, and the lead's id."""
+    from sqlalchemy import select
+
+    from lib.db import make_engine, read_session
+    from lib.models import Ticket, User
+
+    engine = make_engine(url)
+    with read_session(engine) as s:
+        shown, other = list(s.scalars(select(Ticket.id).where(Ticket.is_open.is_(True))
+                                      .order_by(Ticket.id.desc()).limit(2)))
+        lead = s.scalar(select(User.id).where(User.username == "lead"))
+    engine.dispose()
+    if lead is None:
+        raise SystemExit("no 'lead' account: seed the database with seed-demo (bench/common.py)")
+    return shown, other, lead
+
+
+def _until(page, ready: Callable) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the page's content is shown (``ready(page)``) and the script run has finished."""
+    ready(page)
+    page.wait_for_selector(IDLE, timeout=120_000)
+
+
+def measure(url: str, runs: int, port: int | None, pages: list[str]) -> dict[str, dict[str, float]]:
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.conftest import CHROMIUM, LAUNCH_FLAGS, AppServer, login, wait_idle
+
+    shown, other, lead = _ids(url)
+    ticket_ref_prefix = "HD-"
+    ready: dict[str, tuple[str, Callable]] = {
+        "queue": ("/queue", lambda p: p.get_by_text("ticket(s) · page").first.wait_for(timeout=120_000)),
+        "ticket": (f"/ticket?id={shown}",
+                   lambda p: p.get_by_role("heading", name=f"{ticket_ref_prefix}{shown:06d}").first.wait_for(
+                       timeout=120_000)),
+        "metrics": ("/metrics", lambda p: p.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=120_000)),
+        "board": ("/board", lambda p: p.get_by_role("heading", name="Workload board").first.wait_for(
+            timeout=120_000)),
+        "report": ("/report", lambda p: p.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=120_000)),
+    }
+    out: dict[str, dict[str, list[float]]] = {}
+    folder = Path(tempfile.mkdtemp(prefix="bench-pages-"))
+    server = AppServer(folder, extra_env={"HELPDESK_DATABASE_URL": url, "HELPDESK_QUEUE_REFRESH_SECONDS": "0"},
+                       port=port)
+    writes = 0
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_FLAGS)
+            ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+            tab = ctx.new_page()
+            login(tab, server.url, "lead", DEMO_PASSWORD)
+            for name in pages:
+                path, is_ready = ready[name]
+                row = out.setdefault(name, {"cached": [], "after a write": []})
+                tab.goto(server.url + path)  # once to warm the caches
+                _until(tab, is_ready)
+                for _ in range(runs):
+                    t0 = time.perf_counter()
+                    tab.goto(server.url + path)
+                    _until(tab, is_ready)
+                    row["cached"].append((time.perf_counter() - t0) * 1000)
+                    writes += 1
+                    _write_note(url, other, lead, writes)
+                    t0 = time.perf_counter()
+                    tab.goto(server.url + path)
+                    _until(tab, is_ready)
+                    row["after a write"].append((time.perf_counter() - t0) * 1000)
+                if name == "metrics":
+                    first, every = [], []
+                    for _ in range(runs):
+                        writes += 1
+                        _write_note(url, other, lead, writes)
+                        fresh = ctx.new_page()
+                        t0 = time.perf_counter()
+                        fresh.goto(server.url + path)
+                        fresh.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=120_000)
+                        first.append((time.perf_counter() - t0) * 1000)
+                        wait_idle(fresh, timeout=120_000)
+                        fresh.wait_for_function(
+                            "() => [...document.querySelectorAll('.js-plotly-plot')].length >= 8 && "
+                            "[...document.querySelectorAll('.js-plotly-plot')].every(e => e.querySelector('.main-svg'))",
+                            timeout=120_000)
+                        every.append((time.perf_counter() - t0) * 1000)
+                        fresh.close()
+                    row["new tab → first chart (after a write)"] = first
+                    row["new tab → all charts (after a write)"] = every
+            browser.close()
+    finally:
+        server.stop()
+    return {page: {k: statistics.median(v) for k, v in row.items() if v} for page, row in out.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--database-url", required=True, help="the seeded benchmark database (bench/common.py)")
+    ap.add_argument("--runs", type=int, default=9)
+    ap.add_argument("--port", type=int, default=None, help="the app server's port (default: a free one)")
+    ap.add_argument("--pages", nargs="+", default=["queue", "ticket", "metrics", "board", "report"],
+                    choices=["queue", "ticket", "metrics", "board", "report"])
+    args = ap.parse_args()
+    before = os.getloadavg()
+    results = measure(args.database_url, args.runs, args.port, args.pages)
+    after = os.getloadavg()
+    print(f"\n{args.database_url} · medians of {args.runs} · load average before {before[0]:.2f}, "
+          f"after {after[0]:.2f}")
+    print("page | measure | median ms")
+    print("--- | --- | ---:")
+    for page, row in results.items():
+        for k, v in row.items():
+            print(f"{page} | {k} | {v:.0f}")
+
+
+if __name__ == "__main__":
+    main()
