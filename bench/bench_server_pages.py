@@ -17,6 +17,8 @@ bench_pages.py, compiles the page on every rerun). For each page, signed in as t
   the browser marks the app's script as running until it marks it finished: the server's run of the page,
   compiled once, plus the transfer and the browser's own drawing of what arrives, since the browser notes the
   end only when its main thread is free);
+* for the ticket page also **a link in a new tab → content shown** (the caches warm);
+* **sign-in**: from the click on "Log in" (a new browser context) to a technician's queue shown;
 * for the Metrics page also **new tab → first chart** (a new tab opened on the page until the first Plotly
   chart is drawn) and **all charts** (until all of them are).
 
@@ -95,7 +97,8 @@ def _until(page, ready: Callable) -> float:  # type: ignore[no-untyped-def]
     return float(page.evaluate("window.__run.end - window.__run.start"))
 
 
-def measure(url: str, runs: int, port: int | None, pages: list[str]) -> dict[str, dict[str, float]]:
+def measure(url: str, runs: int, port: int | None, pages: list[str], sign_in: bool = True
+            ) -> dict[str, dict[str, float]]:
     from playwright.sync_api import sync_playwright
 
     from tests.e2e.conftest import CHROMIUM, LAUNCH_FLAGS, AppServer, login, wait_idle
@@ -160,6 +163,31 @@ def measure(url: str, runs: int, port: int | None, pages: list[str]) -> dict[str
                         fresh.close()
                     row["new tab → first chart (after a write)"] = first
                     row["new tab → all charts (after a write)"] = every
+                if name == "ticket":
+                    shown_in_tab = []
+                    for _ in range(runs):
+                        fresh = ctx.new_page()
+                        t0 = time.perf_counter()
+                        fresh.goto(server.url + path)
+                        is_ready(fresh)
+                        shown_in_tab.append((time.perf_counter() - t0) * 1000)
+                        fresh.close()
+                    row["link in a new tab → content shown"] = shown_in_tab
+            if sign_in:
+                signed = []
+                for _ in range(runs):
+                    other_ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+                    page = other_ctx.new_page()
+                    page.goto(server.url + "/")
+                    wait_idle(page)
+                    page.get_by_role("textbox", name="Username").fill("tech1")
+                    page.get_by_role("textbox", name="Password").fill(DEMO_PASSWORD)
+                    t0 = time.perf_counter()
+                    page.get_by_role("button", name="Log in").click()
+                    ready["queue"][1](page)
+                    signed.append((time.perf_counter() - t0) * 1000)
+                    other_ctx.close()
+                out["sign-in"] = {"Log in clicked → a technician's queue shown": signed}
             browser.close()
     finally:
         server.stop()
@@ -173,9 +201,10 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=None, help="the app server's port (default: a free one)")
     ap.add_argument("--pages", nargs="+", default=["queue", "ticket", "metrics", "board", "report"],
                     choices=["queue", "ticket", "metrics", "board", "report"])
+    ap.add_argument("--no-sign-in", action="store_true", help="leave out the sign-in figure")
     args = ap.parse_args()
     before = os.getloadavg()
-    results = measure(args.database_url, args.runs, args.port, args.pages)
+    results = measure(args.database_url, args.runs, args.port, args.pages, sign_in=not args.no_sign_in)
     after = os.getloadavg()
     print(f"\n{args.database_url} · medians of {args.runs} · load average before {before[0]:.2f}, "
           f"after {after[0]:.2f}")
