@@ -104,11 +104,10 @@ def measure(url: str, runs: int, port: int | None, pages: list[str], sign_in: bo
     from tests.e2e.conftest import CHROMIUM, LAUNCH_FLAGS, AppServer, login, wait_idle
 
     shown, other, lead = _ids(url)
-    ticket_ref_prefix = "HD-"
     ready: dict[str, tuple[str, Callable]] = {
         "queue": ("/queue", lambda p: p.get_by_text("ticket(s) · page").first.wait_for(timeout=120_000)),
         "ticket": (f"/ticket?id={shown}",
-                   lambda p: p.get_by_role("heading", name=f"{ticket_ref_prefix}{shown:06d}").first.wait_for(
+                   lambda p: p.get_by_role("heading", name=f"HD-{shown:06d}").first.wait_for(
                        timeout=120_000)),
         "metrics": ("/metrics", lambda p: p.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=120_000)),
         "board": ("/board", lambda p: p.get_by_role("heading", name="Workload board").first.wait_for(

@@ -273,8 +273,8 @@ def text_conditions(text_: str | None, session: Session | None = None, *, span: 
     return conds
 
 
-def _where(f: QueueFilter, now: datetime, session: Session | None = None, *, span: Span | None = None,
-           word_sets: WordSets | None = None) -> list:
+def _where(f: QueueFilter, now: datetime, session: Session | None = None, *, words: bool = True) -> list:
+    """The view's and the filters' conditions, and (``words``) the search words' (text_conditions)."""
     conds: list = []
     if f.view is QueueView.MY_OPEN:
         conds += [Ticket.assignee_id == (f.me if f.me is not None else -1), Ticket.is_open.is_(True)]
@@ -319,8 +319,8 @@ def _where(f: QueueFilter, now: datetime, session: Session | None = None, *, spa
         conds.append(Ticket.created_at >= f.created_from)
     if f.created_to is not None:
         conds.append(Ticket.created_at < f.created_to)
-    conds += text_conditions(f.text, session, span=span, word_sets=word_sets,
-                             open_only=f.view in OPEN_VIEWS)
+    if words:
+        conds += text_conditions(f.text, session, open_only=f.view in OPEN_VIEWS)
     return conds
 
 
@@ -441,19 +441,20 @@ def newest_matches(session: Session, f: QueueFilter, now: datetime, *, limit: in
     if postgres:
         # each slice is a small read: starting parallel workers for it costs more than it saves (10-20 ms a read)
         session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    view = _where(f, now, session, words=False)  # built once (the follow-ups view reads the database for it)
+    open_only = f.view in OPEN_VIEWS
     found: list[int] = []
     slices = 0
     upto, width = top, max(1, int(window))
-    if f.view in OPEN_VIEWS:
+    if open_only:
         # one read: open tickets are a few percent of a desk's history, so their matches are few whatever the
         # word (PostgreSQL combines each word's index with the open-ticket index before reading any ticket)
         width = top
     while True:
         above = upto - width if upto - width > 0 else None
         want = limit + 1 - len(found)
-        found += session.scalars(select(Ticket.id).where(*_where(f, now, session, span=(above, upto),
-                                                                 word_sets=word_sets))
-                                 .order_by(Ticket.id.desc()).limit(want))
+        in_slice = text_conditions(f.text, session, span=(above, upto), word_sets=word_sets, open_only=open_only)
+        found += session.scalars(select(Ticket.id).where(*view, *in_slice).order_by(Ticket.id.desc()).limit(want))
         if len(found) > limit or above is None:
             break
         read = top - above
