@@ -105,7 +105,8 @@ def measure(url: str, runs: int, port: int | None, pages: list[str], sign_in: bo
 
     shown, other, lead = _ids(url)
     ready: dict[str, tuple[str, Callable]] = {
-        "queue": ("/queue", lambda p: p.get_by_text("ticket(s) · page").first.wait_for(timeout=120_000)),
+        "queue": ("/",  # the default page lives at the root ("/queue" is not a page address)
+                   lambda p: p.get_by_text("ticket(s) · page").first.wait_for(timeout=120_000)),
         "ticket": (f"/ticket?id={shown}",
                    lambda p: p.get_by_role("heading", name=f"HD-{shown:06d}").first.wait_for(
                        timeout=120_000)),
