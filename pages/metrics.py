@@ -43,13 +43,13 @@ st.subheader("Volume")
 measure = st.segmented_control("Count", ["created", "resolved", "closed"], default="created", key="m_measure",
                                format_func=str.capitalize, required=True) or "created"
 flow = data["flow"]
-fig_prio = mv.figure(change, f.key, "flow_priority",
+fig_prio = mv.figure(data["digests"]["flow"], f.key, "flow_priority",
                      lambda: charts.flow_by_priority(flow, measure=measure, grain=f.grain, periods=periods), measure)
 left, right = st.columns(2)
 with left:
     ev_prio = mv.chart(fig_prio, key="m_chart_priority", selectable=measure == "created")
 with right:
-    fig_cat = mv.figure(change, f.key, "flow_category",
+    fig_cat = mv.figure(data["digests"]["flow"], f.key, "flow_category",
                         lambda: charts.flow_by_category(flow, measure=measure, grain=f.grain, periods=periods), measure)
     ev_cat = mv.chart(fig_cat, key="m_chart_category", selectable=measure == "created")
 if measure == "created" and not charts.is_empty(fig_prio):
@@ -70,20 +70,20 @@ elif measure == "closed":
 
 left, right = st.columns(2)
 with left:
-    mv.chart(mv.figure(change, f.key, "backlog", lambda: charts.backlog_line(data["backlog"], grain=f.grain,
+    mv.chart(mv.figure(data["digests"]["backlog"], f.key, "backlog", lambda: charts.backlog_line(data["backlog"], grain=f.grain,
                                                                            periods=periods)), key="m_chart_backlog")
 with right:
-    mv.chart(mv.figure(change, f.key, "closures", lambda: charts.closures_bar(data["closures"])),
+    mv.chart(mv.figure(data["digests"]["closures"], f.key, "closures", lambda: charts.closures_bar(data["closures"])),
              key="m_chart_closures")
 
 # --- times and SLA -------------------------------------------------------------------------------------
 st.subheader("Response, resolution and SLA")
 left, right = st.columns(2)
 with left:
-    mv.chart(mv.figure(change, f.key, "resolution", lambda: charts.resolution_box(data["resolution"])),
+    mv.chart(mv.figure(data["digests"]["resolution"], f.key, "resolution", lambda: charts.resolution_box(data["resolution"])),
              key="m_chart_resolution")
 with right:
-    mv.chart(mv.figure(change, f.key, "sla", lambda: charts.sla_trend(data["sla"], grain=f.grain, periods=periods)),
+    mv.chart(mv.figure(data["digests"]["sla"], f.key, "sla", lambda: charts.sla_trend(data["sla"], grain=f.grain, periods=periods)),
              key="m_chart_sla")
 st.dataframe(mv.durations_table(data["durations"]), hide_index=True, width="stretch")
 
@@ -91,7 +91,7 @@ st.dataframe(mv.durations_table(data["durations"]), hide_index=True, width="stre
 st.subheader("Team")
 left, right = st.columns([3, 2])
 with left:
-    fig_work = mv.figure(change, f.key, "workload",
+    fig_work = mv.figure(data["digests"]["workload"], f.key, "workload",
                          lambda: charts.workload_bars(data["workload"], weights=data["weights"]))
     ev_work = mv.chart(fig_work, key="m_chart_workload", selectable=True)
     url = mv.workload_selection(mv.selected(ev_work))

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from lib import clock
 from lib.config import get_settings
 from lib.desk_settings import get_weights
+from lib.metrics import closed_cache
 from lib.metrics import metrics_store as store
 from lib.workflow import CLOSURE_LABELS, WORK_CLOSURES, ClosureReason, EventKind, Priority
 
@@ -291,9 +292,11 @@ def _sums(session: Session, f: MetricFilter, name: str, time_col: str, aggs: tup
         bounds = [p.us[0], p.us[-1]] if whole else p.us
         scope = _scope(session, f)
         if USE_DAYS and not scope.narrows_people:  # metric_days is kept per priority and category only
-            sums = store.rollup_sums(session, name, bounds, scope)
+            sums = closed_cache.sums(session, ("days", name, scope), bounds,
+                                     lambda b: store.rollup_sums(session, name, b, scope))
         else:
-            sums = store.period_sums(session, time_col, bounds, scope, aggs)
+            sums = closed_cache.sums(session, ("rows", time_col, scope, aggs), bounds,
+                                     lambda b: store.period_sums(session, time_col, b, scope, aggs))
         unpack = UNPACK.get(name)
         return {k: unpack(v) for k, v in sums.items()} if unpack else sums
 
@@ -324,7 +327,9 @@ def _reopened(session: Session, f: MetricFilter, whole: bool = False) -> Sums:
         if not len(p):
             return {}
         bounds = (p.bounds[0], p.bounds[-1]) if whole else p.bounds
-        return store.event_counts(session, EventKind.REOPENED.value, bounds, _scope(session, f))
+        scope = _scope(session, f)
+        return closed_cache.sums(session, ("reopened", scope), bounds,
+                                 lambda b: store.event_counts(session, EventKind.REOPENED.value, b, scope))
 
     return _memo(session, ("reopened", whole, f.key()), compute)
 
@@ -350,14 +355,22 @@ def _duration_values(session: Session, f: MetricFilter, name: str) -> list[np.nd
         if not len(p):
             values = [np.zeros(0, dtype=np.int64) for _ in exprs]
         else:
-            values = store.columns_in_range(session, time_col, p.us[0], p.us[-1], _scope(session, f), exprs,
-                                            where=where)
+            values = _values(session, f, time_col, p.us[0], p.us[-1], exprs, where=where)
         if name == "resolution":
             packed = values[0]
             return [packed >> 3, packed & 7]  # arithmetic shift: floor division, right for negative values too
         return values
 
     return _memo(session, ("durations", name, f.key()), compute)
+
+
+def _values(session: Session, f: MetricFilter, time_col: str, lo: int, hi: int, exprs: tuple[str, ...], *,
+            where: str = "") -> list[np.ndarray]:
+    """:func:`~lib.metrics.metrics_store.columns_in_range`, with the rows before the closed-day edge kept
+    between runs (:mod:`lib.metrics.closed_cache`)."""
+    scope = _scope(session, f)
+    return closed_cache.values(session, ("values", time_col, scope, exprs, where), lo, hi,
+                               lambda a, b: store.columns_in_range(session, time_col, a, b, scope, exprs, where=where))
 
 
 def _duration_expr(name: str) -> str:
@@ -377,8 +390,9 @@ def _duration_stats(session: Session, f: MetricFilter, name: str) -> Stats:
         if not len(p):
             return summary_stats(store.summarize(np.zeros(0, dtype=np.int64)))
         fetched = ("durations", name, f.key()) in _cache(session)
-        if fetched or session.get_bind().dialect.name != "postgresql":
-            # SQLite ranks by sorting, which costs more than fetching: the values are read (and kept for the chart)
+        if fetched or session.get_bind().dialect.name != "postgresql" or closed_cache.applies(session, p.us[0]):
+            # SQLite ranks by sorting, which costs more than fetching: the values are read (and kept for the
+            # chart); where the range reaches before the closed-day edge, the kept values and today's are merged
             return summary_stats(store.summarize(_duration_values(session, f, name)[0]))
         time_col, _, where = DURATIONS[name]
         return summary_stats(store.duration_stats(session, time_col, p.us[0], p.us[-1], _scope(session, f),
@@ -410,11 +424,16 @@ def _backlog_series(session: Session, f: MetricFilter, group: str | None = None)
             return {}
         scope = _scope(session, f)
         bounds = list(p.bounds)
+
+        def backlog_deltas(b: list) -> dict[tuple[int, int | None], int]:
+            return closed_cache.sums(session, ("backlog", scope, group), b,
+                                     lambda bb: store.backlog_deltas(session, bb, scope, group=group))
+
         first, last = store.time_span(session)
         forward = first is not None and last is not None and (bounds[0] - first) < (last - bounds[-1])
         if forward:
-            start = store.backlog_before(session, bounds[0], scope, group=group)
-            deltas = store.backlog_deltas(session, bounds, scope, group=group)
+            start = {g: v for (_, g), v in backlog_deltas([datetime.min.replace(tzinfo=UTC), bounds[0]]).items()}
+            deltas = backlog_deltas(bounds)
             groups = set(start) | {g for _, g in deltas}
             out = {}
             for g in groups:
@@ -424,7 +443,7 @@ def _backlog_series(session: Session, f: MetricFilter, group: str | None = None)
                 out[g] = series
             return out
         now_open = store.open_now(session, scope, group=group)
-        deltas = store.backlog_deltas(session, [*bounds, None], scope, group=group)
+        deltas = backlog_deltas([*bounds, None])
         groups = set(now_open) | {g for _, g in deltas}
         out = {}
         n = len(p)
@@ -498,6 +517,8 @@ def resolution_by_priority(session: Session, f: MetricFilter, *, limit: int = SA
     values, prios = _duration_values(session, f, "resolution")
     total = int(values.size)
     if total > limit:
+        order = np.lexsort((values, prios))  # one order whichever way the values were read
+        values, prios = values[order], prios[order]
         pick = np.sort(np.random.default_rng(0).choice(total, size=limit, replace=False))
         values, prios = values[pick], prios[pick]
     df = pd.DataFrame({"priority": prios.astype(int), "hours": _hours(values)}, columns=["priority", "hours"])
@@ -624,9 +645,9 @@ def repeat_issues(session: Session, f: MetricFilter, *, days: int = 30, limit: i
 
     def compute() -> list[np.ndarray]:
         # the window's rows, read from the creation index (a few per cent of the table), grouped here
-        return store.columns_in_range(session, "created_us", lo, hi, _scope(session, f),
-                                      ["ticket_id", "COALESCE(requester_id, 0)", "COALESCE(device_id, 0)",
-                                       "category_id", "created_us"], where="is_duplicate = 0")
+        return _values(session, f, "created_us", lo, hi,
+                       ("ticket_id", "COALESCE(requester_id, 0)", "COALESCE(device_id, 0)", "category_id",
+                        "created_us"), where="is_duplicate = 0")
 
     ids, requesters, devices, cats, created = _memo(session, ("window", lo, hi, f.key()), compute)
     models = _device_models(session, sorted(set(devices[devices > 0].tolist())))
@@ -737,8 +758,7 @@ def resolved_by_assignee(session: Session, f: MetricFilter) -> dict[int, int]:
         if not len(p):
             return {}
         # one column read and counted here: cheaper on SQLite than a GROUP BY, which sorts every row
-        (assignees,) = store.columns_in_range(session, "resolved_us", p.us[0], p.us[-1], _scope(session, f),
-                                              ["COALESCE(assignee_id, 0)"])
+        (assignees,) = _values(session, f, "resolved_us", p.us[0], p.us[-1], ("COALESCE(assignee_id, 0)",))
         ids, counts = np.unique(assignees, return_counts=True)
         return {int(i): int(c) for i, c in zip(ids, counts, strict=True) if i}
 

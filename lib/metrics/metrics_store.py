@@ -31,6 +31,7 @@ import numpy as np
 from sqlalchemy import Row, bindparam, text
 from sqlalchemy.orm import Session
 
+from lib.metrics import closed_cache
 from lib.models import BACKLOG_EVENT_PREDICATE, UTCDateTime
 from lib.workflow import OPEN_STATUSES, Priority
 
@@ -361,7 +362,7 @@ def rebuild(session: Session) -> int:
     copied in bulk rather than one trigger call each; writers wait for the transaction (the trigger DDL locks
     ``tickets`` on PostgreSQL, and SQLite's write transactions are exclusive), so none is missed."""
     dialect = session.get_bind().dialect.name
-    for statement in drop_ddl(dialect):
+    for statement in drop_ddl(dialect) + closed_cache.drop_ddl(dialect):
         session.execute(text(statement))
     session.execute(text(f"DELETE FROM {TABLE}"))
     session.execute(text(f"INSERT INTO {TABLE} ({COLUMNS}) SELECT {_select_list(dialect, 't')} FROM tickets t"))
@@ -372,6 +373,10 @@ def rebuild(session: Session) -> int:
     _days_from_facts(session)
     for statement in create_ddl(dialect) + days_ddl(dialect):
         session.execute(text(statement))
+    if closed_cache.installed(session):
+        for statement in closed_cache.ddl(dialect):
+            session.execute(text(statement))
+        closed_cache.count_change(session)  # every kept closed day is recounted
     return int(session.execute(text(f"SELECT count(*) FROM {TABLE}")).scalar() or 0)
 
 
@@ -379,7 +384,7 @@ def drop_ticket_triggers(session: Session) -> None:
     """Stop keeping ticket_metrics in step with tickets (a bulk load on an empty database); :func:`rebuild`
     fills the tables and creates the triggers again."""
     dialect = session.get_bind().dialect.name
-    for statement in drop_ddl(dialect)[:3]:
+    for statement in drop_ddl(dialect)[:3] + closed_cache.drop_ddl(dialect):
         session.execute(text(statement))
 
 

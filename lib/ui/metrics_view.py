@@ -7,9 +7,11 @@ tab and every app server recomputes at its next run.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import pickle
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -215,7 +217,7 @@ def load_metrics(change: int, key: tuple) -> dict[str, Any]:
     """Every figure of the metrics page for one set of filters (one read session)."""
     f = Filters.from_key(key).metric_filter()
     with core.reading() as s:
-        return {
+        data = {
             "kpis": measures.kpis(s, f),
             "flow": measures.flow(s, f),
             "backlog": measures.backlog(s, f),
@@ -229,6 +231,16 @@ def load_metrics(change: int, key: tuple) -> dict[str, Any]:
             "repeat": measures.repeat_issues(s, f),
             "weights": {int(p): int(w) for p, w in get_weights(s).items()},
         }
+    # what each figure is built from, as a fingerprint: a write that leaves a figure's data as it was (a note,
+    # a reply) reuses the figure already built
+    data["digests"] = {name: digest(value) for name, value in data.items()}
+    data["digests"]["workload"] = digest((data["workload"], data["weights"]))
+    return data
+
+
+def digest(value: Any) -> str:
+    """A fingerprint of a value (DataFrames, dicts, numbers): equal values built the same way give the same."""
+    return hashlib.blake2b(pickle.dumps(value, protocol=5), digest_size=16).hexdigest()
 
 
 @st.cache_data(ttl=900, max_entries=100, show_spinner=False)
@@ -443,12 +455,13 @@ def durations_table(durations: Mapping[str, Any]) -> pd.DataFrame:
 
 
 @st.cache_resource(ttl=900, max_entries=300, show_spinner=False)
-def _cached_figure(change: int, key: tuple, name: str, options: tuple, _build: Callable[[], Any]) -> Any:
+def _cached_figure(change: Hashable, key: tuple, name: str, options: tuple, _build: Callable[[], Any]) -> Any:
     return _build()
 
 
-def figure(change: int, key: tuple, name: str, build: Callable[[], Any], *options: Any) -> Any:
-    """The figure ``build`` makes, built once per data version (``change``), filters (``key``) and ``options``:
+def figure(change: Hashable, key: tuple, name: str, build: Callable[[], Any], *options: Any) -> Any:
+    """The figure ``build`` makes, built once per data version (``change``: the change marker, or a
+    :func:`digest` of the figure's data), filters (``key``) and ``options``:
     building Plotly figures costs more than drawing them. Shared between sessions, so never modified."""
     return _cached_figure(change, key, name, options, build)
 

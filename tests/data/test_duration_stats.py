@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from lib.db import read_session, transaction
-from lib.metrics import measures, metrics_store
+from lib.metrics import closed_cache, measures, metrics_store
 from lib.metrics.measures import US_PER_HOUR, MetricFilter
 
 RANGE = MetricFilter(start=date(2026, 1, 5), end=date(2026, 3, 2), tz="UTC")  # eight weeks
@@ -215,16 +215,24 @@ def test_negative_resolution_times_unpack_by_floor_division(engine: Engine) -> N
     assert_same(measures.summary_stats(got), values)
 
 
+@pytest.mark.parametrize("kept", [False, True], ids=["read", "closed-days-kept"])
 @pytest.mark.parametrize("priorities", [(), (2, 4)])
-def test_durations_and_kpis_equal_numpy(engine: Engine, priorities: tuple[int, ...]) -> None:
-    """The page's calls: bit for bit what numpy gives over the values, for this range and the previous one."""
+def test_durations_and_kpis_equal_numpy(engine: Engine, priorities: tuple[int, ...], kept: bool,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page's calls: bit for bit what numpy gives over the values, for this range and the previous one,
+    whether every value is read or the closed days' values are kept between runs and merged with the rest."""
+    monkeypatch.setattr(closed_cache, "enabled", kept)
+    closed_cache.clear()
     rows = write_rows(engine, 2000, seed=4)
     f = MetricFilter(start=RANGE.start, end=RANGE.end, tz="UTC", priorities=priorities)
-    with read_session(engine) as s:
-        got, kpis = measures.durations(s, f), measures.kpis(s, f)
-        fetched = [k for k in measures._cache(s) if isinstance(k, tuple) and k[0] == "durations"]
-    if engine.dialect.name == "postgresql":
+    for _ in range(2 if kept else 1):  # kept: the second time from the kept parts
+        with read_session(engine) as s:
+            got, kpis = measures.durations(s, f), measures.kpis(s, f)
+            fetched = [k for k in measures._cache(s) if isinstance(k, tuple) and k[0] == "durations"]
+    if engine.dialect.name == "postgresql" and not kept:
         assert fetched == []  # PostgreSQL sent summaries only
+    if kept:
+        assert closed_cache.entries() > 0
     for name in measures.DURATIONS:
         assert_same(got[name], expected(rows, name, *bounds(f), priorities))
     for g, i in ((f, 0), (f.previous(), 1)):

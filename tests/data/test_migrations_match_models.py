@@ -14,7 +14,7 @@ from lib.models import Base
 #: What the migrations make by hand and the models do not declare: the rollup tables filled by triggers
 #: (lib/metrics/metrics_store.py), the full-text tables and generated tsvector columns (lib/search.py), and the
 #: indexes made in SQL (partial, expression, full-text), which their own tests check.
-BY_HAND_TABLES = {"metric_days", "metric_day_deltas", "alembic_version"}
+BY_HAND_TABLES = {"metric_days", "metric_day_deltas", "metric_past", "metric_past_log", "alembic_version"}
 FTS_TABLE = re.compile(r"\w+_fts(_(data|idx|docsize|config|content))?|sqlite_\w+")  # SQLite FTS5 and its shadows
 BY_HAND_COLUMNS = {("tickets", "search_vector"), ("kb_articles", "search_vector")}
 
