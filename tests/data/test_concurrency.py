@@ -130,6 +130,7 @@ def _run_threads(target, n: int) -> None:
     assert not any(t.is_alive() for t in threads), f"threads still running after {DEADLINE_SECONDS} s"
 
 
+@pytest.mark.threads
 def test_twenty_threads_updating_at_once(engine, staff):
     ids = [working_ticket(engine, staff, staff.lead) for _ in range(SHARED_TICKETS)]
     applied, stale, failures = [], [], []
