@@ -7,7 +7,9 @@ import streamlit as st
 st.set_page_config(page_title="Help desk", page_icon="🛠️", layout="wide")
 
 from sqlalchemy.exc import DBAPIError  # noqa: E402
+from streamlit.navigation.page import StreamlitPage  # noqa: E402
 
+from lib import page_timer  # noqa: E402
 from lib.ui import auth, core  # noqa: E402
 from lib.ui.pages import PAGES, live_unread, on_public_page, public_pages  # noqa: E402
 from lib.workflow import Role  # noqa: E402
@@ -18,24 +20,30 @@ def _login_view() -> None:
     core.flash()
 
 
-def main() -> None:
+def _run(nav: StreamlitPage, run: page_timer.Run, prefix: str = "") -> None:
+    """Run the page the navigation chose, named for the page timer by its address (the root page too)."""
+    run.page = prefix + (nav.url_path or getattr(nav, "_url_path", "") or nav.title.lower().replace(" ", "-"))
+    nav.run()
+
+
+def main(run: page_timer.Run) -> None:
     if auth.needs_setup():
-        st.navigation([st.Page(auth.setup_page, title="Set up", icon="🧰", url_path="setup")],
-                      position="hidden").run()
+        _run(st.navigation([st.Page(auth.setup_page, title="Set up", icon="🧰", url_path="setup")],
+                           position="hidden"), run)
         return
     if on_public_page():
         # A requester's page (the signed confirmation link): no login form, no staff chrome, whoever opens it.
         # (A default page besides it: a lone page would be the default, served at "/", and its own path would
         # then read as "Page not found".)
-        st.navigation([st.Page(_login_view, title="Help desk", url_path="home", default=True), *public_pages()],
-                      position="hidden").run()
+        _run(st.navigation([st.Page(_login_view, title="Help desk", url_path="home", default=True),
+                            *public_pages()], position="hidden"), run)
         return
     user = auth.login_gate()
     if user is None:
         # Every known path shows the login form, so a deep link (e.g. /ticket?id=12) survives the login.
         login_pages = [st.Page(_login_view, title="Log in", icon="🔑", url_path=p.url_path, default=p.default)
                        for p in PAGES]
-        st.navigation(login_pages + public_pages(), position="hidden").run()
+        _run(st.navigation(login_pages + public_pages(), position="hidden"), run, prefix="log-in:")
         return
     role = Role(user.role)
     sections: dict[str, list] = {}
@@ -46,10 +54,11 @@ def main() -> None:
         st.caption(f"Signed in as **{user.name}** · {role.label}")
         live_unread(user.id)
     core.settings_banner(role)
-    st.navigation(sections).run()
+    _run(st.navigation(sections), run)
 
 
 try:
-    main()
+    with page_timer.timed() as this_run:
+        main(this_run)
 except DBAPIError:  # the database is down or unreachable: a calm page that carries on by itself
     core.database_unavailable()

@@ -12,7 +12,8 @@ bench_pages.py, compiles the page on every rerun). For each page, signed in as t
 * **cached**: the page opened again in the same tab (a new session: the server's caches are warm);
 * **after a write**: an internal note is written on another ticket first, so every read keyed on the
   database's change marker (lib.queries.change_marker) misses, then the page is opened;
-* each as **shown** (from the navigation until the page's content is shown and the run has finished: what the
+* each as **server run** (the app server's own time for the page run, from its log: ``HELPDESK_SLOW_PAGE_MS=0``
+  makes it log every run, lib/page_timer.py), as **shown** (from the navigation until the page's content is shown and the run has finished: what the
   user waits for, the document's start-up included) and as **run, as the browser sees it** (from the moment
   the browser marks the app's script as running until it marks it finished: the server's run of the page,
   compiled once, plus the transfer and the browser's own drawing of what arrives, since the browser notes the
@@ -89,6 +90,40 @@ def _ids(url: str) -> tuple[int, int, int]:
     return shown, other, lead
 
 
+class ServerRuns:
+    """The page runs the app server logged (lib/page_timer.py), read as they come."""
+
+    def __init__(self, log: Path) -> None:
+        self.log, self.offset = log, 0
+
+    def skip(self) -> None:
+        """Forget what was logged so far."""
+        self.offset = self.log.stat().st_size
+
+    def last(self, page: str, timeout: float = 10.0) -> float:
+        """The ms of the newest run of ``page`` logged since the last call (waiting for its line)."""
+        from lib.page_timer import parse
+
+        deadline = time.monotonic() + timeout
+        found: float | None = None
+        while True:
+            with self.log.open("rb") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read()
+            # only whole lines: a line still being written is read next time
+            whole = chunk[: chunk.rfind(b"\n") + 1]
+            self.offset += len(whole)
+            for line in whole.decode(errors="replace").splitlines():
+                run = parse(line)
+                if run is not None and run[0] == page:
+                    found = run[1]
+            if found is not None:
+                return found
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server logged no run of {page!r} within {timeout:.0f} s")
+            time.sleep(0.05)
+
+
 def _until(page, ready: Callable) -> float:  # type: ignore[no-untyped-def]
     """Wait until the page's content is shown (``ready(page)``) and the script run has finished; the run's ms."""
     ready(page)
@@ -117,8 +152,11 @@ def measure(url: str, runs: int, port: int | None, pages: list[str], sign_in: bo
     }
     out: dict[str, dict[str, list[float]]] = {}
     folder = Path(tempfile.mkdtemp(prefix="bench-pages-"))
-    server = AppServer(folder, extra_env={"HELPDESK_DATABASE_URL": url, "HELPDESK_QUEUE_REFRESH_SECONDS": "0"},
-                       port=port)
+    server = AppServer(folder, extra_env={"HELPDESK_DATABASE_URL": url, "HELPDESK_QUEUE_REFRESH_SECONDS": "0",
+                                          "HELPDESK_SLOW_PAGE_MS": "0"}, port=port)
+    runs_log = ServerRuns(folder / "server.log")
+    # The page's name in the server's log: the default page by its title (app.py).
+    logged = {"queue": "queue", "ticket": "ticket", "metrics": "metrics", "board": "board", "report": "report"}
     writes = 0
     try:
         with sync_playwright() as pw:
@@ -129,21 +167,26 @@ def measure(url: str, runs: int, port: int | None, pages: list[str], sign_in: bo
             login(tab, server.url, "lead", DEMO_PASSWORD)
             for name in pages:
                 path, is_ready = ready[name]
-                row = out.setdefault(name, {"cached: shown": [], "cached: run (browser's view)": [],
+                row = out.setdefault(name, {"cached: server run": [], "cached: shown": [],
+                                            "cached: run (browser's view)": [], "after a write: server run": [],
                                             "after a write: shown": [], "after a write: run (browser's view)": []})
                 tab.goto(server.url + path)  # once to warm the caches
                 _until(tab, is_ready)
                 for _ in range(runs):
+                    runs_log.skip()
                     t0 = time.perf_counter()
                     tab.goto(server.url + path)
                     row["cached: run (browser's view)"].append(_until(tab, is_ready))
                     row["cached: shown"].append((time.perf_counter() - t0) * 1000)
+                    row["cached: server run"].append(runs_log.last(logged[name]))
                     writes += 1
                     _write_note(url, other, lead, writes)
+                    runs_log.skip()
                     t0 = time.perf_counter()
                     tab.goto(server.url + path)
                     row["after a write: run (browser's view)"].append(_until(tab, is_ready))
                     row["after a write: shown"].append((time.perf_counter() - t0) * 1000)
+                    row["after a write: server run"].append(runs_log.last(logged[name]))
                 if name == "metrics":
                     first, every = [], []
                     for _ in range(runs):

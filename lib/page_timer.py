@@ -1,0 +1,72 @@
+"""How long each page run takes on the app server: runs slower than ``slow_page_ms`` are logged.
+
+A page run is one run of ``app.py``: the login gate, the navigation and the page itself, as Streamlit runs it
+for a session (a fragment's own rerun is not a page run). The log line names the page, its time and how the
+run ended, e.g. ``page run: ticket 38.2 ms``; with ``slow_page_ms = 0`` every run is logged, which is how
+``bench/bench_server_pages.py`` reads the server's own time beside what the browser shows.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from lib.config import get_settings
+
+log = logging.getLogger("helpdesk.pages")
+if not log.handlers:
+    # Streamlit configures only its own loggers: without a handler these lines would be lost below WARNING.
+    _handler = logging.StreamHandler(sys.stderr)
+    _handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    log.addHandler(_handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+#: The line's form, which the page benchmark reads back: page, ms, and how the run ended.
+LINE = "page run: %s %.1f ms%s"
+
+
+@dataclass
+class Run:
+    """The page this run serves, once the navigation has chosen it."""
+
+    page: str = "-"
+
+
+@contextmanager
+def timed(threshold_ms: float | None = None) -> Iterator[Run]:
+    """Time the ``with`` body (a page run) and log it when it took longer than the threshold.
+
+    Streamlit ends a run early by raising (``st.rerun``, ``st.stop``): such a run is logged too, marked."""
+    threshold = get_settings().slow_page_ms if threshold_ms is None else threshold_ms
+    run = Run()
+    started = time.perf_counter()
+    ended = ""
+    try:
+        yield run
+    except BaseException as exc:
+        ended = f" (ended by {type(exc).__name__})"
+        raise
+    finally:
+        ms = (time.perf_counter() - started) * 1000
+        if ms > threshold or threshold <= 0:
+            log.info(LINE, run.page, ms, ended)
+
+
+def parse(line: str) -> tuple[str, float] | None:
+    """``(page, ms)`` from a logged line, or None for any other line."""
+    marker = "page run: "
+    at = line.find(marker)
+    if at < 0:
+        return None
+    parts = line[at + len(marker):].split()
+    if len(parts) < 3 or parts[2] != "ms":
+        return None
+    try:
+        return parts[0], float(parts[1])
+    except ValueError:
+        return None

@@ -1,0 +1,61 @@
+"""The page timer: runs over `slow_page_ms` are logged with their page and time, in a form the bench reads."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from streamlit.runtime.scriptrunner_utils.exceptions import RerunException
+
+from lib import page_timer
+
+
+@pytest.fixture
+def lines(caplog: pytest.LogCaptureFixture):  # type: ignore[no-untyped-def]
+    page_timer.log.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO, logger="helpdesk.pages")
+    yield caplog
+    page_timer.log.removeHandler(caplog.handler)
+
+
+def test_a_run_over_the_threshold_is_logged_with_its_page_and_ms(lines) -> None:  # type: ignore[no-untyped-def]
+    with page_timer.timed(threshold_ms=0) as run:
+        run.page = "ticket"
+    (record,) = lines.records
+    page, ms = page_timer.parse(record.getMessage())
+    assert page == "ticket" and 0 <= ms < 1000
+
+
+def test_a_run_under_the_threshold_is_not_logged(lines) -> None:  # type: ignore[no-untyped-def]
+    with page_timer.timed(threshold_ms=60_000) as run:
+        run.page = "queue"
+    assert lines.records == []
+
+
+def test_a_run_ended_by_a_rerun_is_logged_marked_and_the_rerun_goes_on(lines) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(RerunException):
+        with page_timer.timed(threshold_ms=0) as run:
+            run.page = "intake"
+            raise RerunException(None)
+    message = lines.records[0].getMessage()
+    assert "intake" in message and "ended by RerunException" in message
+    assert page_timer.parse(message)[0] == "intake"
+
+
+def test_the_threshold_comes_from_the_setting(lines, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from lib.config import get_settings
+
+    monkeypatch.setenv("HELPDESK_SLOW_PAGE_MS", "0")
+    get_settings.cache_clear()
+    try:
+        with page_timer.timed() as run:
+            run.page = "board"
+    finally:
+        monkeypatch.delenv("HELPDESK_SLOW_PAGE_MS")
+        get_settings.cache_clear()
+    assert page_timer.parse(lines.records[0].getMessage())[0] == "board"
+
+
+def test_other_lines_are_not_read_as_runs() -> None:
+    assert page_timer.parse("2026-12-03 10:00:00 helpdesk.worker cycle done") is None
+    assert page_timer.parse("page run: ticket fast ms") is None
