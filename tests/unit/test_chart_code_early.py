@@ -1,0 +1,54 @@
+"""Chart pages' documents ask for Streamlit's Plotly chart code early; nothing else is touched."""
+
+from __future__ import annotations
+
+import asyncio
+
+from lib.server_routes import CHART_PAGES, ChartCodeEarly, _chart_chunk
+
+PAGE = b"<html><head><title>x</title></head><body></body></html>"
+
+
+def _serve(path: str, *, method: str = "GET", content_type: bytes = b"text/html", encoded: bool = False,
+           chunks: tuple[bytes, ...] = (PAGE[:20], PAGE[20:])) -> tuple[dict, bytes]:
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        headers = [(b"content-type", content_type), (b"content-length", str(len(PAGE)).encode())]
+        if encoded:
+            headers.append((b"content-encoding", b"gzip"))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for i, c in enumerate(chunks):
+            await send({"type": "http.response.body", "body": c, "more_body": i < len(chunks) - 1})
+
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def receive() -> dict:
+        return {"type": "http.request"}
+
+    asyncio.run(ChartCodeEarly(app, chunk="PlotlyChart.abc.js")(
+        {"type": "http", "method": method, "path": path}, receive, send))
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return dict(sent[0]["headers"]), body
+
+
+def test_a_chart_page_asks_for_the_chart_code_with_a_right_length() -> None:
+    assert {"metrics", "report"} <= CHART_PAGES
+    for path in ("/metrics", "/report", "/desk/metrics/"):
+        headers, body = _serve(path)
+        assert b'import("./static/js/PlotlyChart.abc.js")' in body and body.endswith(b"</body></html>")
+        assert int(headers[b"content-length"]) == len(body)
+
+
+def test_other_pages_files_and_encoded_bodies_pass_untouched() -> None:
+    for kwargs in ({"path": "/queue"}, {"path": "/ticket"}, {"path": "/metrics", "method": "POST"},
+                   {"path": "/metrics", "content_type": b"application/json"},
+                   {"path": "/metrics", "encoded": True}):
+        headers, body = _serve(**kwargs)  # type: ignore[arg-type]
+        assert body == PAGE, kwargs
+        assert int(headers[b"content-length"]) == len(PAGE)
+
+
+def test_this_streamlit_build_has_one_chart_chunk() -> None:
+    assert (_chart_chunk() or "").startswith("PlotlyChart.")
