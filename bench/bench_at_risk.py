@@ -10,7 +10,11 @@ for re-runs: a database that already holds the tickets is reused. Measures, as m
 
 * the view as the queue page asks for it: ``list_queue(view=AT_RISK)``, first 50 rows and the total;
 * the first 50 rows alone, and the total alone (to see which half costs);
-* the workload board (``lib.board.load_board``) and one assignment suggestion (``lib.assignment.suggest``).
+* the workload board counted in SQL (``lib.board.load_board``: what every read after a write cost before the
+  kept snapshot) and one assignment suggestion (``lib.assignment.suggest``);
+* the board from the kept snapshot of open tickets (``lib.board_snapshot``): its first read (the snapshot built),
+  and right after a write, a new read session each time (the write itself not timed): after an internal note,
+  and after a priority change on an open ticket (which moves the board's numbers).
 
 It prints the query plans of the view's two statements, then a table. Never fails on time.
 """
@@ -29,9 +33,9 @@ from sqlalchemy import func, select, text  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 
 from bench.common import database_for, median_ms, seeded  # noqa: E402
-from lib import assignment, board, queries  # noqa: E402
-from lib.db import read_session  # noqa: E402
-from lib.models import Ticket  # noqa: E402
+from lib import assignment, board, board_snapshot, queries, tickets  # noqa: E402
+from lib.db import read_session, transaction  # noqa: E402
+from lib.models import Ticket, User  # noqa: E402
 from lib.queries import QueueFilter, QueueView  # noqa: E402
 
 
@@ -94,6 +98,34 @@ def measure(engine: Engine, runs: int) -> dict[str, float | int]:
         out["board"] = median_ms(lambda: board.load_board(s, now=now), runs)
         some = s.scalar(select(Ticket.id).where(Ticket.is_open.is_(True)).order_by(Ticket.id.desc()).limit(1))
         out["suggest"] = median_ms(lambda: assignment.suggest(s, some, now=now), runs) if some else float("nan")
+        lead = s.scalar(select(User.id).where(User.username == "lead"))
+    out.update(kept_board(engine, runs, now, some, lead))
+    return out
+
+
+def kept_board(engine: Engine, runs: int, now: datetime, ticket_id: int, lead: int) -> dict[str, float]:
+    """The board from the kept snapshot: built, then right after each kind of write."""
+    import time
+
+    def read() -> float:
+        t0 = time.perf_counter()
+        with read_session(engine) as s:
+            board_snapshot.load_board(s, now=now)
+        return (time.perf_counter() - t0) * 1000
+
+    board_snapshot.clear()
+    out = {"kept: built": read()}
+    after: dict[str, list[float]] = {"kept: after a note": [], "kept: after a priority change": []}
+    for n in range(runs):
+        with transaction(engine) as s:
+            tickets.internal_note(s, actor=lead, ticket_id=ticket_id, text=f"bench note {n}")
+        after["kept: after a note"].append(read())
+        with transaction(engine) as s:
+            t = s.get(Ticket, ticket_id)
+            tickets.update_fields(s, actor=lead, ticket_id=ticket_id, expected_version=t.version,
+                                  changes={"priority": "High" if t.priority != 3 else "Medium"})
+        after["kept: after a priority change"].append(read())
+    out.update({k: sorted(v)[len(v) // 2] for k, v in after.items()})
     return out
 
 
@@ -119,10 +151,15 @@ def main() -> None:
     engine_name = (args.database_url or "sqlite").split(":")[0].split("+")[0]
     print(f"\n'Breaching or at risk' view and the workload board on {engine_name}, median of {args.runs} runs, "
           f"{os.cpu_count()} CPUs (ms)")
-    cols = ["tickets", "open", "at risk", "page + total", "page only", "total only", "board", "suggest"]
-    print("  ".join(f"{c:>12}" for c in cols))
-    for r in results:
-        print("  ".join(f"{r[c]:>12,}" if isinstance(r[c], int) else f"{r[c]:>12.1f}" for c in cols))
+    print(f"load average {os.getloadavg()[0]:.2f}")
+    cols = ["tickets", "open", "at risk", "page + total", "page only", "total only", "board", "suggest",
+            "kept: built", "kept: after a note", "kept: after a priority change"]
+    for c in cols:
+        print(f"{c:>30}  " + "  ".join(f"{r[c]:>12,}" if isinstance(r[c], int) else f"{r[c]:>12.1f}" for r in results))
+    if len(results) > 1:
+        for c in ("board", "kept: after a note", "kept: after a priority change"):
+            print(f"{c}: {results[-1]['tickets']:,} ÷ {results[0]['tickets']:,} tickets = "
+                  f"{results[-1][c] / results[0][c]:.2f}×")
 
 
 if __name__ == "__main__":

@@ -162,7 +162,7 @@ def load_board(session: Session, *, now: datetime | None = None,
     now = now_utc(now)
     weights = weights if weights is not None else get_weights(session)
     state = sla_state_sql(now)
-    rows = session.execute(
+    rows = list(session.execute(
         select(Ticket.assignee_id, Ticket.priority, func.count(),
                func.sum(case((state == SlaState.BREACHED.value, 1), else_=0)),
                func.sum(case((state == SlaState.AT_RISK.value, 1), else_=0)),
@@ -170,9 +170,27 @@ def load_board(session: Session, *, now: datetime | None = None,
                func.min(Ticket.created_at))
         .where(Ticket.is_open.is_(True))
         .group_by(Ticket.assignee_id, Ticket.priority)
-    ).all()
+    ).all())
+    overdue = acknowledge.overdue_sql(session, now=now)
+    late = acknowledge.overdue_counts(session, now=now, condition=overdue)
+    flags, total = flagged(session, now=now, overdue=overdue)
+    waiting, late_total, late_flagged = session.execute(
+        select(func.count(), func.sum(case((overdue, 1), else_=0)),
+               func.sum(case((and_(overdue, Ticket.priority.in_([int(p) for p in FLAG_PRIORITIES])), 1), else_=0)))
+        .select_from(Ticket).where(Ticket.is_open.is_(True), waiting_for_ack_sql())
+    ).one()
+    return assemble(session, now=now, weights=weights, groups=rows, late=late, flags=flags, flags_total=total,
+                    totals=(int(waiting or 0), int(late_total or 0), int(late_flagged or 0)))
+
+
+def assemble(session: Session, *, now: datetime, weights: dict[Priority, int], groups: list, late: dict[int, int],
+             flags: list[Flag], flags_total: int, totals: tuple[int, int, int]) -> Board:
+    """The board from its counts: ``groups`` rows of (assignee, priority, open, breached, at risk, waiting for an
+    acknowledgement, oldest creation), ``late`` past the acknowledgement target per assignee, the flags and the
+    desk's acknowledgement totals (waiting, past target, past target and flagged). Both :func:`load_board` and
+    the kept snapshot (lib.board_snapshot) end here, so they can only differ in how they counted."""
     per: dict[int | None, dict] = {}
-    for uid, prio, n, breached, at_risk, unacked, oldest in rows:
+    for uid, prio, n, breached, at_risk, unacked, oldest in groups:
         d = per.setdefault(uid, {"counts": {}, "breached": 0, "at_risk": 0, "unacked": 0, "oldest": None})
         d["counts"][Priority(prio)] = n
         d["breached"] += int(breached or 0)
@@ -180,8 +198,6 @@ def load_board(session: Session, *, now: datetime | None = None,
         d["unacked"] += int(unacked or 0)
         if oldest is not None and (d["oldest"] is None or oldest < d["oldest"]):
             d["oldest"] = oldest
-    overdue = acknowledge.overdue_sql(session, now=now)
-    late = acknowledge.overdue_counts(session, now=now, condition=overdue)
     holders = [uid for uid in per if uid is not None]
     users = session.execute(
         select(User.id, User.name, User.role, User.capacity, User.active, User.away_until)
@@ -199,15 +215,10 @@ def load_board(session: Session, *, now: datetime | None = None,
     # Most loaded first (share of capacity), so whoever is overloaded is at the top.
     people.sort(key=lambda p: (-min(p.share, 1e9), -p.breached, p.name.lower()))
     none = per.get(None, {"counts": {}, "oldest": None})
-    flags, total = flagged(session, now=now, overdue=overdue)
-    waiting, late_total, late_flagged = session.execute(
-        select(func.count(), func.sum(case((overdue, 1), else_=0)),
-               func.sum(case((and_(overdue, Ticket.priority.in_([int(p) for p in FLAG_PRIORITIES])), 1), else_=0)))
-        .select_from(Ticket).where(Ticket.is_open.is_(True), waiting_for_ack_sql())
-    ).one()
+    waiting, late_total, late_flagged = totals
     return Board(now=now, people=people, unassigned=none["counts"], unassigned_oldest=none["oldest"], flags=flags,
-                 flags_total=total, weights=dict(weights), unacknowledged_total=int(waiting or 0),
-                 ack_overdue_total=int(late_total or 0), ack_overdue_flagged=int(late_flagged or 0))
+                 flags_total=flags_total, weights=dict(weights), unacknowledged_total=waiting,
+                 ack_overdue_total=late_total, ack_overdue_flagged=late_flagged)
 
 
 def ack_summary(b: Board) -> str:
@@ -235,12 +246,18 @@ def flagged(session: Session, *, now: datetime | None = None, limit: int = FLAG_
 
     ``overdue``: an ``acknowledge.overdue_sql`` condition already built for this ``now``."""
     now = now_utc(now)
-    state = sla_state_sql(now)
     cond = and_(Ticket.is_open.is_(True), Ticket.priority.in_([int(p) for p in FLAG_PRIORITIES]))
     if overdue is None:
         overdue = acknowledge.overdue_sql(session, now=now)
     risky = or_(breached_sql(now), at_risk_sql(now), overdue)
     total = session.scalar(select(func.count()).select_from(Ticket).where(cond, risky)) or 0
+    return flags_of(session, and_(cond, risky), now=now, limit=limit), total
+
+
+def flags_of(session: Session, where: ColumnElement[bool], *, now: datetime, limit: int = FLAG_LIMIT) -> list[Flag]:
+    """The flags of the tickets ``where`` selects (already known to be flagged), in the board's order: breached,
+    then at risk, then late acknowledgements; higher priority, earlier resolution target, older first."""
+    state = sla_state_sql(now)
     assignee = aliased(User)
     rank = case((state == SlaState.BREACHED.value, 0), (state == SlaState.AT_RISK.value, 1), else_=2)
     rows = session.execute(
@@ -248,7 +265,7 @@ def flagged(session: Session, *, now: datetime | None = None, limit: int = FLAG_
                Ticket.acknowledged_at, Ticket.first_response_at, Ticket.response_due_at, Ticket.response_risk_at,
                Ticket.resolution_due_at, Ticket.resolution_risk_at, Ticket.resolution_breached_at, Ticket.created_at)
         .outerjoin(assignee, assignee.id == Ticket.assignee_id)
-        .where(cond, risky)
+        .where(where)
         .order_by(rank, Ticket.priority.desc(), Ticket.resolution_due_at.is_(None), Ticket.resolution_due_at,
                   Ticket.created_at, Ticket.id)
         .limit(limit)
@@ -275,7 +292,7 @@ def flagged(session: Session, *, now: datetime | None = None, limit: int = FLAG_
         flags.append(Flag(ticket_id=tid, summary=summary, priority=Priority(prio), status=Status(status),
                           assignee_id=assignee_id, assignee=name, state=state_value, reasons=tuple(reasons),
                           due_at=due, created_at=created))
-    return flags, total
+    return flags
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,9 @@ def reset_postgres(engine: Engine) -> None:
     """Empty every table and restore the seeded reference data (DELETE is far cheaper than TRUNCATE here).
     The append-only tables are emptied under ``session_replication_role = replica``, which skips their triggers
     (lib/audit_chain.py); every other table's triggers run as usual (they empty metric_days)."""
+    from lib import board_snapshot
+
+    board_snapshot.clear()  # the board's kept snapshot is per database URL: this one is about to be replaced
     tables = [t for t in reversed(Base.metadata.sorted_tables)]
     with engine.begin() as conn:
         for table in tables:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 
-from lib import acknowledge, assignment, board, clock, sla
+from lib import acknowledge, assignment, board, board_snapshot, clock, sla
 from lib.models import Ticket, ticket_ref
 from lib.ui import core
 from lib.ui.queue_data import change_marker
@@ -49,8 +49,9 @@ def suggestions(ticket_id: int) -> assignment.Suggestions:
 @st.cache_data(ttl=120, max_entries=20, show_spinner=False)
 def _board(marker: int, minute: int, weights: tuple) -> board.Board:
     with core.reading() as s:
-        return board.load_board(s, now=datetime.fromtimestamp(minute * 60, UTC),
-                                weights={Priority(p): w for p, w in weights})
+        # counted from the kept snapshot of open tickets, patched by what changed (lib.board_snapshot)
+        return board_snapshot.load_board(s, now=datetime.fromtimestamp(minute * 60, UTC),
+                                         weights={Priority(p): w for p, w in weights})
 
 
 def board_data() -> board.Board:
