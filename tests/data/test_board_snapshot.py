@@ -112,3 +112,25 @@ def test_an_empty_desk_and_a_replaced_database(engine, staff) -> None:
     new_ticket(engine, staff.lead, priority="High", assignee=staff.tech, now=at(9))
     kept = same_boards(engine)
     assert kept.unacknowledged_total == 1
+
+
+def test_an_old_snapshot_is_built_again_in_the_background_and_stays_right(engine, staff, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    new_ticket(engine, staff.lead, priority="High", assignee=staff.tech, now=at(9))
+    with read_session(engine) as s:
+        first = board_snapshot.current(s)
+    monkeypatch.setattr(board_snapshot, "REBUILD_SECONDS", 0.0)
+    new_ticket(engine, staff.lead, priority="Critical", now=at(9, 5))
+    same_boards(engine)  # served at once from the patched snapshot while the new one is built
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with board_snapshot._lock:
+            key = str(engine.url)
+            if not board_snapshot._rebuilding and board_snapshot._kept[key] is not first:
+                break
+        time.sleep(0.05)
+    with board_snapshot._lock:
+        assert board_snapshot._kept[str(engine.url)] is not first, "no new snapshot was put in place"
+    monkeypatch.setattr(board_snapshot, "REBUILD_SECONDS", 600.0)
+    same_boards(engine)
