@@ -247,9 +247,24 @@ def ticket_knowledge(t, user) -> None:
 
 
 def ticket_repeats(ticket_id: int, user) -> None:
+    from sqlalchemy import func, select
+
+    from lib.models import Ticket
+    from lib.ui import ticket_view
+
     with core.reading() as s:
-        notices = repeats.notices_for_ticket(s, ticket_id)
+        newest = s.scalar(select(func.max(Ticket.id))) or 0
+    notices = _ticket_repeats(ticket_id, ticket_view.marker(ticket_id), newest, clock.minute())
     repeat_notices(notices, ticket_id=ticket_id, user=user)
+
+
+@st.cache_data(ttl=120, max_entries=500, show_spinner=False)
+def _ticket_repeats(ticket_id: int, marker: tuple, newest: int, minute: int) -> list:
+    """A ticket's repeat notices, read again when the ticket changes, a ticket is added, or the minute turns (a
+    change to another ticket that makes it count or not, e.g. marked as a duplicate, shows within the minute):
+    not on every write of the desk."""
+    with core.reading() as s:
+        return repeats.notices_for_ticket(s, ticket_id)
 
 
 def intake_repeats(*, requester_id: int | None, device_id: int | None, make_model: str | None,
