@@ -200,11 +200,14 @@ def run_imports(engine: Engine, *, now: datetime | None = None) -> int:
 
 
 def fold_rollups(engine: Engine) -> int:
-    """PostgreSQL: move the day-count deltas the writers appended into metric_days (lib.metrics.metrics_store)."""
+    """PostgreSQL: move the day-count deltas the writers appended into metric_days (lib.metrics.metrics_store),
+    and compact the log of changes that reach back (lib.metrics.closed_cache.compact)."""
     from lib.db import run_transaction
-    from lib.metrics import metrics_store
+    from lib.metrics import closed_cache, metrics_store
 
-    return run_transaction(engine, metrics_store.fold_days, what="fold rollups")
+    folded = run_transaction(engine, metrics_store.fold_days, what="fold rollups")
+    run_transaction(engine, closed_cache.compact, what="compact the metrics change log")
+    return folded
 
 
 def run(engine: Engine, *, once: bool = False, interval: float | None = None,

@@ -169,6 +169,24 @@ def count_change(session: Session) -> None:
         session.execute(text(f"UPDATE {PAST} SET version = version + 1"))
 
 
+#: PostgreSQL: the log is compacted once it holds more rows than this (lib.worker's rollups step).
+COMPACT_ABOVE = 1000
+
+
+def compact(session: Session, *, above: int = COMPACT_ABOVE) -> int:
+    """PostgreSQL: delete every row of ``metric_past_log`` but the newest once it holds more than ``above``; the
+    rows deleted. The version (count, newest id) stays unique: the newest id only grows, and at a given newest id
+    the count only falls, so no later version can equal an earlier one. It moves, so the kept parts are read again
+    once. SQLite keeps a single counter: nothing to do."""
+    if session.get_bind().dialect.name != "postgresql" or not installed(session):
+        return 0
+    n = session.execute(text(f"SELECT count(*) FROM {PAST_LOG}")).scalar() or 0
+    if n <= above:
+        return 0
+    result = session.execute(text(f"DELETE FROM {PAST_LOG} WHERE id < (SELECT max(id) FROM {PAST_LOG})"))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 # --- the version and the edge ---------------------------------------------------------------------------------
 
 
