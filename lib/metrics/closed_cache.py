@@ -28,6 +28,7 @@ new, so a part is never kept under a version older than its data.
 
 from __future__ import annotations
 
+import sys
 import threading
 import uuid
 from collections import OrderedDict
@@ -36,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -59,10 +61,14 @@ DIMENSIONS = ("priority", "category_id", "assignee_id", "channel", "closure_reas
               "requester_id", "device_id", "is_duplicate", "response_tally", "resolution_tally", "closure_tally_a",
               "closure_tally_b", "first_contact")
 
-#: keep at most this many parts (a 52-week part of four duration columns is a few MB)
+#: keep at most this many parts, and at most this many bytes of them (a 52-week part of four duration columns is a
+#: few MB): the least recently used go first
 MAX_ENTRIES = 400
+MAX_BYTES = 256 * 1024 * 1024
 _lock = threading.Lock()
 _parts: OrderedDict[Hashable, Any] = OrderedDict()
+_sizes: dict[Hashable, int] = {}
+_held = 0  # bytes of the kept parts (as :func:`size` counts them)
 #: enabled unless a test or a benchmark measures the reads without it
 enabled = True
 
@@ -227,23 +233,52 @@ def _as(bound: Any, us: int) -> Any:
     return EPOCH + timedelta(microseconds=us) if isinstance(bound, datetime) else us
 
 
+def size(value: Any) -> int:
+    """About how many bytes ``value`` holds: arrays and frames by their buffers, containers by their items."""
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes) + 112
+    if isinstance(value, pd.DataFrame | pd.Series):
+        return int(value.memory_usage(index=True, deep=False).sum() if isinstance(value, pd.DataFrame)
+                   else value.memory_usage(index=True, deep=False))
+    if isinstance(value, dict):
+        return sys.getsizeof(value) + sum(size(k) + size(v) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return sys.getsizeof(value) + sum(size(v) for v in value)
+    return sys.getsizeof(value)
+
+
 def _kept(key: Hashable, compute: Callable[[], Any]) -> Any:
+    global _held
     with _lock:
         if key in _parts:
             _parts.move_to_end(key)
             return _parts[key]
     value = compute()
+    n = size(value)
     with _lock:
+        if key in _parts:
+            _held -= _sizes.get(key, 0)
         _parts[key] = value
+        _sizes[key] = n
+        _held += n
         _parts.move_to_end(key)
-        while len(_parts) > MAX_ENTRIES:
-            _parts.popitem(last=False)
+        while len(_parts) > 1 and (len(_parts) > MAX_ENTRIES or _held > MAX_BYTES):
+            old, _ = _parts.popitem(last=False)
+            _held -= _sizes.pop(old, 0)
     return value
 
 
 def clear() -> None:
+    global _held
     with _lock:
         _parts.clear()
+        _sizes.clear()
+        _held = 0
+
+
+def held_bytes() -> int:
+    """Bytes of the kept parts, as :func:`size` counts them."""
+    return _held
 
 
 def entries() -> int:

@@ -187,3 +187,21 @@ def test_the_change_log_is_compacted_and_every_version_stays_new(engine: Engine)
             assert s.execute(text(f"SELECT count(*) FROM {closed_cache.PAST_LOG}")).scalar() == 2
     else:
         assert removed == 0  # one counter row: nothing to compact
+
+
+def test_the_kept_parts_are_bounded_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The least recently used parts go once the kept parts hold more than MAX_BYTES."""
+    import numpy as np
+
+    closed_cache.clear()
+    monkeypatch.setattr(closed_cache, "MAX_BYTES", 3 * 8_000_000 + 1_000)
+    try:
+        for i in range(5):
+            closed_cache._kept(("part", i), lambda: np.zeros(1_000_000))  # 8 MB each
+        assert closed_cache.entries() == 3 and closed_cache.held_bytes() <= closed_cache.MAX_BYTES
+        hit = closed_cache._kept(("part", 4), lambda: pytest.fail("the newest part was dropped"))
+        assert hit.shape == (1_000_000,)
+        assert closed_cache.size({"a": np.zeros(10), "b": [np.zeros(10)]}) > 160
+    finally:
+        closed_cache.clear()
+    assert closed_cache.held_bytes() == 0
