@@ -97,7 +97,7 @@ def child_page(url: str, start: date, end: date) -> dict:
     def figures(data: dict, before: dict | None) -> tuple[float, dict, int]:
         """Build the figures whose data's fingerprint changed since ``before`` (all when None)."""
         t0 = time.perf_counter()
-        prints = {k: digest(v) for k, v in data.items()}
+        prints = {source: digest(data[source]) for source in {source for source, _ in builders.values()}}
         built = 0
         for source, build in builders.values():
             if before is None or before.get(source) != prints[source]:
