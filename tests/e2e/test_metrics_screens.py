@@ -66,12 +66,15 @@ def test_metrics_page(browser, servers, scheme: str) -> None:  # type: ignore[no
     ctx, page = open_page(browser, servers, "/metrics", scheme)
     page.get_by_role("heading", name="Metrics").wait_for()
     wait_charts(page, 8)
-    # The document of a chart page asks for the chart code early (lib.server_routes.ChartCodeEarly), the
-    # queue's does not, and the charts above drew with it.
+    # The document of a chart page, as the browser got it (it asks for gzip), asks for the chart code early
+    # (lib.server_routes.ChartCodeEarly), the queue's does not, and the charts above drew with it.
     import urllib.request
 
-    with urllib.request.urlopen(servers[scheme].url + "/metrics") as r:
-        assert b'import("./static/js/PlotlyChart.' in r.read()
+    early = "[...document.scripts].some(s => s.textContent.includes('PlotlyChart.'))"
+    assert page.evaluate(early)
+    fetched = page.evaluate("performance.getEntriesByType('resource').filter(e => e.name.includes('PlotlyChart.'))"
+                            ".map(e => e.startTime)")
+    assert fetched and min(fetched) < page.evaluate("performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd")
     with urllib.request.urlopen(servers[scheme].url + "/") as r:
         assert b"PlotlyChart" not in r.read()
     # The chart text follows the theme: dark text on the light page, light text on the dark one.

@@ -52,3 +52,25 @@ def test_other_pages_files_and_encoded_bodies_pass_untouched() -> None:
 
 def test_this_streamlit_build_has_one_chart_chunk() -> None:
     assert (_chart_chunk() or "").startswith("PlotlyChart.")
+
+
+def test_a_chart_page_is_asked_for_uncompressed_and_others_keep_their_encoding() -> None:
+    seen: dict[str, list] = {}
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        seen[scope["path"]] = scope["headers"]
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]})
+        await send({"type": "http.response.body", "body": PAGE})
+
+    async def send(message: dict) -> None:
+        pass
+
+    async def receive() -> dict:
+        return {"type": "http.request"}
+
+    headers = [(b"accept-encoding", b"gzip, deflate"), (b"accept", b"text/html")]
+    for path in ("/metrics", "/queue"):
+        asyncio.run(ChartCodeEarly(app, chunk="PlotlyChart.abc.js")(
+            {"type": "http", "method": "GET", "path": path, "headers": headers}, receive, send))
+    assert (b"accept-encoding", b"gzip, deflate") not in seen["/metrics"] and (b"accept", b"text/html") in seen["/metrics"]
+    assert seen["/queue"] == headers
