@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 
 from starlette.requests import Request
@@ -126,6 +127,26 @@ def routes() -> list[Route]:
     if not any(getattr(r, "path", None) == "/api/health" for r in found):
         found.append(Route("/api/health", health, methods=["GET"]))
     return found
+
+
+def warm_board() -> threading.Thread:
+    """Build the workload board's snapshot of open tickets (lib.board_snapshot) in a thread once the server has
+    started, so the first lead to open the board after a restart does not wait for it (about 1 s at a million
+    tickets). A failure only means the first board read builds it."""
+
+    def run() -> None:
+        from lib import board_snapshot
+        from lib.db import get_engine, read_session
+
+        try:
+            with read_session(get_engine()) as s:
+                board_snapshot.current(s)
+        except Exception:  # noqa: BLE001 - e.g. the database not there yet: the board builds it when opened
+            log.warning("the workload board's snapshot was not built at start", exc_info=True)
+
+    thread = threading.Thread(target=run, name="warm-board", daemon=True)
+    thread.start()
+    return thread
 
 
 def start_worker() -> Callable[[], None]:

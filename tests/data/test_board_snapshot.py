@@ -134,3 +134,20 @@ def test_an_old_snapshot_is_built_again_in_the_background_and_stays_right(engine
         assert board_snapshot._kept[str(engine.url)] is not first, "no new snapshot was put in place"
     monkeypatch.setattr(board_snapshot, "REBUILD_SECONDS", 600.0)
     same_boards(engine)
+
+
+def test_the_server_builds_the_snapshot_at_start(engine, staff, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """server.py's lifespan calls warm_board(): the configured database's snapshot exists before any board read."""
+    from lib.config import get_settings
+    from lib.server_routes import warm_board
+
+    new_ticket(engine, staff.lead, priority="High", assignee=staff.tech, now=at(9))
+    monkeypatch.setenv("HELPDESK_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    get_settings.cache_clear()
+    try:
+        warm_board().join(timeout=60)
+    finally:
+        get_settings.cache_clear()
+    with board_snapshot._lock:
+        snap = board_snapshot._kept.get(str(engine.url))
+    assert snap is not None and int(snap.live.sum()) == 1
