@@ -3,10 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any
 
 from lib.server_routes import CHART_PAGES, ChartCodeEarly, _chart_chunk
 
 PAGE = b"<html><head><title>x</title></head><body></body></html>"
+
+
+def run(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run the middleware in a thread of its own: the browser tests of the same session leave an event loop
+    running in this one."""
+    failed: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(coroutine)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the test's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
 
 
 def _serve(path: str, *, method: str = "GET", content_type: bytes = b"text/html", encoded: bool = False,
@@ -27,7 +48,7 @@ def _serve(path: str, *, method: str = "GET", content_type: bytes = b"text/html"
     async def receive() -> dict:
         return {"type": "http.request"}
 
-    asyncio.run(ChartCodeEarly(app, chunk="PlotlyChart.abc.js")(
+    run(ChartCodeEarly(app, chunk="PlotlyChart.abc.js")(
         {"type": "http", "method": method, "path": path}, receive, send))
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return dict(sent[0]["headers"]), body
@@ -70,7 +91,7 @@ def test_a_chart_page_is_asked_for_uncompressed_and_others_keep_their_encoding()
 
     headers = [(b"accept-encoding", b"gzip, deflate"), (b"accept", b"text/html")]
     for path in ("/metrics", "/queue"):
-        asyncio.run(ChartCodeEarly(app, chunk="PlotlyChart.abc.js")(
+        run(ChartCodeEarly(app, chunk="PlotlyChart.abc.js")(
             {"type": "http", "method": "GET", "path": path, "headers": headers}, receive, send))
     assert (b"accept-encoding", b"gzip, deflate") not in seen["/metrics"] and (b"accept", b"text/html") in seen["/metrics"]
     assert seen["/queue"] == headers
