@@ -56,11 +56,13 @@ CHART_PAGES = frozenset({"metrics", "report"})
 
 def _chart_chunk() -> str | None:
     """The file name of Streamlit's Plotly chart code in this Streamlit build (None when it cannot be found)."""
+    from importlib.util import find_spec
     from pathlib import Path
 
-    import streamlit
-
-    found = sorted((Path(streamlit.__file__).parent / "static" / "static" / "js").glob("PlotlyChart.*.js"))
+    spec = find_spec("streamlit")  # located, not imported
+    if spec is None or spec.origin is None:
+        return None
+    found = sorted((Path(spec.origin).parent / "static" / "static" / "js").glob("PlotlyChart.*.js"))
     return found[0].name if len(found) == 1 else None
 
 

@@ -41,7 +41,8 @@ if ticket_id is None:
             st.rerun()
     st.stop()
 
-newest = ticket_view.load_at(ticket_id, ticket_view.marker(ticket_id), clock.minute())
+ticket_marker = ticket_view.marker(ticket_id)
+newest = ticket_view.load_at(ticket_id, ticket_marker, clock.minute())
 if newest is None:
     st.error(f"Ticket {raw_id} does not exist.")
     st.markdown("[📋 Back to the queue](/)")
@@ -83,7 +84,7 @@ def saved(result, message: str, *clear: str) -> None:
 # (end of the page), so they are always the newest state.
 top = st.container()
 assignment_view.ticket_notices(t)
-kb_view.ticket_repeats(tid, user)
+kb_view.ticket_repeats(tid, user, marker=ticket_marker)
 main, side = st.columns([2, 1], gap="large")
 with side:
     ticket_view.side_panels(snap)

@@ -246,7 +246,8 @@ def ticket_knowledge(t, user) -> None:
                     st.rerun()
 
 
-def ticket_repeats(ticket_id: int, user) -> None:
+def ticket_repeats(ticket_id: int, user, *, marker: tuple | None = None) -> None:
+    """The repeat notices on a ticket's page (``marker``: ticket_view.marker already read by the page)."""
     from sqlalchemy import func, select
 
     from lib.models import Ticket
@@ -254,7 +255,8 @@ def ticket_repeats(ticket_id: int, user) -> None:
 
     with core.reading() as s:
         newest = s.scalar(select(func.max(Ticket.id))) or 0
-    notices = _ticket_repeats(ticket_id, ticket_view.marker(ticket_id), newest, clock.minute())
+    marker = marker if marker is not None else ticket_view.marker(ticket_id)
+    notices = _ticket_repeats(ticket_id, marker, newest, clock.minute())
     repeat_notices(notices, ticket_id=ticket_id, user=user)
 
 

@@ -10,12 +10,11 @@ from sqlalchemy import select
 
 from lib import acknowledge, board, queries, sla, tickets, worker
 from lib.db import read_session, transaction
-from lib.directory import RequesterInput
 from lib.errors import PermissionDenied
 from lib.models import Category, Setting, Ticket, User, UserSkill
 from lib.sla import SlaState
-from lib.tickets import TicketDraft
 from lib.workflow import EventKind, Priority, Status
+from tests.conftest import new_ticket
 
 MON = datetime(2026, 11, 30, tzinfo=UTC)  # London is on GMT in winter: UTC = local time
 
@@ -23,13 +22,6 @@ MON = datetime(2026, 11, 30, tzinfo=UTC)  # London is on GMT in winter: UTC = lo
 def at(day: datetime, hh: int, mm: int = 0) -> datetime:
     return day.replace(hour=hh, minute=mm)
 
-
-def new_ticket(engine, actor: int, *, priority: str, now: datetime, assignee: int | None = None,
-               category: str = "Networking") -> int:
-    with transaction(engine) as s:
-        return tickets.create_ticket(s, actor=actor, now=now, draft=TicketDraft(
-            summary=f"{priority} trouble", category=category, priority=priority, channel="phone",
-            requester=RequesterInput(name="Ann Smith", email="ann@example.com"), assignee_id=assignee)).id
 
 
 def call(engine, fn, tid: int, **kw) -> Ticket:

@@ -9,10 +9,9 @@ import pytest
 
 from lib import acknowledge, board, tickets
 from lib.db import read_session, transaction
-from lib.directory import RequesterInput
 from lib.models import Ticket
-from lib.tickets import TicketDraft
 from lib.workflow import Priority
+from tests.conftest import new_ticket
 
 MON = datetime(2026, 11, 30, tzinfo=UTC)  # London is on GMT in winter: UTC = local time
 
@@ -20,12 +19,6 @@ MON = datetime(2026, 11, 30, tzinfo=UTC)  # London is on GMT in winter: UTC = lo
 def at(hh: int, mm: int = 0) -> datetime:
     return MON.replace(hour=hh, minute=mm)
 
-
-def new_ticket(engine, actor: int, *, priority: str, now: datetime, assignee: int | None = None) -> int:
-    with transaction(engine) as s:
-        return tickets.create_ticket(s, actor=actor, now=now, draft=TicketDraft(
-            summary=f"{priority} trouble", category="Networking", priority=priority, channel="phone",
-            requester=RequesterInput(name="Ann Smith", email="ann@example.com"), assignee_id=assignee)).id
 
 
 @pytest.fixture

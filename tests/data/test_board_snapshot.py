@@ -9,9 +9,8 @@ import pytest
 
 from lib import board, board_snapshot, tickets
 from lib.db import read_session, transaction
-from lib.directory import RequesterInput
 from lib.models import Ticket
-from lib.tickets import TicketDraft
+from tests.conftest import new_ticket
 
 MON = datetime(2026, 11, 30, tzinfo=UTC)
 
@@ -23,13 +22,6 @@ def at(hh: int, mm: int = 0, days: int = 0) -> datetime:
 #: Moments the two boards are compared at: before and after targets, the evening, the next days.
 MOMENTS = [at(9, 30), at(11), at(13, 30), at(16), at(9, days=1), at(12, days=3)]
 
-
-def new_ticket(engine, actor: int, *, priority: str, now: datetime, assignee: int | None = None,
-               category: str = "Networking") -> int:
-    with transaction(engine) as s:
-        return tickets.create_ticket(s, actor=actor, now=now, draft=TicketDraft(
-            summary=f"{priority} trouble", category=category, priority=priority, channel="phone",
-            requester=RequesterInput(name="Ann Smith", email="ann@example.com"), assignee_id=assignee)).id
 
 
 def version(engine, tid: int) -> int:
