@@ -30,7 +30,7 @@ from lib import assignment, tickets
 from lib.audit_log import audit
 from lib.bizcal import BusinessCalendar, add_business_time
 from lib.errors import HelpdeskError
-from lib.models import Setting, Ticket, TicketEvent, User
+from lib.models import Setting, Ticket, TicketEvent, User, setting_row
 from lib.ticket_core import SystemActor, load_actor, now_utc, require_permission
 from lib.workflow import EventKind, Permission, Priority, Status
 
@@ -215,7 +215,7 @@ def overdue(session: Session, *, now: datetime | None = None, min_priority: Prio
 
 
 def auto_reassign_enabled(session: Session) -> bool:
-    row = session.get(Setting, AUTO_REASSIGN_KEY)
+    row = setting_row(session, AUTO_REASSIGN_KEY)
     if row is None:
         return False
     value = row.value

@@ -23,7 +23,7 @@ Everything is read with a handful of queries (GROUP BY), whatever the number of 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
@@ -290,11 +290,14 @@ def _load_position(row: Standing, peers: list[Standing]) -> int:
 
 def suggest(session: Session, ticket: int | Need, *, now: datetime | None = None,
             weights: dict[Priority, int] | None = None, limit: int | None = DEFAULT_LIMIT,
-            exclude: Iterable[int] = ()) -> Suggestions:
+            exclude: Iterable[int] = (),
+            open_counts: Callable[..., dict[int, dict[Priority, int]]] | None = None) -> Suggestions:
     """Rank the people who could take ``ticket`` (an id, or a :class:`Need` for an unsaved one).
 
     ``limit`` None lists everyone considered. ``exclude``: people to leave out (e.g. those who let the
     acknowledgement lapse). For a saved ticket, the ticket itself is not counted in anyone's load.
+    ``open_counts``: what counts the open tickets per person (:func:`open_counts_by_assignee`, or the app
+    server's kept copy, lib.board_snapshot.open_counts).
     """
     now = now_utc(now)
     ticket_id: int | None = None
@@ -333,7 +336,7 @@ def suggest(session: Session, ticket: int | Need, *, now: datetime | None = None
             excluded["role"] += 1
         else:
             eligible.append((uid, name, Role(role), int(capacity or 0), int(level or 0)))
-    counts = open_counts_by_assignee(session, [e[0] for e in eligible], exclude_ticket=ticket_id)
+    counts = (open_counts or open_counts_by_assignee)(session, [e[0] for e in eligible], exclude_ticket=ticket_id)
     rows = [standing(user_id=uid, name=name, role=role, capacity=capacity, skill=level, counts=counts.get(uid, {}),
                      weights=weights, priority=priority)
             for uid, name, role, capacity, level in eligible]

@@ -41,7 +41,7 @@ from lib.board import FLAG_LIMIT, FLAG_PRIORITIES, Board, assemble, flags_of
 from lib.db import read_session
 from lib.desk_settings import get_weights
 from lib.models import Ticket, TicketEvent
-from lib.queries import change_marker
+from lib.queries import change_marker, marker_top
 from lib.ticket_core import now_utc
 from lib.workflow import RUNNING_STATUSES, Priority, Status
 
@@ -191,27 +191,31 @@ def _build(session: Session, marker: int, top: int) -> Snapshot:
     return snap
 
 
-def current(session: Session) -> Snapshot:
+def current(session: Session, *, marker: int | None = None) -> Snapshot:
     """This database's snapshot, brought up to date: built on first use; after :data:`REBUILD_SECONDS` built again
-    in a background thread while this one goes on being patched, so no reader waits for the full read."""
+    in a background thread while this one goes on being patched, so no reader waits for the full read.
+    ``marker``: the change marker when the caller has just read it (lib.queries.change_marker)."""
     key = str(session.get_bind().engine.url)
-    marker = change_marker(session)
+    marker = change_marker(session) if marker is None else marker
     with _lock:
         snap = _kept.get(key)
         if snap is not None and time.monotonic() - snap.built >= REBUILD_SECONDS:
             _rebuild_later(session.get_bind().engine, key)
         if snap is not None and snap.marker == marker:
             return snap
-    top = session.scalar(select(func.max(TicketEvent.id))) or 0
+    top = marker_top(marker)  # the newest event id, as the marker counted it
     with _lock:
         snap = _kept.get(key)
         if snap is not None and top < snap.top:
             snap = None  # the database was replaced: its events start lower
         elif snap is not None and snap.marker != marker:
             # A primary-key range (asked for DISTINCT ticket ids, SQLite walks a ticket_id index over every event
-            # instead: 590 ms at 1M tickets); only the tickets of events not seen before are read again.
+            # instead: 590 ms at 1M tickets); only the tickets of events not seen before are read again. SQLite
+            # commits one writer at a time, so its ids become visible in order: only the ids past the newest seen
+            # can be new there. On PostgreSQL a lower id can commit late: the last WINDOW ids are looked at.
+            since = snap.top if session.get_bind().dialect.name == "sqlite" else snap.top - WINDOW
             recent = session.execute(select(TicketEvent.id, TicketEvent.ticket_id)
-                                     .where(TicketEvent.id > snap.top - WINDOW)).all()
+                                     .where(TicketEvent.id > since)).all()
             changed = list(dict.fromkeys(tid for eid, tid in recent if eid not in snap.seen))
             if len(changed) > MAX_PATCH:
                 snap = None
@@ -219,7 +223,7 @@ def current(session: Session) -> Snapshot:
                 rows, gone = _read(session, changed)
                 snap.put(rows, gone)
                 snap.marker, snap.top = marker, max(top, snap.top)
-                snap.seen = {eid for eid, _ in recent if eid > snap.top - WINDOW}
+                snap.seen = {eid for eid in (*snap.seen, *(e for e, _ in recent)) if eid > snap.top - WINDOW}
         if snap is None:
             snap = _build(session, marker, top)
         _kept[key] = snap
@@ -252,12 +256,36 @@ def _rebuild_later(engine: Engine, key: str) -> None:
     threading.Thread(target=run, name="board-snapshot", daemon=True).start()
 
 
-def load_board(session: Session, *, now: datetime | None = None,
-               weights: dict[Priority, int] | None = None) -> Board:
-    """:func:`lib.board.load_board`'s board, counted from the kept snapshot."""
+def open_counts(session: Session, user_ids: Iterable[int] | None = None, *, exclude_ticket: int | None = None,
+                marker: int | None = None) -> dict[int, dict[Priority, int]]:
+    """:func:`lib.assignment.open_counts_by_assignee` (open tickets per person and priority), counted from the kept
+    snapshot: the assignment suggestions after a write, without a GROUP BY over every open ticket."""
+    snap = current(session, marker=marker)
+    with _lock:
+        keep = snap.live & (snap.cols["assignee"] != _NO_ONE)
+        if exclude_ticket is not None:
+            keep &= snap.ids != exclude_ticket
+        assignee, prio = snap.cols["assignee"][keep], snap.cols["priority"][keep]
+    if user_ids is not None:
+        ids = np.fromiter(user_ids, np.int64)
+        if not len(ids):
+            return {}
+        inside = np.isin(assignee, ids)
+        assignee, prio = assignee[inside], prio[inside]
+    out: dict[int, dict[Priority, int]] = {}
+    keys, n = np.unique(assignee.astype(np.int64) * 16 + prio, return_counts=True)
+    for k, count in zip(keys.tolist(), n.tolist(), strict=True):
+        uid, p = divmod(k, 16)
+        out.setdefault(uid, {})[Priority(p)] = count
+    return out
+
+
+def load_board(session: Session, *, now: datetime | None = None, weights: dict[Priority, int] | None = None,
+               marker: int | None = None) -> Board:
+    """:func:`lib.board.load_board`'s board, counted from the kept snapshot (``marker``: as for :func:`current`)."""
     now = now_utc(now)
     weights = weights if weights is not None else get_weights(session)
-    snap = current(session)
+    snap = current(session, marker=marker)
     with _lock:  # another session may patch the arrays meanwhile: count on one consistent copy
         live = snap.live.copy()
         ids = snap.ids[live]

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from lib.config import get_settings
 from lib.errors import PermissionDenied
-from lib.models import Setting, User
+from lib.models import User, setting_row
 from lib.workflow import Permission, Priority, Role, has_permission
 
 WEIGHTS_KEY = "assignment_weights"
@@ -37,14 +37,14 @@ def parse_weights(value: object) -> dict[Priority, int]:
 
 
 def get_weights(session: Session) -> dict[Priority, int]:
-    row = session.get(Setting, WEIGHTS_KEY)
+    row = setting_row(session, WEIGHTS_KEY)
     return parse_weights(row.value if row is not None else None)
 
 
 def window_days(session: Session) -> int:
     """The repeat-issue window in days: the settings table (a lead edits it), else ``repeat_window_days`` in
     the configuration, else 30."""
-    row = session.get(Setting, REPEAT_WINDOW_KEY)
+    row = setting_row(session, REPEAT_WINDOW_KEY)
     value: object = None
     if row is not None:
         value = row.value.get("days") if isinstance(row.value, dict) else row.value

@@ -23,7 +23,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from lib import audit_chain, clock
@@ -186,6 +186,19 @@ class Setting(Base):
     key: Mapped[str] = mapped_column(String(80), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON)  # any JSON value: an object, a number, true or false
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+#: ``Session.info`` key of the settings rows a page run read at once (lib.ui.core.reading): {key: row}.
+SETTINGS_INFO = "helpdesk_settings"
+
+
+def setting_row(session: Session, key: str) -> Setting | None:
+    """The settings row ``key`` (None when never set), read-only: from the rows the session holds for a page run
+    when it holds them (so neither a row nor its absence is asked for again), else from the database."""
+    held = session.info.get(SETTINGS_INFO)
+    if held is not None:
+        return held.get(key)
+    return session.get(Setting, key)
 
 
 # --- tickets and their history -----------------------------------------------------------------

@@ -23,7 +23,17 @@ from sqlalchemy.orm import Session
 from lib import confirm_links, staff_notify, webhooks
 from lib.config import get_settings
 from lib.errors import ValidationError
-from lib.models import PUBLIC_URL_MARK, Notification, OutboxMail, Setting, Ticket, TicketEvent, User, ticket_ref
+from lib.models import (
+    PUBLIC_URL_MARK,
+    Notification,
+    OutboxMail,
+    Setting,
+    Ticket,
+    TicketEvent,
+    User,
+    setting_row,
+    ticket_ref,
+)
 from lib.workflow import ClosureReason, EventKind, Status
 
 TEMPLATES_KEY = "mail_templates"
@@ -150,7 +160,7 @@ for _kind, _audience in ((EventKind.ASSIGNED, staff_notify.NEW_ASSIGNEE), (Event
 
 
 def templates(session: Session) -> dict[str, dict[str, str]]:
-    row = session.get(Setting, TEMPLATES_KEY)
+    row = setting_row(session, TEMPLATES_KEY)
     merged = {k: dict(v) for k, v in DEFAULT_TEMPLATES.items()}
     for key, value in ((row.value if row else None) or {}).items():
         if key in merged and isinstance(value, dict):
@@ -160,7 +170,7 @@ def templates(session: Session) -> dict[str, dict[str, str]]:
 
 def requester_updates(session: Session) -> tuple[str, ...]:
     """The status updates requesters get (a lead chooses them on Admin)."""
-    row = session.get(Setting, UPDATES_KEY)
+    row = setting_row(session, UPDATES_KEY)
     if row is None or not isinstance(row.value, list):
         return DEFAULT_UPDATES
     return tuple(k for k in row.value if k in UPDATE_CHOICES)
@@ -320,7 +330,7 @@ CHANNELS: dict[str, Callable[[Session, Ticket, TicketEvent, Route], None]] = {MA
                                                                              INBOX: _inbox}
 
 
-def _quiet_ticket(session: Session, ticket: Ticket) -> bool:
+def quiet_ticket(session: Session, ticket: Ticket) -> bool:
     """The ticket was opened by mail that must never be answered (its created event carries :data:`QUIET`)."""
     if ticket.channel != "email" or ticket.id is None:
         return False
@@ -335,15 +345,15 @@ def on_event(session: Session, ticket: Ticket, event: TicketEvent) -> None:
     if not routes:
         return
     quiet_event = bool((event.meta or {}).get(QUIET))
-    quiet_ticket: bool | None = None
+    quiet: bool | None = None
     for route in routes:
         if route.audience == REQUESTER:
             if quiet_event:
                 continue  # spam, list mail, an auto-reply: nothing is mailed back (the event says why)
             if route.template in AUTOMATIC:
-                if quiet_ticket is None:
-                    quiet_ticket = _quiet_ticket(session, ticket)
-                if quiet_ticket:
+                if quiet is None:
+                    quiet = quiet_ticket(session, ticket)
+                if quiet:
                     continue  # no automatic mail to such a sender; what a technician sends by hand still goes
         CHANNELS[route.channel](session, ticket, event, route)
 
@@ -367,17 +377,18 @@ _NO_MAIL_NAMES = {EventKind.INTERNAL_NOTE.value: "internal note", EventKind.ACTI
 
 
 def requester_preview(session: Session, ticket: Ticket, kind: str, *, message: str = "",
-                      to_status: Status | None = None, meta: dict | None = None) -> MailPreview:
+                      to_status: Status | None = None, meta: dict | None = None,
+                      quiet: bool | None = None) -> MailPreview:
     """What recording an event of ``kind`` would mail the requester, by the same rules as :func:`on_event`
     (:data:`ROUTES`, the quiet tickets, the chosen status updates, the closures that send nothing), rendered with
-    :func:`render` and the desk's templates. Writes nothing."""
+    :func:`render` and the desk's templates. Writes nothing. ``quiet``: :func:`quiet_ticket`, when known."""
     route = next((r for r in ROUTES.get(kind, ()) if r.audience == REQUESTER and r.channel == MAIL), None)
     if route is None or not route.template:
         return MailPreview(None, reason=f"No mail: {_NO_MAIL_NAMES.get(kind, kind.replace('_', ' '))}")
     requester = ticket.requester
     if requester is None or not requester.email:
         return MailPreview(None, reason="No mail: the requester has no e-mail address")
-    if bool((meta or {}).get(QUIET)) or _quiet_ticket(session, ticket):
+    if bool((meta or {}).get(QUIET)) or (quiet_ticket(session, ticket) if quiet is None else quiet):
         return MailPreview(None, reason="No mail: this ticket came from mail that is never answered")
     template = route.template
     if kind == EventKind.CLOSED.value and (meta or {}).get("reason") in (
@@ -397,14 +408,15 @@ def requester_preview(session: Session, ticket: Ticket, kind: str, *, message: s
     return MailPreview(" ".join(subject.split())[:300], body, requester.email)
 
 
-def requester_mails(session: Session, ticket_id: int, *, limit: int = 50) -> list[OutboxMail]:
+def requester_mails(session: Session, ticket_id: int, *, limit: int = 50,
+                    ticket: Ticket | None = None) -> list[OutboxMail]:
     """The mails written for the ticket's requester, newest first, each with its delivery state (``state``
     pending, sent, failed or cancelled; ``last_error``): those of an event that mails the requester (ROUTES),
     and those of no event sent to the requester's address; staff mail about the ticket is left out."""
     from sqlalchemy import func
 
     kinds = [k for k, routes in ROUTES.items() if any(r.audience == REQUESTER and r.channel == MAIL for r in routes)]
-    ticket = session.get(Ticket, ticket_id)
+    ticket = ticket if ticket is not None and ticket.id == ticket_id else session.get(Ticket, ticket_id)
     address = (ticket.requester.email or "").lower() if ticket is not None and ticket.requester else ""
     rows = session.execute(
         select(OutboxMail).outerjoin(TicketEvent, TicketEvent.id == OutboxMail.event_id)

@@ -520,6 +520,11 @@ def open_counts(session: Session) -> dict[Status, int]:
 _MARKER_WINDOW = 1000
 
 
+def marker_top(marker: int) -> int:
+    """The newest event id a :func:`change_marker` value was made from."""
+    return marker // (_MARKER_WINDOW + 1)
+
+
 def change_marker(session: Session) -> int:
     """A number that changes with every write (every write appends an event). Cheap: a primary-key range.
 

@@ -27,7 +27,7 @@ from lib import tickets
 from lib.config import get_settings
 from lib.desk_settings import MAX_WINDOW_DAYS, REPEAT_WINDOW_KEY, window_days
 from lib.errors import HelpdeskError, ValidationError
-from lib.models import Category, Device, Requester, Setting, Ticket, ticket_ref
+from lib.models import Category, Device, Requester, Setting, Ticket, setting_row, ticket_ref
 from lib.ticket_core import ActorArg, clean_id, clean_line, load_actor, now_utc, require_permission
 from lib.workflow import Channel, Permission, Priority, Status
 
@@ -61,7 +61,7 @@ def set_window_days(session: Session, *, actor: ActorArg, days: int, now: dateti
     require_permission(user, Permission.CONFIGURE_REPEATS, "change the repeat-issue window")
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_WINDOW_DAYS:
         raise ValidationError({"days": f"must be a whole number of days from 1 to {MAX_WINDOW_DAYS}"})
-    row = session.get(Setting, REPEAT_WINDOW_KEY)
+    row = setting_row(session, REPEAT_WINDOW_KEY)
     if row is None:
         session.add(Setting(key=REPEAT_WINDOW_KEY, value={"days": days}, updated_at=now))
     else:

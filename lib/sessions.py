@@ -100,20 +100,24 @@ def claim(session: Session, *, code: str, now: datetime | None = None) -> str | 
     return token if won == 1 else None
 
 
-def check(engine: Engine, *, token: str | None, now: datetime | None = None) -> SessionUser | None:
+def check(engine: Engine, *, token: str | None, now: datetime | None = None,
+          session: Session | None = None) -> SessionUser | None:
     """The signed-in user for ``token``, or None: unknown, revoked, idle too long, past its lifetime, or the
     account is inactive. A read on every page run; it writes only to end a session that ran out (so it also
-    leaves the active list) or, at most once a minute, to note that the session is in use."""
+    leaves the active list) or, at most once a minute, to note that the session is in use. ``session``: a read
+    session to look the token up in (a page run's shared one), instead of one of its own."""
     if not token:
         return None
     now = now_utc(now)
-    with read_session(engine) as s:
-        row = s.execute(
-            select(LoginSession.id, LoginSession.user_id, LoginSession.revoked_at, LoginSession.expires_at,
-                   LoginSession.last_seen_at, User.username, User.active)
-            .join(User, User.id == LoginSession.user_id)
-            .where(LoginSession.token_hash == _digest(token))
-        ).first()
+    query = (select(LoginSession.id, LoginSession.user_id, LoginSession.revoked_at, LoginSession.expires_at,
+                    LoginSession.last_seen_at, User.username, User.active)
+             .join(User, User.id == LoginSession.user_id)
+             .where(LoginSession.token_hash == _digest(token)))
+    if session is not None:
+        row = session.execute(query).first()
+    else:
+        with read_session(engine) as s:
+            row = s.execute(query).first()
     if row is None or row.revoked_at is not None:
         return None
     idle = timedelta(minutes=get_settings().session_idle_minutes)

@@ -28,7 +28,7 @@ from lib.audit_log import audit
 from lib.bizcal import BusinessCalendar, add_business_time, add_business_time_with_pauses
 from lib.config import get_settings
 from lib.errors import ValidationError
-from lib.models import Setting, SlaTarget, Ticket, TicketEvent
+from lib.models import Setting, SlaTarget, Ticket, TicketEvent, setting_row
 from lib.ticket_core import add_event, load_actor, now_utc, require_permission
 from lib.workflow import OPEN_STATUSES, PAUSED_STATUSES, RUNNING_STATUSES, EventKind, Permission, Priority, Status
 
@@ -57,14 +57,14 @@ def default_calendar() -> BusinessCalendar:
 
 
 def get_calendar(session: Session) -> BusinessCalendar:
-    row = session.get(Setting, CALENDAR_KEY)
+    row = setting_row(session, CALENDAR_KEY)
     if row is None:
         return default_calendar()
     return BusinessCalendar.from_dict(row.value)
 
 
 def get_risk_share(session: Session) -> float:
-    row = session.get(Setting, SLA_OPTIONS_KEY)
+    row = setting_row(session, SLA_OPTIONS_KEY)
     share = (row.value or {}).get("risk_share") if row else None
     return float(share) if share else DEFAULT_RISK_SHARE
 

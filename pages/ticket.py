@@ -88,7 +88,7 @@ kb_view.ticket_repeats(tid, user, marker=ticket_marker)
 main, side = st.columns([2, 1], gap="large")
 with side:
     ticket_view.side_panels(snap)
-    ticket_view.requester_mail(tid)
+    ticket_view.requester_mail(tid, newest.ticket)
     kb_view.ticket_knowledge(t, user)
     kb_view.follow_ups_panel(tid, user)
     if Status(t.status) is not Status.CLOSED:

@@ -8,6 +8,7 @@ move with the clock), never cleared globally.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 
 import pandas as pd
 import streamlit as st
@@ -31,15 +32,20 @@ def _minute() -> int:
 
 def _weights() -> tuple[tuple[int, int], ...]:
     """The load weights, read on each run: a settings change moves no event, so it is part of the keys."""
-    with core.reading() as s:
-        return tuple(sorted((int(p), w) for p, w in assignment.get_weights(s).items()))
+    def read() -> tuple[tuple[int, int], ...]:
+        with core.reading() as s:
+            return tuple(sorted((int(p), w) for p, w in assignment.get_weights(s).items()))
+
+    return core.per_run("weights", read)
 
 
 @st.cache_data(ttl=120, max_entries=200, show_spinner=False)
 def _suggestions(marker: int, minute: int, weights: tuple, ticket_id: int) -> assignment.Suggestions:
     with core.reading() as s:
         return assignment.suggest(s, ticket_id, now=datetime.fromtimestamp(minute * 60, UTC), limit=None,
-                                  weights={Priority(p): w for p, w in weights})
+                                  weights={Priority(p): w for p, w in weights},
+                                  # the kept copy (no GROUP BY after a write), at the marker read already
+                                  open_counts=partial(board_snapshot.open_counts, marker=marker))
 
 
 def suggestions(ticket_id: int) -> assignment.Suggestions:
@@ -51,7 +57,7 @@ def _board(marker: int, minute: int, weights: tuple) -> board.Board:
     with core.reading() as s:
         # counted from the kept snapshot of open tickets, patched by what changed (lib.board_snapshot)
         return board_snapshot.load_board(s, now=datetime.fromtimestamp(minute * 60, UTC),
-                                         weights={Priority(p): w for p, w in weights})
+                                         weights={Priority(p): w for p, w in weights}, marker=marker)
 
 
 def board_data() -> board.Board:
@@ -130,7 +136,12 @@ def suggestions_panel(user, t: Ticket, *, version: int):
     if Status(t.status) is Status.CLOSED:
         return None
     can_assign = allowed(user, t, Action.ASSIGN)
-    with st.expander("🧭 Suggested assignees", expanded=t.assignee_id is None):
+    # Worked out only while open (open at first on an unassigned ticket): a closed panel costs the page nothing.
+    panel = st.expander("🧭 Suggested assignees", expanded=t.assignee_id is None, key=f"sugg_open_{t.id}",
+                        on_change="rerun")
+    if not panel.open:
+        return None
+    with panel:
         found = suggestions(t.id)
         chosen = suggestions_list(found, key=f"sugg_{t.id}", can_assign=can_assign)
         result: list[str | None] | assignment.Candidate | None = None

@@ -14,10 +14,15 @@ ERRORS_NEW, ERRORS_EDIT = "canned_new_errors", "canned_edit_errors"
 
 
 def _responses() -> list[CannedResponse]:
-    with core.reading() as s:
-        rows = canned.list_responses(s)
-        s.expunge_all()
-        return rows
+    """The canned replies, read once per page run (a reply and a note box each have a picker)."""
+    def read() -> list[CannedResponse]:
+        with core.reading() as s:
+            rows = canned.list_responses(s)
+            for row in rows:
+                s.expunge(row)
+            return rows
+
+    return core.per_run("canned_responses", read)
 
 
 def _placeholders_help() -> str:

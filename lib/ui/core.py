@@ -6,10 +6,11 @@ The only part of lib/ (with the rest of lib/ui) that imports streamlit.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import streamlit as st
@@ -21,7 +22,7 @@ from lib import clock, db
 from lib.config import get_settings
 from lib.db import read_session
 from lib.errors import GuardFailed, HelpdeskError, PermissionDenied, StaleTicket, ValidationError
-from lib.models import User
+from lib.models import SETTINGS_INFO, User
 from lib.workflow import PERMISSIONS, STATUS_INFO, Permission, Priority, Role, Status
 
 T = TypeVar("T")
@@ -42,10 +43,96 @@ def get_engine() -> Engine:
     return db.get_engine(get_settings().database_url)
 
 
+class _RunReads(threading.local):
+    """The page run's one read session, per script thread (see :func:`page_reads`)."""
+
+    def __init__(self) -> None:
+        self.session: Session | None = None
+        #: Set when this thread commits a write: the next read starts a new transaction, so it sees the write.
+        self.stale = False
+        #: Values worked out once per run (the signed-in user); forgotten with every write of this thread.
+        self.memo: dict[str, object] = {}
+
+
+_run = _RunReads()
+_hooked: set[int] = set()
+
+
+def _on_commit(_conn) -> None:
+    if _run.session is not None:
+        _run.stale = True
+        _run.memo = {}
+
+
+def _engine_for_reads() -> Engine:
+    engine = get_engine()
+    if id(engine) not in _hooked:
+        from sqlalchemy import event
+
+        event.listen(engine, "commit", _on_commit)
+        _hooked.add(id(engine))
+    return engine
+
+
+@contextmanager
+def page_reads() -> Iterator[None]:
+    """One read session for a whole page run (app.py): every :func:`reading` in the run shares it, instead of
+    opening a session (a pool checkout, BEGIN, a ping on PostgreSQL, ROLLBACK) for each panel of the page. A write
+    committed by this thread in the run ends the shared transaction, so the reads after it see the write. A
+    fragment's run of its own (outside a page run) reads with sessions of its own, as before."""
+    if _run.session is not None:  # nested (a page run started from a page run): the outer one serves
+        yield
+        return
+    session = Session(bind=_engine_for_reads(), expire_on_commit=False)
+    _run.session, _run.stale, _run.memo = session, False, {}
+    try:
+        yield
+    finally:
+        _run.session, _run.stale, _run.memo = None, False, {}
+        try:
+            session.rollback()
+        except DBAPIError:  # the database went away meanwhile: nothing to undo
+            log.debug("page read session could not be rolled back", exc_info=True)
+        session.close()
+
+
+def per_run(key: str, read: Callable[[], T]) -> T:
+    """``read()`` once per page run (several panels ask for the same thing: the change marker, the canned replies,
+    the unread count); read again after a write of this run, and every time outside a page run."""
+    if _run.session is None:
+        return read()
+    if key not in _run.memo:
+        _run.memo[key] = read()
+    return _run.memo[key]  # type: ignore[return-value]
+
+
 @contextmanager
 def reading() -> Iterator[Session]:
-    with read_session(get_engine()) as s:
-        yield s
+    """A read-only session: the page run's shared one (:func:`page_reads`), or one of its own outside a run."""
+    shared = _run.session
+    if shared is None:
+        with read_session(get_engine()) as s:
+            yield s
+        return
+    if _run.stale:
+        shared.rollback()
+        shared.info.pop(SETTINGS_INFO, None)
+        _run.stale = False
+    if SETTINGS_INFO not in shared.info:
+        # The desk's settings rows (a handful: weights, templates, calendar ...) in one read, held for the run: the
+        # panels' lib.models.setting_row then find them (or that one was never set) without asking the database.
+        from sqlalchemy import select
+
+        from lib.models import Setting
+
+        shared.info[SETTINGS_INFO] = {row.key: row for row in shared.scalars(select(Setting))}
+    try:
+        yield shared
+    except BaseException:
+        # A failed statement leaves the transaction unusable (PostgreSQL): the next read starts a new one.
+        # (st.stop and st.rerun raise too; the rollback costs nothing then.)
+        _run.stale = True
+        raise
 
 
 def write(fn: Callable[[Session], T], *, success: str | None = None, errors_key: str | None = None) -> T | None:
@@ -129,7 +216,11 @@ def current_user() -> User | None:
     from lib import sessions
 
     token = st.session_state.get(SESSION_TOKEN)
-    signed = sessions.check(get_engine(), token=token) if token else None
+    memo = _run.memo.get("user")
+    if isinstance(memo, tuple) and token and memo[0] == token:  # checked already in this run (app.py, the page)
+        return cast(User, memo[1])
+    with reading() as s:
+        signed = sessions.check(get_engine(), token=token, session=s) if token else None
     if signed is None:
         st.session_state.pop(SESSION_TOKEN, None)
         return None
@@ -140,7 +231,9 @@ def current_user() -> User | None:
         if user is None or not user.active:
             return None
         s.expunge(user)
-        return user
+    if _run.session is not None:
+        _run.memo["user"] = (token, user)
+    return user
 
 
 def require_role(role: Role | Permission) -> User:

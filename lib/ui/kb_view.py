@@ -108,7 +108,11 @@ def repeat_notices(notices: list[RepeatNotice], *, ticket_id: int | None = None,
     st.warning("  \n".join(lines), icon="🔁")
     if ticket_id is None or user is None or all(n.problem_id for n in notices):
         return
-    with st.expander("Act on this repeat: schedule a follow-up or open a problem ticket"):
+    act = st.expander("Act on this repeat: schedule a follow-up or open a problem ticket",
+                      key=f"repeat_act_{ticket_id}", on_change="rerun")  # its forms are drawn only while open
+    if not act.open:
+        return
+    with act:
         first = notices[0]
         schedule_form(ticket_id, user, key=f"repeat_fu_{ticket_id}", source=FollowUpSource.REPEAT,
                       note=f"Repeat issue: {first.message}")
@@ -189,8 +193,10 @@ def follow_ups_panel(ticket_id: int, user) -> None:
                             st.rerun()
         if not rows:
             st.caption("None scheduled.")
-        with st.expander("➕ Schedule a follow-up"):
-            schedule_form(ticket_id, user, key=f"fu_new_{ticket_id}")
+        add = st.expander("➕ Schedule a follow-up", key=f"fu_add_{ticket_id}", on_change="rerun")
+        if add.open:  # the form is drawn only while open
+            with add:
+                schedule_form(ticket_id, user, key=f"fu_new_{ticket_id}")
 
 
 def my_due_follow_ups(user_id: int) -> None:

@@ -59,8 +59,11 @@ def unread_title(title: str) -> str:
     from lib import staff_notify
     from lib.ui import core
 
-    with core.reading() as s:
-        unread = staff_notify.unread_count_for(s, str(username))
+    def read() -> int:
+        with core.reading() as s:
+            return staff_notify.unread_count_for(s, str(username))
+
+    unread = core.per_run("unread", read)  # the sidebar's line asks too, in the same run
     return f"{title} ({unread})" if unread else title
 
 
@@ -96,8 +99,11 @@ def live_unread(user_id: int) -> None:
         from lib import staff_notify
         from lib.ui import core
 
-        with core.reading() as s:
-            unread = staff_notify.unread_count(s, user_id)
+        def read() -> int:
+            with core.reading() as s:
+                return staff_notify.unread_count(s, user_id)
+
+        unread = core.per_run("unread", read)  # the page titles' count, read in this run already
         if unread:
             st.markdown(f"[🔔 **{unread}** unread notification{'s' if unread != 1 else ''}](/inbox)")
 

@@ -19,13 +19,17 @@ from lib.config import get_settings
 from lib.queries import QueuePage, QueueView, Sort
 from lib.queue_state import QueueState, to_filter, to_params
 from lib.saved_views import SavedView
-from lib.ui.core import reading, reveal_bidi
+from lib.ui.core import per_run, reading, reveal_bidi
 from lib.workflow import Channel, Priority, Status
 
 
 def change_marker() -> int:
-    with reading() as s:
-        return queries.change_marker(s)
+    """The database's change marker (lib.queries.change_marker), read once per page run."""
+    def read() -> int:
+        with reading() as s:
+            return queries.change_marker(s)
+
+    return per_run("change_marker", read)
 
 
 @st.cache_data(ttl=600, max_entries=500, show_spinner=False)

@@ -44,9 +44,13 @@ class Snapshot:
 
 def marker(ticket_id: int) -> tuple[int, int, int]:
     """What changes whenever the ticket does, read cheaply: its version (field and status changes) and the newest
-    id and number of its events (appends; the count also moves when a lower id commits late on PostgreSQL)."""
-    with core.reading() as s:
-        return _marker(s, ticket_id)
+    id and number of its events (appends; the count also moves when a lower id commits late on PostgreSQL). Read
+    once per page run (the page and its live part both ask), again after a write of the run."""
+    def read() -> tuple[int, int, int]:
+        with core.reading() as s:
+            return _marker(s, ticket_id)
+
+    return core.per_run(f"ticket_marker_{ticket_id}", read)
 
 
 def _marker(s, ticket_id: int) -> tuple[int, int, int]:
@@ -205,10 +209,9 @@ def header(snap: Snapshot) -> None:
 def _related_list(title: str, rows: list[Related]) -> None:
     if not rows:
         return
-    st.markdown(f"**{title}**")
-    for r in rows:
-        st.markdown(f"- [{ticket_ref(r.id)}]({core.ticket_url(r.id)}) · {r.status.label} · "
-                    f"{core.fmt_time(r.created_at)} · {core.escape_md(core.reveal_bidi(r.summary[:60]))}")
+    st.markdown(f"**{title}**\n" + "".join(  # one element for the list: each element costs the page run
+        f"\n- [{ticket_ref(r.id)}]({core.ticket_url(r.id)}) · {r.status.label} · "
+        f"{core.fmt_time(r.created_at)} · {core.escape_md(core.reveal_bidi(r.summary[:60]))}" for r in rows))
 
 
 def side_panels(snap: Snapshot) -> None:
@@ -335,13 +338,15 @@ def mail_state(m: OutboxMail) -> str:
     return f"{icon} {core.escape_md(m.state)}"
 
 
-def requester_mail(ticket_id: int) -> None:
-    """What the requester has been sent about this ticket, newest first, with each mail's delivery state."""
+def requester_mail(ticket_id: int, ticket: Ticket | None = None) -> None:
+    """What the requester has been sent about this ticket, newest first, with each mail's delivery state
+    (``ticket``: the page's snapshot of it, when it has one)."""
     from lib.notify import requester_mails
 
     with core.reading() as s:
-        mails = requester_mails(s, ticket_id)
-        s.expunge_all()
+        mails = requester_mails(s, ticket_id, ticket=ticket)
+        for m in mails:
+            s.expunge(m)
     with st.container(border=True, key="requester_mail"):
         st.markdown(f"#### 📨 Sent to the requester ({len(mails)})")
         if not mails:
@@ -361,13 +366,13 @@ def mail_preview(ticket: Ticket, kind: EventKind, *, message: str = "", to_statu
                  meta: dict | None = None) -> None:
     """Under a box that sends something: what the requester will get from it (rendered with the desk's
     templates), or why nothing is mailed."""
-    from lib.notify import requester_preview
+    from lib.notify import quiet_ticket, requester_preview
 
     with core.reading() as s:
-        t = s.get(Ticket, ticket.id)
-        if t is None:
-            return
-        preview = requester_preview(s, t, kind.value, message=message, to_status=to_status, meta=meta)
+        # ``ticket`` is the page's snapshot (its requester loaded): no need to read it again for each preview.
+        quiet = core.per_run(f"quiet_{ticket.id}", lambda: quiet_ticket(s, ticket))
+        preview = requester_preview(s, ticket, kind.value, message=message, to_status=to_status, meta=meta,
+                                    quiet=quiet)
     if preview.subject is None:
         st.caption(f"✉️ {preview.reason}")
         return

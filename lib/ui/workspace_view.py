@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
 import streamlit as st
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -218,23 +220,33 @@ def beat_interval() -> float:
     return max(float(s.ticket_live_seconds or 1), s.presence_stale_seconds / 3)
 
 
-def heartbeat(user_id: int, ticket_id: int, writing: list[DraftField]) -> None:
-    """This tab is on the ticket: one upsert, at most every :func:`beat_interval` unless the state changed.
-    Presence is best effort: a busy database skips a beat instead of troubling the page."""
+#: Presence beats are written by one thread of their own: the page never waits for the write (a write
+#: transaction on every page open), and nothing the page shows depends on its own beat.
+_beats = ThreadPoolExecutor(max_workers=1, thread_name_prefix="presence-beat")
+
+
+def _beat(engine: Engine, user_id: int, ticket_id: int, writing: list[DraftField], now: datetime,
+          purge: bool) -> None:
+    try:
+        db.run_transaction(engine, lambda s: presence.heartbeat(
+            s, user_id=user_id, ticket_id=ticket_id, writing=writing, now=now, purge=purge),
+            attempts=2, what="presence")
+    except DBAPIError:
+        log.warning("presence heartbeat skipped", exc_info=True)
+
+
+def heartbeat(user_id: int, ticket_id: int, writing: list[DraftField]) -> Future[None] | None:
+    """This tab is on the ticket: one upsert, at most every :func:`beat_interval` unless the state changed,
+    written in the background (the returned future). Presence is best effort: a busy database skips a beat
+    instead of troubling the page."""
     key = f"_presence_{ticket_id}"
     state = presence.state_for(writing)
     last = st.session_state.get(key)
     now = clock.now()
     if last is not None and last[1] == state and (now - last[0]).total_seconds() < beat_interval():
-        return
-    try:
-        db.run_transaction(core.get_engine(), lambda s: presence.heartbeat(
-            s, user_id=user_id, ticket_id=ticket_id, writing=writing, now=now, purge=last is None),
-            attempts=2, what="presence")
-    except DBAPIError:
-        log.warning("presence heartbeat skipped", exc_info=True)
-        return
+        return None
     st.session_state[key] = (now, state)
+    return _beats.submit(_beat, core.get_engine(), user_id, ticket_id, list(writing), now, last is None)
 
 
 def others_here(people: list[presence.Present]) -> None:
@@ -264,8 +276,8 @@ def live(*, user_id: int, ticket_id: int, top: Any, below: Any, loaded_version: 
     def _live() -> None:
         heartbeat(user_id, ticket_id, writing)
         try:
+            mark = ticket_view.marker(ticket_id)  # in a full run of the page: the one it read already
             with core.reading() as s:
-                mark = ticket_view._marker(s, ticket_id)
                 people = presence.on_ticket(s, ticket_id=ticket_id, exclude_user=user_id)
             snap = ticket_view.load_at(ticket_id, mark, clock.minute())
         except DBAPIError:

@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
-from lib import board, board_snapshot, tickets
+from lib import assignment, board, board_snapshot, tickets
 from lib.db import read_session, transaction
 from lib.models import Ticket
 from tests.conftest import new_ticket
@@ -39,7 +40,23 @@ def same_boards(engine, *, limit: int | None = None) -> board.Board:
                 assert [f.ticket_id for f in board.flagged(s, now=now, limit=limit)[0]] == \
                     [f.ticket_id for f in expected.flags[:limit]]
         assert kept == expected, now
+    same_counts(engine)
     return kept
+
+
+def same_counts(engine) -> dict:
+    """The open tickets per person and priority (the assignment suggestions' loads) agree too: all of them, some
+    people with one ticket left out, and nobody."""
+    with read_session(engine) as s:
+        whole = assignment.open_counts_by_assignee(s)
+        assert board_snapshot.open_counts(s) == whole
+        some = sorted(whole)[:2]
+        left_out = s.scalar(select(Ticket.id).where(Ticket.is_open.is_(True), Ticket.assignee_id.in_(some))
+                            .order_by(Ticket.id).limit(1))
+        assert board_snapshot.open_counts(s, some, exclude_ticket=left_out) == \
+            assignment.open_counts_by_assignee(s, some, exclude_ticket=left_out)
+        assert board_snapshot.open_counts(s, []) == {}
+    return whole
 
 
 @pytest.fixture(autouse=True)
@@ -56,6 +73,7 @@ def test_the_kept_board_equals_the_counted_one_after_each_kind_of_write(engine, 
         ids.append(new_ticket(engine, staff.lead, priority=prio, assignee=assignee, now=at(9, i)))
     first = same_boards(engine)
     assert first.flags_total > 0 and first.unacknowledged_total > 0
+    assert len(same_counts(engine)) == 3  # three people hold open tickets
     with read_session(engine) as s:
         built = board_snapshot.current(s).built
 
