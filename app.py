@@ -58,7 +58,7 @@ def main(run: page_timer.Run) -> None:
 
 
 try:
-    with page_timer.timed() as this_run, core.page_reads():
+    with page_timer.timed() as this_run, core.page_reads(this_run):
         main(this_run)
 except DBAPIError:  # the database is down or unreachable: a calm page that carries on by itself
     core.database_unavailable()

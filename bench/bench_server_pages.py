@@ -17,7 +17,8 @@ bench_pages.py, compiles the page on every rerun). For each page, signed in as t
   user waits for, the document's start-up included) and as **run, as the browser sees it** (from the moment
   the browser marks the app's script as running until it marks it finished: the server's run of the page,
   compiled once, plus the transfer and the browser's own drawing of what arrives, since the browser notes the
-  end only when its main thread is free);
+  end only when its main thread is free), and after a write the **statements sent** (what the server's run sent
+  to the database, from the same log line);
 * another signed-in tab stays open on "My account" throughout (Streamlit empties its cache of compiled page
   scripts whenever no session is connected: a lone tab would make every load compile its page again, which no
   desk in use sees);
@@ -98,14 +99,16 @@ class ServerRuns:
 
     def __init__(self, log: Path) -> None:
         self.log, self.offset = log, 0
+        self.queries = 0
 
     def skip(self) -> None:
         """Forget what was logged so far."""
         self.offset = self.log.stat().st_size
 
     def last(self, page: str, timeout: float = 10.0) -> float:
-        """The ms of the newest run of ``page`` logged since the last call (waiting for its line)."""
-        from lib.page_timer import parse
+        """The ms of the newest run of ``page`` logged since the last call (waiting for its line); the statements
+        that run sent are kept in ``self.queries``."""
+        from lib.page_timer import parse, queries
 
         deadline = time.monotonic() + timeout
         found: float | None = None
@@ -119,7 +122,7 @@ class ServerRuns:
             for line in whole.decode(errors="replace").splitlines():
                 run = parse(line)
                 if run is not None and run[0] == page:
-                    found = run[1]
+                    found, self.queries = run[1], queries(line) or 0
             if found is not None:
                 return found
             if time.monotonic() > deadline:
@@ -178,7 +181,8 @@ def measure(url: str, runs: int, port: int | None, pages: list[str], sign_in: bo
                 path, is_ready = ready[name]
                 row = out.setdefault(name, {"cached: server run": [], "cached: shown": [],
                                             "cached: run (browser's view)": [], "after a write: server run": [],
-                                            "after a write: shown": [], "after a write: run (browser's view)": []})
+                                            "after a write: shown": [], "after a write: run (browser's view)": [],
+                                            "after a write: statements sent": []})
                 tab.goto(server.url + path)  # once to warm the caches
                 _until(tab, is_ready)
                 for _ in range(runs):
@@ -196,6 +200,7 @@ def measure(url: str, runs: int, port: int | None, pages: list[str], sign_in: bo
                     row["after a write: run (browser's view)"].append(_until(tab, is_ready))
                     row["after a write: shown"].append((time.perf_counter() - t0) * 1000)
                     row["after a write: server run"].append(runs_log.last(logged[name]))
+                    row["after a write: statements sent"].append(runs_log.queries)
                 if name == "metrics":
                     first, every = [], []
                     for _ in range(runs):

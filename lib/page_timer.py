@@ -2,8 +2,9 @@
 
 A page run is one run of ``app.py``: the login gate, the navigation and the page itself, as Streamlit runs it
 for a session (a fragment's own rerun is not a page run). The log line names the page, its time and how the
-run ended, e.g. ``page run: ticket 38.2 ms``; with ``slow_page_ms = 0`` every run is logged, which is how
-``bench/bench_server_pages.py`` reads the server's own time beside what the browser shows.
+run ended, with the database statements the run sent, e.g. ``page run: ticket 38.2 ms, 21 queries``; with
+``slow_page_ms = 0`` every run is logged, which is how ``bench/bench_server_pages.py`` reads the server's own
+time beside what the browser shows.
 """
 
 from __future__ import annotations
@@ -26,15 +27,17 @@ if not log.handlers:
     log.setLevel(logging.INFO)
     log.propagate = False
 
-#: The line's form, which the page benchmark reads back: page, ms, and how the run ended.
-LINE = "page run: %s %.1f ms%s"
+#: The line's form, which the page benchmark reads back: page, ms, statements sent, and how the run ended.
+LINE = "page run: %s %.1f ms, %d queries%s"
 
 
 @dataclass
 class Run:
-    """The page this run serves, once the navigation has chosen it."""
+    """The page this run serves, once the navigation has chosen it, and the statements it sent (counted by
+    lib.ui.core.page_reads)."""
 
     page: str = "-"
+    queries: int = 0
 
 
 @contextmanager
@@ -54,7 +57,7 @@ def timed(threshold_ms: float | None = None) -> Iterator[Run]:
     finally:
         ms = (time.perf_counter() - started) * 1000
         if ms > threshold or threshold <= 0:
-            log.info(LINE, run.page, ms, ended)
+            log.info(LINE, run.page, ms, run.queries, ended)
 
 
 def parse(line: str) -> tuple[str, float] | None:
@@ -64,9 +67,22 @@ def parse(line: str) -> tuple[str, float] | None:
     if at < 0:
         return None
     parts = line[at + len(marker):].split()
-    if len(parts) < 3 or parts[2] != "ms":
+    if len(parts) < 3 or parts[2].rstrip(",") != "ms":
         return None
     try:
         return parts[0], float(parts[1])
+    except ValueError:
+        return None
+
+
+def queries(line: str) -> int | None:
+    """The statements a logged run sent, or None for any other line."""
+    if parse(line) is None:
+        return None
+    parts = line[line.find("page run: ") + len("page run: "):].split()
+    if len(parts) < 5 or parts[4] != "queries":
+        return None
+    try:
+        return int(parts[3])
     except ValueError:
         return None

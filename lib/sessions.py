@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -69,6 +69,8 @@ class SessionUser:
     session_id: int
     user_id: int
     username: str
+    #: The account, when the check read it in the caller's session (``check(session=...)``): no second read.
+    user: User | None = field(default=None, compare=False, repr=False)
 
 
 def start(session: Session, *, user_id: int, user_agent: str | None = None, now: datetime | None = None) -> str:
@@ -109,15 +111,17 @@ def check(engine: Engine, *, token: str | None, now: datetime | None = None,
     if not token:
         return None
     now = now_utc(now)
-    query = (select(LoginSession.id, LoginSession.user_id, LoginSession.revoked_at, LoginSession.expires_at,
-                    LoginSession.last_seen_at, User.username, User.active)
-             .join(User, User.id == LoginSession.user_id)
-             .where(LoginSession.token_hash == _digest(token)))
-    if session is not None:
-        row = session.execute(query).first()
+    columns = (LoginSession.id, LoginSession.user_id, LoginSession.revoked_at, LoginSession.expires_at,
+               LoginSession.last_seen_at, User.username, User.active)
+    user: User | None = None
+    if session is not None:  # the account itself too, in the caller's session
+        row = session.execute(select(*columns, User).join(User, User.id == LoginSession.user_id)
+                              .where(LoginSession.token_hash == _digest(token))).first()
+        user = row[-1] if row is not None else None
     else:
         with read_session(engine) as s:
-            row = s.execute(query).first()
+            row = s.execute(select(*columns).join(User, User.id == LoginSession.user_id)
+                            .where(LoginSession.token_hash == _digest(token))).first()
     if row is None or row.revoked_at is not None:
         return None
     idle = timedelta(minutes=get_settings().session_idle_minutes)
@@ -131,7 +135,7 @@ def check(engine: Engine, *, token: str | None, now: datetime | None = None,
         with transaction(engine) as s:
             s.execute(update(LoginSession).where(LoginSession.id == row.id, LoginSession.last_seen_at < now)
                       .values(last_seen_at=now))
-    return SessionUser(row.id, row.user_id, row.username)
+    return SessionUser(row.id, row.user_id, row.username, user=user)
 
 
 def revoke(session: Session, *, token: str | None = None, session_id: int | None = None, reason: str = "logout",

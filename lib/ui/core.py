@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from lib import clock, db
+from lib import clock, db, page_timer
 from lib.config import get_settings
 from lib.db import read_session
 from lib.errors import GuardFailed, HelpdeskError, PermissionDenied, StaleTicket, ValidationError
@@ -52,6 +52,8 @@ class _RunReads(threading.local):
         self.stale = False
         #: Values worked out once per run (the signed-in user); forgotten with every write of this thread.
         self.memo: dict[str, object] = {}
+        #: The statements this thread sent to the database in the run (reads and writes).
+        self.statements = 0
 
 
 _run = _RunReads()
@@ -64,30 +66,39 @@ def _on_commit(_conn) -> None:
         _run.memo = {}
 
 
+def _on_statement(*_args) -> None:
+    if _run.session is not None:
+        _run.statements += 1
+
+
 def _engine_for_reads() -> Engine:
     engine = get_engine()
     if id(engine) not in _hooked:
         from sqlalchemy import event
 
         event.listen(engine, "commit", _on_commit)
+        event.listen(engine, "before_cursor_execute", _on_statement)
         _hooked.add(id(engine))
     return engine
 
 
 @contextmanager
-def page_reads() -> Iterator[None]:
+def page_reads(run: page_timer.Run | None = None) -> Iterator[None]:
     """One read session for a whole page run (app.py): every :func:`reading` in the run shares it, instead of
     opening a session (a pool checkout, BEGIN, a ping on PostgreSQL, ROLLBACK) for each panel of the page. A write
     committed by this thread in the run ends the shared transaction, so the reads after it see the write. A
-    fragment's run of its own (outside a page run) reads with sessions of its own, as before."""
+    fragment's run of its own (outside a page run) reads with sessions of its own, as before. ``run``: gets the
+    number of statements the run sent (the page timer logs it)."""
     if _run.session is not None:  # nested (a page run started from a page run): the outer one serves
         yield
         return
     session = Session(bind=_engine_for_reads(), expire_on_commit=False)
-    _run.session, _run.stale, _run.memo = session, False, {}
+    _run.session, _run.stale, _run.memo, _run.statements = session, False, {}, 0
     try:
         yield
     finally:
+        if run is not None:
+            run.queries = _run.statements
         _run.session, _run.stale, _run.memo = None, False, {}
         try:
             session.rollback()
@@ -221,13 +232,14 @@ def current_user() -> User | None:
         return cast(User, memo[1])
     with reading() as s:
         signed = sessions.check(get_engine(), token=token, session=s) if token else None
-    if signed is None:
-        st.session_state.pop(SESSION_TOKEN, None)
-        return None
-    st.session_state["username"] = signed.username
-    st.session_state["_session_id"] = signed.session_id
-    with reading() as s:
-        user = s.get(User, signed.user_id)
+        if signed is None:
+            st.session_state.pop(SESSION_TOKEN, None)
+            return None
+        st.session_state["username"] = signed.username
+        st.session_state["_session_id"] = signed.session_id
+        # The account as the check read it (a write the check made since, noting the session in use, expired it:
+        # its attributes are read again here), or read now.
+        user = signed.user if signed.user is not None and signed.user in s else s.get(User, signed.user_id)
         if user is None or not user.active:
             return None
         s.expunge(user)

@@ -119,3 +119,17 @@ def test_the_settings_are_read_once_per_run_and_again_after_a_write(app_engine: 
         db.run_transaction(core.get_engine(), lambda w: save_weights(w, actor=staff.lead, weights=changed))
         with core.reading() as s:
             assert get_weights(s) == changed  # read again after this run's write
+
+
+def test_the_run_counts_the_statements_it_sent(app_engine: Engine, staff) -> None:
+    from lib import page_timer
+
+    tid = new_ticket(app_engine, staff.lead)
+    one, two = page_timer.Run(), page_timer.Run()
+    with core.page_reads(one), core.reading() as s:
+        s.scalar(select(Ticket.id).where(Ticket.id == tid))
+    with core.page_reads(two), core.reading() as s:
+        s.scalar(select(Ticket.id).where(Ticket.id == tid))
+        s.scalar(select(Ticket.version).where(Ticket.id == tid))
+    assert 2 <= one.queries <= 4  # the settings rows, the read (and BEGIN where the driver is told it)
+    assert two.queries == one.queries + 1

@@ -59,3 +59,12 @@ def test_the_threshold_comes_from_the_setting(lines, monkeypatch: pytest.MonkeyP
 def test_other_lines_are_not_read_as_runs() -> None:
     assert page_timer.parse("2026-12-03 10:00:00 helpdesk.worker cycle done") is None
     assert page_timer.parse("page run: ticket fast ms") is None
+
+
+def test_the_line_carries_the_statements_the_run_sent(lines) -> None:  # type: ignore[no-untyped-def]
+    with page_timer.timed(threshold_ms=0) as run:
+        run.page, run.queries = "ticket", 17
+    message = lines.records[0].getMessage()
+    assert page_timer.parse(message)[0] == "ticket"
+    assert page_timer.queries(message) == 17
+    assert page_timer.queries("2026-12-03 10:00:00 helpdesk.worker cycle done") is None
