@@ -21,6 +21,7 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import CursorResult, Engine
@@ -114,6 +115,7 @@ def check(engine: Engine, *, token: str | None, now: datetime | None = None,
     columns = (LoginSession.id, LoginSession.user_id, LoginSession.revoked_at, LoginSession.expires_at,
                LoginSession.last_seen_at, User.username, User.active)
     user: User | None = None
+    row: Any
     if session is not None:  # the account itself too, in the caller's session
         row = session.execute(select(*columns, User).join(User, User.id == LoginSession.user_id)
                               .where(LoginSession.token_hash == _digest(token))).first()
