@@ -40,16 +40,26 @@ def _weights() -> tuple[tuple[int, int], ...]:
 
 
 @st.cache_data(ttl=120, max_entries=200, show_spinner=False)
-def _suggestions(marker: int, minute: int, weights: tuple, ticket_id: int) -> assignment.Suggestions:
+def _suggestions(loads: tuple, ticket: tuple, minute: int, weights: tuple, ticket_id: int, _marker: int
+                 ) -> assignment.Suggestions:
+    """Keyed on what the ranking reads that can change: everyone's open tickets by priority (``loads``), the
+    ticket itself (its change marker), the minute (who is away, skills and capacities: not events) and the
+    weights. ``_marker``, the database's change marker, only saves reading it again (not part of the key)."""
     with core.reading() as s:
         return assignment.suggest(s, ticket_id, now=datetime.fromtimestamp(minute * 60, UTC), limit=None,
                                   weights={Priority(p): w for p, w in weights},
                                   # the kept copy (no GROUP BY after a write), at the marker read already
-                                  open_counts=partial(board_snapshot.open_counts, marker=marker))
+                                  open_counts=partial(board_snapshot.open_counts, marker=_marker))
 
 
 def suggestions(ticket_id: int) -> assignment.Suggestions:
-    return _suggestions(change_marker(), _minute(), _weights(), ticket_id)
+    from lib.ui import ticket_view
+
+    marker = change_marker()
+    with core.reading() as s:  # a write elsewhere that moves nobody's load (a note, a reply) keeps the ranking
+        counts = board_snapshot.open_counts(s, marker=marker)
+    loads = tuple(sorted((uid, tuple(sorted((int(p), n) for p, n in c.items()))) for uid, c in counts.items()))
+    return _suggestions(loads, ticket_view.marker(ticket_id), _minute(), _weights(), ticket_id, marker)
 
 
 @st.cache_data(ttl=120, max_entries=20, show_spinner=False)

@@ -260,6 +260,28 @@ def test_suggested_assignees_by_name_with_their_reason_and_the_lead_last(app_env
         assert s.get(Ticket, tid).assignee_id == staff_app.tech2
 
 
+def test_suggested_loads_follow_an_assignment_elsewhere_and_stay_after_a_note(app_env, staff_app) -> None:
+    """The ranking is kept across writes that move nobody's load, and read again after one that does."""
+    tid = _new(app_env, staff_app, take=False)
+    other = _new(app_env, staff_app, take=False)
+    at = _page("lead", tid)
+
+    def tara() -> str:
+        return next(x for x in (_text(m) for m in at.markdown) if "**Tara Tech**" in x)
+
+    assert "load 0 of 10" in tara()
+    with transaction(app_env) as s:
+        tickets.internal_note(s, actor=staff_app.lead, ticket_id=other, text="looked at it")
+    at.run()
+    assert "load 0 of 10" in tara()
+    with transaction(app_env) as s:
+        tickets.assign(s, actor=staff_app.lead, ticket_id=other, assignee_id=staff_app.tech2,
+                       expected_version=s.get(Ticket, other).version)
+    at.run()
+    assert not at.exception
+    assert "load 0 of 10" not in tara() and "1 medium" in tara()
+
+
 def test_what_the_requester_was_sent_and_what_the_next_action_sends(app_env, staff_app) -> None:
     tid = _new(app_env, staff_app)
     with transaction(app_env) as s:
