@@ -170,8 +170,8 @@ class Settings:
                                                            "before it lets its other steps (mail, SLA) run; the "
                                                            "import resumes from its checkpoint in the next cycle")
     slow_page_ms: float = _s(1000.0, WORKER, "a page run on the app server that takes longer than this many ms is "
-                                            "logged with its page and time (stderr, logger `helpdesk.pages`); "
-                                            "0 logs every run")
+                                            "logged with its page, its time and the statements it sent to the "
+                                            "database (stderr, logger `helpdesk.pages`); 0 logs every run")
     db_pool_size: int = _s(10, WORKER, "PostgreSQL: connections each process keeps open")
     db_max_overflow: int = _s(20, WORKER, "PostgreSQL: extra connections a process may open at a peak")
     db_behind_pgbouncer: bool = _s(False, WORKER, "PostgreSQL reached through PgBouncer in transaction pooling: "

@@ -69,6 +69,8 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
+            # A file's pool hands out the connection used last (as PostgreSQL's, below): its pages are cached.
+            kwargs.setdefault("pool_use_lifo", True)
             Path(database).parent.mkdir(parents=True, exist_ok=True)
             # Password hashes and requesters' details: readable by this account only (new or existing file).
             from lib.filemodes import secure_sqlite_file
@@ -81,6 +83,10 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
+    # The connection used last is handed out next: the one whose statements PostgreSQL has prepared (psycopg
+    # prepares a statement on its fifth run on a connection); a first-in, first-out pool spread a server's page
+    # runs over every connection it had opened.
+    kwargs.setdefault("pool_use_lifo", True)
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", settings.db_pool_size)
     kwargs.setdefault("max_overflow", settings.db_max_overflow)

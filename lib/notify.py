@@ -332,9 +332,14 @@ CHANNELS: dict[str, Callable[[Session, Ticket, TicketEvent, Route], None]] = {MA
 
 def quiet_ticket(session: Session, ticket: Ticket) -> bool:
     """The ticket was opened by mail that must never be answered (its created event carries :data:`QUIET`)."""
-    if ticket.channel != "email" or ticket.id is None:
+    return quiet_ticket_id(session, ticket.id, ticket.channel)
+
+
+def quiet_ticket_id(session: Session, ticket_id: int | None, channel: str) -> bool:
+    """:func:`quiet_ticket` by the ticket's id and channel (fixed when the ticket was opened)."""
+    if channel != "email" or ticket_id is None:
         return False
-    meta = session.scalar(select(TicketEvent.meta).where(TicketEvent.ticket_id == ticket.id,
+    meta = session.scalar(select(TicketEvent.meta).where(TicketEvent.ticket_id == ticket_id,
                                                          TicketEvent.kind == EventKind.CREATED.value).limit(1))
     return bool((meta or {}).get(QUIET))
 

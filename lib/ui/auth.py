@@ -21,10 +21,20 @@ from lib.models import User
 from lib.ui.core import SESSION_TOKEN, current_user, get_engine, reading
 from lib.workflow import Role
 
+#: Databases (by URL) known to have accounts: set up once, a desk never needs the first-run page again.
+_set_up: set[str] = set()
+
 
 def needs_setup() -> bool:
+    """No account yet (the first-run page). Once a database has one, this server stops asking on every run."""
+    url = get_settings().database_url
+    if url in _set_up:
+        return False
     with reading() as s:
-        return users.count_users(s) == 0
+        empty = users.count_users(s) == 0
+    if not empty:
+        _set_up.add(url)
+    return empty
 
 
 def setup_page() -> None:

@@ -169,9 +169,25 @@ def schedule_form(ticket_id: int, user, *, key: str, source: FollowUpSource = Fo
                 st.rerun()
 
 
-def follow_ups_panel(ticket_id: int, user) -> None:
+@st.cache_data(ttl=600, max_entries=500, show_spinner=False)
+def _follow_ups(ticket_id: int, marker: tuple, minute: int) -> list:
+    """The ticket's follow-ups, read again when the ticket changes (scheduling, completing and reminding each
+    add an event to it) or the minute turns (an owner renamed)."""
     with core.reading() as s:
-        rows = followups.list_for_ticket(s, ticket_id)
+        return followups.list_for_ticket(s, ticket_id)
+
+
+@st.cache_data(ttl=600, max_entries=500, show_spinner=False)
+def _linked_articles(ticket_id: int, marker: tuple, minute: int) -> list:
+    """The articles linked to the ticket (linking adds an event to it); titles and states as of the minute."""
+    with core.reading() as s:
+        return kb.articles_for_ticket(s, ticket_id)
+
+
+def follow_ups_panel(ticket_id: int, user) -> None:
+    from lib.ui import ticket_view
+
+    rows = _follow_ups(ticket_id, ticket_view.marker(ticket_id), clock.minute())
     now = clock.now()
     with st.container(border=True):
         st.markdown("#### 🗓️ Follow-ups")
@@ -223,8 +239,9 @@ def preventive_inputs(key: str, user) -> tuple[str, FollowUpRequest | None]:
 
 def ticket_knowledge(t, user) -> None:
     """Side panel of the ticket page: linked articles, "Create KB article" on a resolved ticket."""
-    with core.reading() as s:
-        linked = kb.articles_for_ticket(s, t.id)
+    from lib.ui import ticket_view
+
+    linked = _linked_articles(t.id, ticket_view.marker(t.id), clock.minute())
     with st.container(border=True):
         st.markdown("#### 📚 Knowledge")
         for a in linked:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from lib import clock, queries, sla
+from lib.config import get_settings
 from lib.models import OutboxMail, Ticket, ticket_ref
 from lib.queries import Related, TimelineEntry
 from lib.sniff import safe_download_type
@@ -370,11 +371,11 @@ def mail_preview(ticket: Ticket, kind: EventKind, *, message: str = "", to_statu
                  meta: dict | None = None) -> None:
     """Under a box that sends something: what the requester will get from it (rendered with the desk's
     templates), or why nothing is mailed."""
-    from lib.notify import quiet_ticket, requester_preview
+    from lib.notify import requester_preview
 
+    quiet = _quiet(get_settings().database_url, ticket.id, ticket.channel)
     with core.reading() as s:
         # ``ticket`` is the page's snapshot (its requester loaded): no need to read it again for each preview.
-        quiet = core.per_run(f"quiet_{ticket.id}", lambda: quiet_ticket(s, ticket))
         preview = requester_preview(s, ticket, kind.value, message=message, to_status=to_status, meta=meta,
                                     quiet=quiet)
     if preview.subject is None:
@@ -385,11 +386,20 @@ def mail_preview(ticket: Ticket, kind: EventKind, *, message: str = "", to_statu
         st.text(core.reveal_bidi(preview.body))
 
 
+@st.cache_data(max_entries=5000, show_spinner=False)
+def _quiet(database_url: str, ticket_id: int, channel: str) -> bool:
+    """lib.notify.quiet_ticket: decided when the ticket was opened (by the mail that opened it) and never changed,
+    so read once per ticket and database."""
+    from lib.notify import quiet_ticket_id
+
+    with core.reading() as s:
+        return quiet_ticket_id(s, ticket_id, channel)
+
+
 def closure_preview(snap: Snapshot, reason) -> list[str]:
     """What closing with ``reason`` still needs, shown before the user presses the button."""
     from datetime import timedelta
 
-    from lib.config import get_settings
     from lib.workflow import closure_missing
 
     missing = closure_missing(reason, snap.facts, now=clock.now(),

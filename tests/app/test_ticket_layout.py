@@ -308,6 +308,20 @@ def test_what_the_requester_was_sent_and_what_the_next_action_sends(app_env, sta
     assert "✉️ No mail: internal note" in [str(c.value) for c in at.caption]
 
 
+def test_no_mail_on_a_ticket_opened_by_mail_that_is_never_answered(app_env, staff_app) -> None:
+    from lib import notify
+
+    with transaction(app_env) as s:  # as lib.mail.inbound opens one from an auto-reply
+        t = tickets.create_ticket(s, actor=staff_app.tech, draft=TicketDraft(
+            summary="Out of office", category="Software", priority="Low", channel="email",
+            requester=RequesterInput(name="Bo Berg", email="bo@example.com"),
+            event_meta={notify.QUIET: "an auto-reply"}))
+        tid = tickets.take(s, actor=staff_app.tech, ticket_id=t.id).id
+    at = _page("tech", tid)
+    assert "✉️ No mail: this ticket came from mail that is never answered" in [str(c.value) for c in at.caption]
+    assert not any("The requester will get" in e.label for e in at.expander)
+
+
 def test_no_mail_when_the_requester_has_no_address(app_env, staff_app) -> None:
     tid = _new(app_env, staff_app, email=None)
     at = _page("tech", tid)
