@@ -233,6 +233,8 @@ def _beat(engine: Engine, user_id: int, ticket_id: int, writing: list[DraftField
             attempts=2, what="presence")
     except DBAPIError:
         log.warning("presence heartbeat skipped", exc_info=True)
+    except Exception:  # noqa: BLE001 - best effort, in a thread nobody waits for: say so in the log
+        log.exception("presence heartbeat failed")
 
 
 def heartbeat(user_id: int, ticket_id: int, writing: list[DraftField]) -> Future[None] | None:
