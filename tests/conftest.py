@@ -91,7 +91,6 @@ def clock() -> Iterator[TestClock]:
         yield test_clock
 
 
-
 def new_ticket(engine: Engine, actor: int, *, priority: str, now: datetime, assignee: int | None = None,
                category: str = "Networking") -> int:
     """A phone ticket for Ann Smith ("<priority> trouble"), optionally assigned at creation; its id."""
@@ -103,6 +102,7 @@ def new_ticket(engine: Engine, actor: int, *, priority: str, now: datetime, assi
         return tickets.create_ticket(s, actor=actor, now=now, draft=TicketDraft(
             summary=f"{priority} trouble", category=category, priority=priority, channel="phone",
             requester=RequesterInput(name="Ann Smith", email="ann@example.com"), assignee_id=assignee)).id
+
 
 def wait_for_lock_waiter(engine: Engine, timeout: float = 10.0) -> bool:
     """Wait until another session of this database waits on a lock (PostgreSQL); True once one does.

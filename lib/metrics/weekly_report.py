@@ -252,8 +252,6 @@ def _plain(value: Any) -> Any:
     kind = type(value)
     if kind is str or kind is int or value is None:  # most of a report's values: nothing to convert
         return value
-    if kind is dict:
-        return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | np.ndarray):

@@ -14,6 +14,7 @@ from typing import Literal, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import streamlit as st
+from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -22,7 +23,7 @@ from lib import clock, db, page_timer
 from lib.config import get_settings
 from lib.db import read_session
 from lib.errors import GuardFailed, HelpdeskError, PermissionDenied, StaleTicket, ValidationError
-from lib.models import SETTINGS_INFO, User
+from lib.models import SETTINGS_INFO, Setting, User
 from lib.workflow import PERMISSIONS, STATUS_INFO, Permission, Priority, Role, Status
 
 T = TypeVar("T")
@@ -74,8 +75,6 @@ def _on_statement(*_args) -> None:
 def _engine_for_reads() -> Engine:
     engine = get_engine()
     if id(engine) not in _hooked:
-        from sqlalchemy import event
-
         event.listen(engine, "commit", _on_commit)
         event.listen(engine, "before_cursor_execute", _on_statement)
         _hooked.add(id(engine))
@@ -132,10 +131,6 @@ def reading() -> Iterator[Session]:
     if SETTINGS_INFO not in shared.info:
         # The desk's settings rows (a handful: weights, templates, calendar ...) in one read, held for the run: the
         # panels' lib.models.setting_row then find them (or that one was never set) without asking the database.
-        from sqlalchemy import select
-
-        from lib.models import Setting
-
         shared.info[SETTINGS_INFO] = {row.key: row for row in shared.scalars(select(Setting))}
     try:
         yield shared
