@@ -25,7 +25,13 @@ bench_pages.py, compiles the page on every rerun). For each page, signed in as t
 * for the ticket page also **a link in a new tab → content shown** (the caches warm);
 * **sign-in**: from the click on "Log in" (a new browser context) to a technician's queue shown;
 * for the Metrics page also **new tab → first chart** (a new tab opened on the page until the first Plotly
-  chart is drawn) and **all charts** (until all of them are).
+  chart is drawn), **the open section's charts** (until both charts of the section it opens on are drawn), and
+  **a section's tab clicked → its charts** (the tab of another section clicked until its two charts are drawn);
+* **the floor**: new tab → first chart on a bare Streamlit page with one small Plotly chart (bench/floor_chart_app.py,
+  served by a second `streamlit run` beside the app's), in the same run: what any Streamlit page with a Plotly chart
+  costs this machine's browser (Streamlit's start-up and its Plotly code), which no page of the app can beat;
+* **machine reference**: a fixed pure-Python loop (5 million additions), timed before the pages, so that figures
+  taken on different machines can be compared.
 
 Medians in ms; the load average before and after is
 printed with them (the machine is shared: compare figures of one run).
@@ -138,6 +144,60 @@ def _until(page, ready: Callable) -> float:  # type: ignore[no-untyped-def]
     return float(page.evaluate("window.__run.end - window.__run.start"))
 
 
+def machine_reference(runs: int = 5) -> float:
+    """The median ms of a fixed pure-Python loop: this machine's speed, for comparing figures across machines."""
+    times = []
+    for _ in range(runs):
+        t0, total = time.perf_counter(), 0
+        for i in range(5_000_000):
+            total += i
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def floor_first_chart(browser, runs: int) -> list[float]:  # type: ignore[no-untyped-def]
+    """New tab → first chart on bench/floor_chart_app.py, served by a `streamlit run` of its own (stopped after)."""
+    import socket
+    import subprocess
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "bench" / "floor_chart_app.py"),
+                             "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+                             "--browser.gatherUsageStats", "false"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(base + "_stcore/health", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the floor page's server did not start") from None
+                time.sleep(0.2)
+        ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+        keeper = ctx.new_page()  # as for the app: a session stays connected, so the page stays compiled
+        keeper.goto(base)
+        keeper.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=120_000)
+        out = []
+        for _ in range(runs):
+            fresh = ctx.new_page()
+            t0 = time.perf_counter()
+            fresh.goto(base)
+            fresh.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=120_000)
+            out.append((time.perf_counter() - t0) * 1000)
+            fresh.close()
+        ctx.close()
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def measure(url: str, runs: int, port: int | None, pages: list[str], sign_in: bool = True
             ) -> dict[str, dict[str, float]]:
     from playwright.sync_api import sync_playwright
@@ -202,7 +262,11 @@ def measure(url: str, runs: int, port: int | None, pages: list[str], sign_in: bo
                     row["after a write: server run"].append(runs_log.last(logged[name]))
                     row["after a write: statements sent"].append(runs_log.queries)
                 if name == "metrics":
-                    first, every = [], []
+                    first, every, switched = [], [], []
+                    both = ("() => [...document.querySelectorAll('.js-plotly-plot')].filter(e => "
+                            "e.querySelector('.main-svg') && e.querySelector('.gtitle') && "
+                            "e.querySelector('.gtitle').textContent.startsWith(%r)).length >= 1 && "
+                            "[...document.querySelectorAll('.js-plotly-plot .main-svg')].length >= 2")
                     for _ in range(runs):
                         writes += 1
                         _write_note(url, other, lead, writes)
@@ -211,15 +275,19 @@ def measure(url: str, runs: int, port: int | None, pages: list[str], sign_in: bo
                         fresh.goto(server.url + path)
                         fresh.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=120_000)
                         first.append((time.perf_counter() - t0) * 1000)
-                        wait_idle(fresh, timeout=120_000)
-                        fresh.wait_for_function(
-                            "() => [...document.querySelectorAll('.js-plotly-plot')].length >= 8 && "
-                            "[...document.querySelectorAll('.js-plotly-plot')].every(e => e.querySelector('.main-svg'))",
-                            timeout=120_000)
+                        fresh.wait_for_function(both % "Created per", timeout=120_000)
                         every.append((time.perf_counter() - t0) * 1000)
+                        wait_idle(fresh, timeout=120_000)
+                        t0 = time.perf_counter()
+                        fresh.get_by_role("tab", name="Team").click()
+                        fresh.wait_for_function(both % "Workload", timeout=120_000)
+                        switched.append((time.perf_counter() - t0) * 1000)
                         fresh.close()
                     row["new tab → first chart (after a write)"] = first
-                    row["new tab → all charts (after a write)"] = every
+                    row["new tab → the open section's 2 charts (after a write)"] = every
+                    row["tab “Team” clicked → its 2 charts"] = switched
+                    out["floor"] = {"bare Streamlit page with one Plotly chart: new tab → the chart":
+                                    floor_first_chart(browser, runs)}
                 if name == "ticket":
                     shown_in_tab = []
                     for _ in range(runs):
@@ -260,11 +328,12 @@ def main() -> None:
                     choices=["queue", "ticket", "metrics", "board", "report"])
     ap.add_argument("--no-sign-in", action="store_true", help="leave out the sign-in figure")
     args = ap.parse_args()
+    reference = machine_reference()
     before = os.getloadavg()
     results = measure(args.database_url, args.runs, args.port, args.pages, sign_in=not args.no_sign_in)
     after = os.getloadavg()
     print(f"\n{args.database_url} · medians of {args.runs} · load average before {before[0]:.2f}, "
-          f"after {after[0]:.2f}")
+          f"after {after[0]:.2f} · machine reference (5M-step Python loop) {reference:.0f} ms")
     print("page | measure | median ms")
     print("--- | --- | ---:")
     for page, row in results.items():

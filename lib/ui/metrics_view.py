@@ -212,6 +212,9 @@ def marker() -> int:
     return queue_data.change_marker()
 
 
+#: The Metrics page's sections (tabs), in order; the open one is in the address as ``?section=``.
+SECTIONS = ("Volume", "Backlog and closures", "Response, resolution and SLA", "Team", "Repeat issues")
+
 #: The pieces of :func:`load_metrics` that figures are built from (pages/metrics.py keys each figure on its digest).
 CHARTED = ("flow", "backlog", "closures", "resolution", "sla", "workload")
 

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib.metrics.charts import PRIORITY_COLOURS, PRIORITY_ORDER
 from lib.seed.demo import seed_demo
+from lib.ui.metrics_view import SECTIONS
 from lib.workflow import Priority
 from tests.app.conftest import page_test
 from tests.conftest import Staff
@@ -59,9 +60,9 @@ def test_metrics_page_shows_tiles_and_charts(seeded, who: str) -> None:
     for label in ("Created", "Resolved", "Closed", "Open at the end", "Resolution, median", "SLA response met"):
         assert label in labels
     charts = by_title(at)
-    assert {"Created per week, by priority", "Created per week, by category", "Backlog at the end of each week",
-            "Resolution time by priority", "SLA compliance", "Workload against capacity", "Closures by reason",
-            "Age of open tickets"} <= set(charts)
+    # The page opens on its first section: its two charts only (the others are not worked out, nor sent).
+    assert [t.label for t in at.tabs] == list(SECTIONS)
+    assert set(charts) == {"Created per week, by priority", "Created per week, by category"}
     prio = charts["Created per week, by priority"]
     assert [t["name"] for t in prio["data"]] == [p.label for p in PRIORITY_ORDER]
     assert [t["marker"]["color"] for t in prio["data"]] == [PRIORITY_COLOURS[p] for p in PRIORITY_ORDER]
@@ -70,11 +71,51 @@ def test_metrics_page_shows_tiles_and_charts(seeded, who: str) -> None:
     # The tile and the chart count the same tickets.
     created = next(m for m in at.metric if m.label == "Created")
     assert int(created.value.replace(",", "")) == sum(sum(t["y"]) for t in prio["data"])
-    box = charts["Resolution time by priority"]
+    at.session_state["section"] = "Response, resolution and SLA"
+    at.run()
+    box = by_title(at)["Resolution time by priority"]
     for trace in box["data"]:
         colour = trace["marker"]["color"]
         assert colour in PRIORITY_COLOURS.values()
         assert colour == PRIORITY_COLOURS[Priority[trace["x"][0].upper()]]
+
+
+SECTION_CHARTS = {
+    "Volume": {"Created per week, by priority", "Created per week, by category"},
+    "Backlog and closures": {"Backlog at the end of each week", "Closures by reason"},
+    "Response, resolution and SLA": {"Resolution time by priority", "SLA compliance"},
+    "Team": {"Workload against capacity", "Age of open tickets"},
+    "Repeat issues": set(),
+}
+
+
+def test_each_section_draws_its_own_charts_only(seeded) -> None:
+    assert set(SECTION_CHARTS) == set(SECTIONS)
+    at = run("metrics.py", "lead")
+    tiles = [m.value for m in at.metric]
+    for section, titles in SECTION_CHARTS.items():
+        at.session_state["section"] = section  # what a click on the tab sets
+        at.run()
+        assert not at.exception, at.exception
+        assert set(by_title(at)) == titles, section
+        assert [m.value for m in at.metric] == tiles  # the tiles above the sections stay
+    assert len(at.dataframe) == 1  # "Repeat issues": its table (the seeded desk has repeats)
+    at.session_state["section"] = "Response, resolution and SLA"
+    at.run()
+    assert [str(v) for v in at.dataframe[0].value["Measure"]][:2] == ["Created → acknowledged",
+                                                                      "Created → first response"]
+
+
+@pytest.mark.parametrize("section", ["Team", "Backlog and closures"])
+def test_a_shared_link_opens_its_section(seeded, section: str) -> None:
+    at = run("metrics.py", "lead", query={"section": section})
+    assert at.session_state["section"] == section
+    assert set(by_title(at)) == SECTION_CHARTS[section]
+
+
+def test_an_unknown_section_in_the_address_opens_the_first(seeded) -> None:
+    at = run("metrics.py", "lead", query={"section": "No such section"})
+    assert set(by_title(at)) == SECTION_CHARTS["Volume"]
 
 
 def test_tiles_link_to_the_filtered_queue(seeded) -> None:

@@ -65,7 +65,9 @@ def _luma(css: str) -> float:
 def test_metrics_page(browser, servers, scheme: str) -> None:  # type: ignore[no-untyped-def]
     ctx, page = open_page(browser, servers, "/metrics", scheme)
     page.get_by_role("heading", name="Metrics").wait_for()
-    wait_charts(page, 8)
+    wait_charts(page, 2)
+    # The page opens on its first section: its two charts, no more (the other sections are drawn when opened).
+    assert page.locator(CHARTS).count() == 2
     # The document of a chart page, as the browser got it (it asks for gzip), asks for the chart code early
     # (lib.server_routes.ChartCodeEarly), the queue's does not, and the charts above drew with it.
     import urllib.request
@@ -107,12 +109,43 @@ def test_metrics_page(browser, servers, scheme: str) -> None:  # type: ignore[no
     ctx.close()
 
 
+def chart_titles(page) -> list[str]:  # type: ignore[no-untyped-def]
+    return page.evaluate(f"[...document.querySelectorAll('{CHARTS} .gtitle')].map(t => t.textContent)")
+
+
+def test_metrics_sections(browser, servers) -> None:  # type: ignore[no-untyped-def]
+    """Each section's tab draws its charts; the open section is in the address, so a reload or a shared link
+    opens it again."""
+    ctx, page = open_page(browser, servers, "/metrics", "light")
+    wait_charts(page, 2)
+    expected = {"Backlog and closures": ["Backlog at the end of each week", "Closures by reason"],
+                "Response, resolution and SLA": ["Resolution time by priority", "SLA compliance"],
+                "Team": ["Workload against capacity", "Age of open tickets"]}
+    for n, (section, titles) in enumerate(expected.items()):
+        page.get_by_role("tab", name=section).click()
+        page.wait_for_function(f"[...document.querySelectorAll('{CHARTS} .gtitle')].map(t => t.textContent)"
+                               f".includes({titles[0]!r})", timeout=30_000)
+        wait_charts(page, 2)
+        assert sorted(chart_titles(page)) == sorted(titles), section
+        assert "section=" in page.url
+        shot(page, f"66_metrics_section_{n}")
+    page.reload()
+    wait_charts(page, 2)
+    assert sorted(chart_titles(page)) == sorted(expected["Team"])
+    assert page.get_by_role("tab", name="Team").get_attribute("aria-selected") == "true"
+    page.get_by_role("tab", name="Repeat issues").click()
+    page.get_by_text("The same requester, device or category again within 30 days").wait_for(timeout=30_000)
+    wait_idle(page)
+    assert page.locator(CHARTS).count() == 0
+    ctx.close()
+
+
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_metrics_page_empty_period(browser, servers, scheme: str) -> None:  # type: ignore[no-untyped-def]
     ctx, page = open_page(browser, servers, f"/metrics?from={date(2001, 1, 1)}&to={date(2001, 3, 31)}", scheme)
     page.get_by_role("heading", name="Metrics").wait_for()
     page.get_by_text("No tickets in this period").first.wait_for(timeout=15_000)
-    wait_charts(page, 8)
+    wait_charts(page, 2)
     full_shot(page, f"63_metrics_empty_{scheme}")
     ctx.close()
 
