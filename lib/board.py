@@ -24,6 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from lib import acknowledge
 from lib.assignment import is_full, load_breakdown, weighted_load
+from lib.clock import desk_time
 from lib.desk_settings import get_weights
 from lib.models import Category, Ticket, User
 from lib.sla import SlaState
@@ -117,7 +118,7 @@ class PersonLoad:
         if not self.active:
             parts.append("inactive: reassign their tickets")
         elif self.away(now):
-            parts.append(f"away until {self.away_until:%Y-%m-%d %H:%M} UTC")
+            parts.append(f"away until {desk_time(self.away_until, '%a %d %b %H:%M')}")
         return "; ".join(parts)
 
 
@@ -286,7 +287,7 @@ def flags_of(session: Session, where: ColumnElement[bool], *, now: datetime, lim
         elif not responded and resp_risk is not None and resp_risk <= now and Status(status) in RUNNING_STATUSES:
             reasons.append("response at risk")
         if tid in late:
-            reasons.append(f"not acknowledged (due {late[tid].due_at:%H:%M} UTC)")
+            reasons.append(f"not acknowledged (due {desk_time(late[tid].due_at, '%H:%M')})")
         due = res_due if res_due is not None else resp_due
         state_value = SlaState(st) if tid not in late or st != SlaState.OK.value else SlaState.AT_RISK
         flags.append(Flag(ticket_id=tid, summary=summary, priority=Priority(prio), status=Status(status),

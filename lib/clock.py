@@ -57,3 +57,15 @@ def using(source: Source) -> Iterator[None]:
         yield
     finally:
         set_source(previous)
+
+
+def desk_time(moment: datetime | None, fmt: str = "%a %d %b %Y %H:%M") -> str:
+    """``moment`` as the desk reads it: in the desk's time zone (``HELPDESK_TIMEZONE``), as every time the app
+    shows live (stored event texts keep UTC, which stays true when the desk's zone changes)."""
+    from zoneinfo import ZoneInfo
+
+    from lib.config import get_settings  # here, not at the top: the clock stays free of the settings' imports
+
+    if moment is None:
+        return "—"
+    return moment.astimezone(ZoneInfo(get_settings().timezone)).strftime(fmt)

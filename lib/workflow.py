@@ -12,6 +12,8 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from lib.clock import desk_time
+
 
 class Status(enum.StrEnum):
     NEW = "new"
@@ -530,11 +532,11 @@ def closure_missing(
         elif now < facts.confirmation_requested_at + confirmation_wait:
             days = confirmation_wait.total_seconds() / 86400
             until = facts.confirmation_requested_at + confirmation_wait
-            missing.append(f"the {days:g}-day wait for the user's reply (ends {until:%Y-%m-%d %H:%M} UTC)")
+            missing.append(f"the {days:g}-day wait for the user's reply (ends {desk_time(until)})")
         if (facts.confirmation_requested_at is not None and facts.last_requester_reply_at is not None
                 and facts.last_requester_reply_at >= facts.confirmation_requested_at):
-            missing.append(f"no reply from the user, but they replied on {facts.last_requester_reply_at:%Y-%m-%d %H:%M} "
-                           "UTC: read it, then record their confirmation or reopen")
+            missing.append(f"no reply from the user, but they replied on {desk_time(facts.last_requester_reply_at)}: "
+                           "read it, then record their confirmation or reopen")
         if _blank(facts.resolution_notes):
             missing.append("resolution notes")
     elif reason is ClosureReason.DUPLICATE:

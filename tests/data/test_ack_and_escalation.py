@@ -199,7 +199,31 @@ def test_nobody_with_room_leaves_the_ticket_flagged(engine, staff) -> None:
     with read_session(engine) as s:
         flags, total = board.flagged(s, now=at(MON, 11))
     assert total == 1 and flags[0].ticket_id == tid
-    assert "not acknowledged (due 10:30 UTC)" in flags[0].reasons
+    assert "not acknowledged (due 10:30)" in flags[0].reasons
+
+
+def test_the_board_says_its_times_in_desk_time(engine, staff, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lib.config import get_settings
+
+    # New York is 5 hours behind: a High logged at 15:00 UTC (10:00 there, in business hours) is to be acknowledged
+    # by 15:30 UTC, 10:30 at the desk.
+    monkeypatch.setenv("HELPDESK_TIMEZONE", "America/New_York")
+    get_settings.cache_clear()
+    try:
+        switch_auto(engine, staff.lead, True)
+        with transaction(engine) as s:
+            for u in s.scalars(select(User).where(User.id != staff.tech)).unique():
+                u.capacity = 0
+            s.get(User, staff.senior).away_until = at(MON, 18)
+        tid = new_ticket(engine, staff.lead, priority="High", assignee=staff.tech, now=at(MON, 15))
+        assert acknowledge.reassign_unacknowledged(engine, now=at(MON, 16)) == []
+        with read_session(engine) as s:
+            flags, _ = board.flagged(s, now=at(MON, 16))
+            people = {p.name: p for p in board.load_board(s, now=at(MON, 16)).people}
+        assert next(f for f in flags if f.ticket_id == tid).reasons[-1] == "not acknowledged (due 10:30)"
+        assert people["Sam Senior"].why(at(MON, 16)).endswith("away until Mon 30 Nov 13:00")
+    finally:
+        get_settings.cache_clear()
 
 
 def test_an_acknowledgement_in_between_wins(engine, staff) -> None:
@@ -250,11 +274,11 @@ def test_flags_for_the_lead(engine, staff, desk) -> None:
     crit, risk, unacked = flags
     assert crit.state is SlaState.BREACHED and crit.reasons == ("resolution breached",)
     assert risk.state is SlaState.AT_RISK and risk.reasons == ("resolution at risk",)
-    assert unacked.state is SlaState.AT_RISK and unacked.reasons == ("not acknowledged (due 15:30 UTC)",)
+    assert unacked.state is SlaState.AT_RISK and unacked.reasons == ("not acknowledged (due 15:30)",)
     assert unacked.assignee == "Tara Tech"
     with read_session(engine) as s:  # a little later the unacknowledged one is also at risk on its response
         later, _ = board.flagged(s, now=at(MON, 15, 50))
-    assert later[-1].reasons == ("response at risk", "not acknowledged (due 15:30 UTC)")
+    assert later[-1].reasons == ("response at risk", "not acknowledged (due 15:30)")
 
 
 def test_flag_states_match_sla_state(engine, staff, desk) -> None:

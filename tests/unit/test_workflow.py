@@ -167,7 +167,18 @@ class TestNoReplyClosure:
     def test_not_before_the_wait(self):
         f = facts(status=AC, confirmation_requested_at=NOW - WAIT + timedelta(seconds=1))
         got = missing(ClosureReason.NO_REPLY, f)
-        assert len(got) == 1 and "5-day wait" in got[0] and "2025-03-10" in got[0]
+        assert len(got) == 1 and "5-day wait" in got[0] and "(ends Mon 10 Mar 2025 12:00)" in got[0]
+
+    def test_the_end_of_the_wait_is_in_desk_time(self, monkeypatch):
+        from lib.config import get_settings
+
+        monkeypatch.setenv("HELPDESK_TIMEZONE", "America/New_York")  # on summer time since 9 March: UTC-4
+        get_settings.cache_clear()
+        try:
+            f = facts(status=AC, confirmation_requested_at=NOW - WAIT + timedelta(seconds=1))
+            assert "(ends Mon 10 Mar 2025 08:00)" in missing(ClosureReason.NO_REPLY, f)[0]
+        finally:
+            get_settings.cache_clear()
 
     def test_needs_a_confirmation_request(self):
         got = missing(ClosureReason.NO_REPLY, facts(confirmation_requested_at=None))
