@@ -14,7 +14,6 @@ from lib.sniff import safe_download_type
 from lib.ui import core
 from lib.ui.next_step import escalation_now
 from lib.workflow import (
-    CHANNEL_LABELS,
     STATUS_INFO,
     Action,
     Channel,
@@ -169,9 +168,20 @@ def problem(snap: Snapshot) -> None:
         if t.device_details:
             device.append(t.device_details.splitlines()[0][:120])
         who.append("💻 " + (core.escape_md(core.reveal_bidi(" · ".join(device))) if device else "no device recorded"))
-        how = CHANNEL_LABELS.get(Channel(t.channel)) if t.channel in Channel._value2member_map_ else None
-        who.append(f"logged {'via ' + how.lower() + ' ' if how else ''}{core.fmt_time(t.created_at)}")
+        how = LOGGED_HOW.get(Channel(t.channel)) if t.channel in Channel._value2member_map_ else None
+        who.append(f"{how or 'logged'} on {core.fmt_time(t.created_at)}")
         st.markdown(" · ".join(who))
+
+
+#: How a ticket came in, as the ticket page's requester line says it ("logged by phone on Thu 03 Dec 2026 10:00").
+LOGGED_HOW: dict[Channel, str] = {
+    Channel.EMAIL: "logged from an e-mail",
+    Channel.PHONE: "logged by phone",
+    Channel.WALK_IN: "logged at a walk-in",
+    Channel.ON_BEHALF: "logged on the requester's behalf",
+    Channel.ALERT: "logged by a monitoring alert",
+    Channel.IMPORT: "imported",
+}
 
 
 def header(snap: Snapshot) -> None:

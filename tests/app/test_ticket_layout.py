@@ -117,6 +117,19 @@ def test_the_problem_comes_first_then_the_state_then_the_next_step(app_env, staf
     assert desc < who < status < button, texts[:12]
     assert "Monday's update" in texts[desc]  # the requester's words, escaped, line breaks kept
     assert "bo@example.com" in texts[who] and "+44 20 7946 0001" in texts[who] and "LT-0420" in texts[who]
+    assert "logged by phone on " in texts[who]  # how it came in, in words
+
+
+@pytest.mark.parametrize(("channel", "words"), [("email", "logged from an e-mail on "),
+                                                ("walk_in", "logged at a walk-in on "),
+                                                ("on_behalf", "logged on the requester's behalf on "),
+                                                ("import", "imported on ")])
+def test_the_requester_line_says_how_the_ticket_came_in(app_env, staff_app, channel: str, words: str) -> None:
+    tid = _new(app_env, staff_app)
+    with transaction(app_env) as s:
+        s.get(Ticket, tid).channel = channel
+    who = next(x for x in _shown(_page("tech", tid)).splitlines() if "Bo Berg" in x)
+    assert words in who and " via " not in who
 
 
 def test_a_long_description_is_cut_with_the_whole_text_one_click_away(app_env, staff_app) -> None:
