@@ -39,6 +39,8 @@ with st.expander("Satisfaction, confirmation delay, mean resolution time", expan
 # The charts in sections, one shown at a time: only the open section is worked out and sent, so a new tab draws
 # two charts, not eight, before the first one shows (drawing a Plotly chart costs the browser far more than the
 # server). The open section is in the address (?section=Team), so a shared link opens it.
+if "m_measure" in st.session_state:  # the Count choice is kept while another section is open (its control is not drawn)
+    st.session_state["m_measure"] = st.session_state["m_measure"]
 volume, backlog, times, team, repeats = st.tabs(list(mv.SECTIONS), key="section", bind="query-params",
                                                 on_change="rerun")
 

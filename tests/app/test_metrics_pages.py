@@ -106,6 +106,19 @@ def test_each_section_draws_its_own_charts_only(seeded) -> None:
                                                                       "Created → first response"]
 
 
+def test_the_count_choice_is_kept_while_another_section_is_open(seeded) -> None:
+    at = run("metrics.py", "lead")
+    at.segmented_control(key="m_measure").set_value("resolved").run()
+    assert "Resolved per week, by priority" in by_title(at)
+    at.session_state["section"] = "Team"
+    at.run()
+    at.session_state["section"] = "Volume"
+    at.run()
+    assert not at.exception
+    assert at.segmented_control(key="m_measure").value == "resolved"
+    assert "Resolved per week, by priority" in by_title(at)
+
+
 @pytest.mark.parametrize("section", ["Team", "Backlog and closures"])
 def test_a_shared_link_opens_its_section(seeded, section: str) -> None:
     at = run("metrics.py", "lead", query={"section": section})
