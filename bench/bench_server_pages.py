@@ -28,8 +28,9 @@ bench_pages.py, compiles the page on every rerun). For each page, signed in as t
   chart is drawn), **the open section's charts** (until both charts of the section it opens on are drawn), and
   **a section's tab clicked → its charts** (the tab of another section clicked until its two charts are drawn);
 * **the floor**: a new tab on a bare Streamlit page with a title and one small Plotly chart
-  (bench/floor_chart_app.py, served by a second `streamlit run` beside the app's), in the same run, until the
-  title is shown and until the chart is drawn: what any Streamlit page (with a Plotly chart) costs this machine's
+  (bench/floor_chart_app.py, served by a second `streamlit run` beside the app's), right after each of the
+  Metrics page's new tabs (so both see the same load), until the title is shown and until the chart is drawn, and
+  the Metrics page's first chart ÷ the floor's chart per pair: what any Streamlit page (with a Plotly chart) costs this machine's
   browser, Streamlit's start-up and its Plotly code, which no page of the app can beat;
 * **machine reference**: a fixed pure-Python loop (5 million additions), timed before the pages, so that figures
   taken on different machines can be compared.
@@ -156,50 +157,59 @@ def machine_reference(runs: int = 5) -> float:
     return statistics.median(times)
 
 
-def floor_first_chart(browser, runs: int) -> tuple[list[float], list[float]]:  # type: ignore[no-untyped-def]
-    """New tab → the title shown, and → the chart drawn, on bench/floor_chart_app.py, served by a `streamlit run`
-    of its own (stopped after)."""
-    import socket
-    import subprocess
-    import urllib.request
+class Floor:
+    """bench/floor_chart_app.py served by a `streamlit run` of its own (stopped by :meth:`close`), opened in new tabs
+    of its own browser context: :meth:`one` gives one new tab's ms until the title is shown and until the chart is
+    drawn. The benchmark alternates it with the Metrics page's new tabs, so both see the same machine load."""
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "bench" / "floor_chart_app.py"),
-                             "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-                             "--browser.gatherUsageStats", "false"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(base + "_stcore/health", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the floor page's server did not start") from None
-                time.sleep(0.2)
-        ctx = browser.new_context(viewport={"width": 1440, "height": 900})
-        keeper = ctx.new_page()  # as for the app: a session stays connected, so the page stays compiled
-        keeper.goto(base)
-        keeper.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=120_000)
-        titled, charted = [], []
-        for _ in range(runs):
-            fresh = ctx.new_page()
-            t0 = time.perf_counter()
-            fresh.goto(base)
-            fresh.get_by_role("heading", name="One chart").wait_for(timeout=120_000)
-            titled.append((time.perf_counter() - t0) * 1000)
-            fresh.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=120_000)
-            charted.append((time.perf_counter() - t0) * 1000)
-            fresh.close()
-        ctx.close()
+    def __init__(self, browser) -> None:  # type: ignore[no-untyped-def]
+        import socket
+        import subprocess
+        import urllib.request
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "bench" / "floor_chart_app.py"), "--server.port",
+             str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+             "--browser.gatherUsageStats", "false"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.base = f"http://127.0.0.1:{port}/"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(self.base + "_stcore/health", timeout=2):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline or self.proc.poll() is not None:
+                        raise RuntimeError("the floor page's server did not start") from None
+                    time.sleep(0.2)
+            self.ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+            keeper = self.ctx.new_page()  # as for the app: a session stays connected, so the page stays compiled
+            keeper.goto(self.base)
+            keeper.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=120_000)
+        except BaseException:
+            self.proc.terminate()
+            raise
+
+    def one(self) -> tuple[float, float]:
+        fresh = self.ctx.new_page()
+        t0 = time.perf_counter()
+        fresh.goto(self.base)
+        fresh.get_by_role("heading", name="One chart").wait_for(timeout=120_000)
+        titled = (time.perf_counter() - t0) * 1000
+        fresh.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=120_000)
+        charted = (time.perf_counter() - t0) * 1000
+        fresh.close()
         return titled, charted
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+
+    def close(self) -> None:
+        try:
+            self.ctx.close()
+        finally:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
 
 
 def measure(url: str, runs: int, port: int | None, pages: list[str], sign_in: bool = True
@@ -266,7 +276,8 @@ def measure(url: str, runs: int, port: int | None, pages: list[str], sign_in: bo
                     row["after a write: server run"].append(runs_log.last(logged[name]))
                     row["after a write: statements sent"].append(runs_log.queries)
                 if name == "metrics":
-                    first, every, switched = [], [], []
+                    first, every, switched, titled, charted, ratio = [], [], [], [], [], []
+                    floor = Floor(browser)
                     both = ("() => [...document.querySelectorAll('.js-plotly-plot')].filter(e => "
                             "e.querySelector('.main-svg') && e.querySelector('.gtitle') && "
                             "e.querySelector('.gtitle').textContent.startsWith(%r)).length >= 1 && "
@@ -287,12 +298,17 @@ def measure(url: str, runs: int, port: int | None, pages: list[str], sign_in: bo
                         fresh.wait_for_function(both % "Workload", timeout=120_000)
                         switched.append((time.perf_counter() - t0) * 1000)
                         fresh.close()
+                        floor_title, floor_chart = floor.one()  # right after, under the same load
+                        titled.append(floor_title)
+                        charted.append(floor_chart)
+                        ratio.append(first[-1] / floor_chart)
+                    floor.close()
                     row["new tab → first chart (after a write)"] = first
                     row["new tab → the open section's 2 charts (after a write)"] = every
                     row["tab “Team” clicked → its 2 charts"] = switched
-                    titled, charted = floor_first_chart(browser, runs)
                     out["floor"] = {"bare Streamlit page (a title, one Plotly chart): new tab → title shown": titled,
-                                    "bare Streamlit page: new tab → the chart drawn": charted}
+                                    "bare Streamlit page: new tab → the chart drawn": charted,
+                                    "Metrics' first chart ÷ the floor's chart, per pair": ratio}
                 if name == "ticket":
                     shown_in_tab = []
                     for _ in range(runs):
@@ -343,7 +359,7 @@ def main() -> None:
     print("--- | --- | ---:")
     for page, row in results.items():
         for k, v in row.items():
-            print(f"{page} | {k} | {v:.0f}")
+            print(f"{page} | {k} | {v:.2f}×" if "÷" in k else f"{page} | {k} | {v:.0f}")
 
 
 if __name__ == "__main__":
