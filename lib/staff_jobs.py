@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from lib import notify, staff_notify
 from lib.board import at_risk_sql, breached_sql
+from lib.clock import desk_time
 from lib.config import get_settings
 from lib.db import transaction
 from lib.models import PUBLIC_URL_MARK, Notification, OutboxMail, StaffDigest, Ticket, User, ticket_ref
@@ -37,10 +38,6 @@ DIGEST_LINES = 50  # the digest lists this many; more are counted
 
 def at_risk_key(ticket_id: int, clock: str) -> str:
     return f"sla_at_risk:{ticket_id}:{clock}"
-
-
-def _local(moment: datetime) -> str:
-    return moment.astimezone(ZoneInfo(get_settings().timezone)).strftime("%a %d %b %H:%M")
 
 
 def _clocks_at_risk(ticket: Ticket, now: datetime) -> list[tuple[str, datetime | None]]:
@@ -70,7 +67,7 @@ def notify_at_risk_in(session: Session, *, now: datetime) -> int:
         user = session.get(User, ticket.assignee_id)
         if user is None or not user.active:
             continue
-        when = f" (due {_local(due)})" if due is not None else ""
+        when = f" (due {desk_time(due, '%a %d %b %H:%M')})" if due is not None else ""
         text = f"{ticket_ref(ticket.id)} is at risk of missing its {clock} target{when}: {ticket.summary}"
         try:
             with session.begin_nested():  # another worker may write the same key first: the unique key decides

@@ -269,10 +269,7 @@ def tz() -> ZoneInfo:
 
 
 def fmt_time(value: datetime | None, *, with_date: bool = True) -> str:
-    if value is None:
-        return "—"
-    local = value.astimezone(tz())
-    return local.strftime("%a %d %b %Y %H:%M" if with_date else "%H:%M")
+    return clock.desk_time(value, "%a %d %b %Y %H:%M" if with_date else "%H:%M")
 
 
 def fmt_age(value: datetime | None, *, now: datetime | None = None) -> str:
