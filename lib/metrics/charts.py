@@ -17,16 +17,21 @@ Every figure is written as plain dicts and lists (traces with a ``"type"``, the 
 Python values, and wrapped once with ``go.Figure(..., _validate=False)``: Plotly's property-by-property
 validation costs more than the rest of a page's charts together, and these specifications are known to be valid
 (tests/unit/test_charts.py checks that a validated copy of every figure is identical). A ``go.Figure`` is what
-Streamlit draws without validating again (a raw dict it would validate).
+Streamlit draws without validating again (a raw dict it would validate). Each chart function (``@chart``) also
+gives its plain specification, ``flow_by_priority.spec(...)``: the standalone HTML report writes those as they
+are, without building Plotly's objects at all (each ``go.Figure`` copies the default template into itself).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import math
+import pkgutil
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
-from typing import Any, cast
+from typing import Any, Generic, ParamSpec, cast
 
 import numpy as np
 import pandas as pd
@@ -68,16 +73,33 @@ EXPORT_TEMPLATE = "plotly_white"
 
 Trace = dict[str, Any]
 Layout = dict[str, Any]
+Spec = dict[str, Any]  # {"data": [traces], "layout": layout}
+P = ParamSpec("P")
 
 
 # --- shared layout -------------------------------------------------------------------------------------
 
 
-def _figure(data: list[Trace], layout: Layout) -> go.Figure:
-    """The one place a figure is made: plain dicts of plain values, wrapped without Plotly's validation.
+def _spec(data: list[Trace], layout: Layout) -> Spec:
+    return {"data": data, "layout": layout}
 
-    The default template is filled in by Plotly as for any new figure (Streamlit's own when it is loaded)."""
-    return go.Figure({"data": data, "layout": layout}, _validate=False)
+
+class Chart(Generic[P]):
+    """A chart function: called, it gives a ``go.Figure`` (what the pages draw); ``.spec(...)`` gives the same
+    figure as plain dicts (what a standalone file writes).
+
+    The one place a figure is made: plain dicts of plain values, wrapped without Plotly's validation. The default
+    template is filled in by Plotly as for any new figure (Streamlit's own when it is loaded)."""
+
+    def __init__(self, build: Callable[P, Spec]) -> None:
+        self.spec = build
+        functools.update_wrapper(self, build)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> go.Figure:
+        return go.Figure(self.spec(*args, **kwargs), _validate=False)
+
+
+chart = Chart
 
 
 def _layout(*, title: str, x_title: str | None, y_title: str | None, height: int = HEIGHT,
@@ -99,7 +121,8 @@ def _layout(*, title: str, x_title: str | None, y_title: str | None, height: int
     }
 
 
-def empty_figure(title: str, message: str = NO_DATA, *, height: int = 220) -> go.Figure:
+@chart
+def empty_figure(title: str, message: str = NO_DATA, *, height: int = 220) -> Spec:
     """A chart with nothing to draw: the title, a clear note, no axes or gridlines."""
     layout = _layout(title=title, x_title=None, y_title=None, height=height, legend=False)
     layout["annotations"] = [{"text": message, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper",
@@ -107,18 +130,29 @@ def empty_figure(title: str, message: str = NO_DATA, *, height: int = 220) -> go
     layout["xaxis"]["visible"] = False
     layout["yaxis"]["visible"] = False
     layout["meta"] = {"empty": True}
-    return _figure([], layout)
+    return _spec([], layout)
 
 
 def is_empty(fig: go.Figure) -> bool:
     return bool(isinstance(fig.layout.meta, dict) and fig.layout.meta.get("empty"))
 
 
-def for_export(fig: go.Figure) -> go.Figure:
-    """The same figure for a standalone HTML file: a light template (there is no app theme to follow)."""
-    spec = fig.to_dict()  # a deep copy: the figure given may be cached and shared, so it is never changed
-    spec["layout"].update(template=pio.templates[EXPORT_TEMPLATE], paper_bgcolor="white", plot_bgcolor="white")
-    return go.Figure(spec, _validate=False)
+@functools.cache
+def _export_template() -> dict[str, Any]:
+    """The light template as plain dicts, read from Plotly's own file (what ``pio.templates`` loads, without
+    building Plotly's template object)."""
+    raw = pkgutil.get_data("plotly", f"package_data/templates/{EXPORT_TEMPLATE}.json")
+    return json.loads(raw) if raw else pio.templates[EXPORT_TEMPLATE].to_plotly_json()
+
+
+def for_export(fig: go.Figure | Spec) -> Spec:
+    """The same figure for a standalone file, as plain dicts: a light template (there is no app theme to follow).
+
+    The figure given is never changed (it may be cached and shared): a ``go.Figure`` is copied whole, a
+    specification's layout at its top level, which is all this sets."""
+    spec = fig.to_dict() if isinstance(fig, go.Figure) else {**fig, "layout": dict(fig["layout"])}
+    spec["layout"].update(template=_export_template(), paper_bgcolor="white", plot_bgcolor="white")
+    return spec
 
 
 # --- periods ---------------------------------------------------------------------------------------------
@@ -187,14 +221,15 @@ def _priority(value: Any) -> Priority:
 # --- flow: created / resolved / closed per period ---------------------------------------------------------
 
 
+@chart
 def flow_by_priority(flow: pd.DataFrame | None, *, measure: str = "created", grain: str = "week",
-                     periods: Sequence[Any] | None = None, title: str | None = None) -> go.Figure:
+                     periods: Sequence[Any] | None = None, title: str | None = None) -> Spec:
     """Stacked bars: ``measure`` per period, one colour per priority (Critical at the bottom)."""
     unit = _unit(grain)
     title = title or f"{MEASURE_LABELS.get(measure, measure.capitalize())} per {unit}, by priority"
     df = _frame(flow)
     if df.empty or measure not in df or df[measure].fillna(0).sum() == 0:
-        return empty_figure(title)
+        return empty_figure.spec(title)
     df, starts = _with_starts(df, periods)
     codes = {v: int(_priority(v)) for v in df["priority"].unique()}  # a few distinct values, many rows
     df["_p"] = df["priority"].map(codes)
@@ -212,7 +247,7 @@ def flow_by_priority(flow: pd.DataFrame | None, *, measure: str = "created", gra
     layout = _layout(title=title, x_title=_x_title(grain), y_title=f"Tickets per {unit}")
     _date_axis(layout, grain)
     layout.update(barmode="stack", bargap=0.15, hovermode="x unified")
-    return _figure(data, layout)
+    return _spec(data, layout)
 
 
 def category_colours(names: Iterable[str]) -> dict[str, str]:
@@ -229,15 +264,16 @@ def category_colours(names: Iterable[str]) -> dict[str, str]:
     return out
 
 
+@chart
 def flow_by_category(flow: pd.DataFrame | None, *, measure: str = "created", grain: str = "week",
                      periods: Sequence[Any] | None = None, top: int = 8, title: str | None = None,
-                     colours: Mapping[str, str] | None = None) -> go.Figure:
+                     colours: Mapping[str, str] | None = None) -> Spec:
     """Stacked bars: ``measure`` per period by category (the ``top`` largest; the rest grouped as ``OTHER``)."""
     unit = _unit(grain)
     title = title or f"{MEASURE_LABELS.get(measure, measure.capitalize())} per {unit}, by category"
     df = _frame(flow)
     if df.empty or measure not in df or df[measure].fillna(0).sum() == 0:
-        return empty_figure(title)
+        return empty_figure.spec(title)
     df, starts = _with_starts(df, periods)
     ranking = df.groupby("category")[measure].sum().sort_values(ascending=False)
     ranking = ranking[ranking > 0]
@@ -257,7 +293,7 @@ def flow_by_category(flow: pd.DataFrame | None, *, measure: str = "created", gra
     layout = _layout(title=title, x_title=_x_title(grain), y_title=f"Tickets per {unit}")
     _date_axis(layout, grain)
     layout.update(barmode="stack", bargap=0.15, hovermode="x unified")
-    return _figure(data, layout)
+    return _spec(data, layout)
 
 
 def _escape(text: str) -> str:
@@ -269,18 +305,19 @@ def _escape(text: str) -> str:
 # --- backlog --------------------------------------------------------------------------------------------
 
 
+@chart
 def backlog_line(backlog: pd.DataFrame | None, *, grain: str = "week", periods: Sequence[Any] | None = None,
-                 title: str | None = None) -> go.Figure:
+                 title: str | None = None) -> Spec:
     """Open tickets at the end of each period (a line)."""
     unit = _unit(grain)
     title = title or f"Backlog at the end of each {unit}"
     df = _frame(backlog)
     if df.empty or "backlog_end" not in df:
-        return empty_figure(title)
+        return empty_figure.spec(title)
     df, starts = _with_starts(df, periods)
     series = df.groupby("_start")["backlog_end"].sum().reindex(starts)
     if series.fillna(0).sum() == 0:
-        return empty_figure(title, "No open tickets in this period")
+        return empty_figure.spec(title, "No open tickets in this period")
     data = [{
         "type": "scatter", "x": list(starts), "y": [None if pd.isna(v) else int(v) for v in series],
         "mode": "lines+markers", "name": "Open at the end", "line": {"color": BACKLOG_COLOUR, "width": 3},
@@ -290,7 +327,7 @@ def backlog_line(backlog: pd.DataFrame | None, *, grain: str = "week", periods: 
     layout = _layout(title=title, x_title=_x_title(grain), y_title="Open tickets", legend=False)
     _date_axis(layout, grain)
     layout["hovermode"] = "x unified"
-    return _figure(data, layout)
+    return _spec(data, layout)
 
 
 # --- resolution time distribution ---------------------------------------------------------------------------
@@ -312,7 +349,8 @@ def resolution_stats(hours: Iterable[float]) -> dict[str, float] | None:
             "q3": float(q[0.75]), "p90": float(q[0.9]), "mean": float(s.mean()), "max": float(s.max())}
 
 
-def resolution_box(data: pd.DataFrame | None, *, title: str = "Resolution time by priority") -> go.Figure:
+@chart
+def resolution_box(data: pd.DataFrame | None, *, title: str = "Resolution time by priority") -> Spec:
     """Resolution hours per priority: box = quartiles, whiskers = 10th–90th percentile, log scale.
 
     ``data`` has one row per resolved ticket (``priority``, ``hours``); only five numbers per priority
@@ -320,7 +358,7 @@ def resolution_box(data: pd.DataFrame | None, *, title: str = "Resolution time b
     """
     df = _frame(data)
     if df.empty or "hours" not in df or df["hours"].dropna().empty:
-        return empty_figure(title)
+        return empty_figure.spec(title)
     sampled = bool(getattr(data, "attrs", {}).get("sampled"))
     codes = {v: int(_priority(v)) for v in df["priority"].unique()}  # a few distinct values, many rows
     df["_p"] = df["priority"].map(codes)
@@ -350,7 +388,7 @@ def resolution_box(data: pd.DataFrame | None, *, title: str = "Resolution time b
                               "%{customdata[5]:,.1f} h · p10 %{customdata[6]:,.1f} h<extra></extra>"),
         })
     if not traces:
-        return empty_figure(title)
+        return empty_figure.spec(title)
     layout = _layout(title=title, x_title="Priority", y_title="Hours (log scale)", legend=False)
     lo, hi = min(fences), max(fences)
     ticks = [(h, label) for h, label in HOUR_TICKS if lo / 1.6 <= h <= hi * 1.6]
@@ -360,7 +398,7 @@ def resolution_box(data: pd.DataFrame | None, *, title: str = "Resolution time b
     layout["annotations"] = [{"text": "box: middle half · whiskers: 10th–90th percentile", "xref": "paper",
                               "yref": "paper", "x": 1, "y": 1.0, "xanchor": "right", "yanchor": "bottom",
                               "showarrow": False, "font": {"size": 11}, "opacity": 0.8}]
-    return _figure(traces, layout)
+    return _spec(traces, layout)
 
 
 def _alpha(hex_colour: str, alpha: float) -> str:
@@ -372,12 +410,13 @@ def _alpha(hex_colour: str, alpha: float) -> str:
 # --- SLA compliance ---------------------------------------------------------------------------------------
 
 
+@chart
 def sla_trend(sla: pd.DataFrame | None, *, grain: str = "week", target_pct: float | None = 90.0,
-              periods: Sequence[Any] | None = None, title: str = "SLA compliance") -> go.Figure:
+              periods: Sequence[Any] | None = None, title: str = "SLA compliance") -> Spec:
     """% of targets met per period, one line per clock (response, resolution), with the target line."""
     df = _frame(sla)
     if df.empty or "pct" not in df or (df.get("met", 0) + df.get("breached", 0)).sum() == 0:
-        return empty_figure(title, "No SLA targets applied in this period")
+        return empty_figure.spec(title, "No SLA targets applied in this period")
     df, starts = _with_starts(df, periods)
     data: list[Trace] = []
     lows: list[float] = []
@@ -398,7 +437,7 @@ def sla_trend(sla: pd.DataFrame | None, *, grain: str = "week", target_pct: floa
                               "(%{customdata[0]:,} of %{customdata[1]:,})<extra></extra>"),
         })
     if not data:
-        return empty_figure(title, "No SLA targets applied in this period")
+        return empty_figure.spec(title, "No SLA targets applied in this period")
     if target_pct is not None:  # a trace, not a shape: named in the legend and the hover, never over the data
         target = _py(target_pct)
         data.append({"type": "scatter", "x": list(starts), "y": [target] * len(starts), "mode": "lines",
@@ -410,14 +449,15 @@ def sla_trend(sla: pd.DataFrame | None, *, grain: str = "week", target_pct: floa
     _date_axis(layout, grain)
     layout["yaxis"].update(range=[low, 101], ticksuffix="%", rangemode="normal")
     layout["hovermode"] = "x unified"
-    return _figure(data, layout)
+    return _spec(data, layout)
 
 
 # --- workload -------------------------------------------------------------------------------------------
 
 
+@chart
 def workload_bars(workload: pd.DataFrame | None, *, weights: Mapping[Any, int] | None = None,
-                  title: str = "Workload against capacity") -> go.Figure:
+                  title: str = "Workload against capacity") -> Spec:
     """Per technician: open tickets weighted by priority (stacked, one colour per priority) against capacity.
 
     ``workload`` is lib.metrics.measures.workload: ``open_critical`` ... ``open_low`` counts and ``capacity``, which
@@ -425,7 +465,7 @@ def workload_bars(workload: pd.DataFrame | None, *, weights: Mapping[Any, int] |
     """
     df = _frame(workload)
     if df.empty or "technician" not in df:
-        return empty_figure(title, "No active technicians")
+        return empty_figure.spec(title, "No active technicians")
     w = {p: int(DEFAULT_WEIGHTS[p]) for p in Priority}
     for k, v in (weights or {}).items():
         w[_priority(k)] = int(v)
@@ -472,7 +512,7 @@ def workload_bars(workload: pd.DataFrame | None, *, weights: Mapping[Any, int] |
     layout.update(barmode="stack", bargap=0.3)
     layout["xaxis"]["range"] = [0, max([*(load * 1.25 for load in loads), *[c * 1.1 for c in caps if c is not None],
                                         1])]
-    return _figure(data, layout)
+    return _spec(data, layout)
 
 
 # --- closures, ageing ------------------------------------------------------------------------------------
@@ -485,11 +525,12 @@ def closure_label(reason: Any) -> str:
         return str(reason).replace("_", " ").capitalize()
 
 
-def closures_bar(closures: pd.DataFrame | None, *, title: str = "Closures by reason") -> go.Figure:
+@chart
+def closures_bar(closures: pd.DataFrame | None, *, title: str = "Closures by reason") -> Spec:
     """Closed tickets per closure reason; resolved work apart from duplicates, cancellations, not applicable."""
     df = _frame(closures)
     if df.empty or "count" not in df or df["count"].sum() == 0:
-        return empty_figure(title, "No tickets closed in this period")
+        return empty_figure.spec(title, "No tickets closed in this period")
     df = df[df["count"] > 0].sort_values("count").reset_index(drop=True)
     work = {r.value for r in WORK_CLOSURES}
     df["_label"] = [str(lab) if "label" in df and isinstance(lab, str) and lab else closure_label(r)
@@ -513,14 +554,15 @@ def closures_bar(closures: pd.DataFrame | None, *, title: str = "Closures by rea
                      height=max(260, 120 + 34 * len(df)))
     layout["yaxis"].update(categoryorder="array", categoryarray=[str(lab) for lab in df["_label"]])
     layout["barmode"] = "stack"
-    return _figure(data, layout)
+    return _spec(data, layout)
 
 
-def ageing_bar(ageing: pd.DataFrame | None, *, title: str = "Age of open tickets") -> go.Figure:
+@chart
+def ageing_bar(ageing: pd.DataFrame | None, *, title: str = "Age of open tickets") -> Spec:
     """Open tickets by age bucket (buckets in the order given)."""
     df = _frame(ageing)
     if df.empty or "count" not in df or df["count"].sum() == 0:
-        return empty_figure(title, "No open tickets")
+        return empty_figure.spec(title, "No open tickets")
     data = [{
         "type": "bar", "x": [str(b) for b in df["bucket"]], "y": [int(c) for c in df["count"]],
         "name": "Open tickets", "marker": {"color": AGEING_COLOUR}, "customdata": [[str(b)] for b in df["bucket"]],
@@ -528,7 +570,7 @@ def ageing_bar(ageing: pd.DataFrame | None, *, title: str = "Age of open tickets
     }]
     layout = _layout(title=title, x_title="Age since creation", y_title="Open tickets", legend=False, height=300)
     layout["xaxis"]["type"] = "category"
-    return _figure(data, layout)
+    return _spec(data, layout)
 
 
 # --- the weekly report -------------------------------------------------------------------------------------
@@ -559,7 +601,8 @@ def _name_counts(value: Any, key: str = "category") -> dict[str, int]:
     return {}
 
 
-def week_priority_bars(report: Mapping[str, Any]) -> go.Figure:
+@chart
+def week_priority_bars(report: Mapping[str, Any]) -> Spec:
     """Created this week by priority, beside the previous week and the 4-week average."""
     title = f"Created in {report.get('week', 'the week')} by priority"
     columns = [("This week", report.get("created_by_priority")),
@@ -567,7 +610,7 @@ def week_priority_bars(report: Mapping[str, Any]) -> go.Figure:
                ("4-week average", (report.get("four_week_avg") or {}).get("created_by_priority"))]
     counts = [(label, _priority_counts(v)) for label, v in columns if v is not None]
     if not counts or sum(sum(c.values()) for _, c in counts) == 0:
-        return empty_figure(title)
+        return empty_figure.spec(title)
     data = [{
         "type": "bar", "x": [label for label, _ in counts], "y": [c.get(p, 0) for _, c in counts], "name": p.label,
         "marker": {"color": PRIORITY_COLOURS[p]},
@@ -575,15 +618,16 @@ def week_priority_bars(report: Mapping[str, Any]) -> go.Figure:
     } for p in PRIORITY_ORDER]
     layout = _layout(title=title, x_title="Week", y_title="Tickets per week")
     layout.update(barmode="stack", bargap=0.35)
-    return _figure(data, layout)
+    return _spec(data, layout)
 
 
+@chart
 def week_category_bars(report: Mapping[str, Any], *, top: int = 10,
-                       colours: Mapping[str, str] | None = None) -> go.Figure:
+                       colours: Mapping[str, str] | None = None) -> Spec:
     title = f"Created in {report.get('week', 'the week')} by category"
     counts = {k: v for k, v in _name_counts(report.get("created_by_category")).items() if v > 0}
     if not counts:
-        return empty_figure(title)
+        return empty_figure.spec(title)
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     if len(ranked) > top:
         ranked = ranked[:top - 1] + [(OTHER, sum(v for _, v in ranked[top - 1:]))]
@@ -594,41 +638,43 @@ def week_category_bars(report: Mapping[str, Any], *, top: int = 10,
              "hovertemplate": "%{y}: %{x:,} tickets<extra></extra>"}]
     layout = _layout(title=title, x_title="Tickets created in the week", y_title="Category", legend=False,
                      height=max(260, 110 + 30 * len(ranked)))
-    return _figure(data, layout)
+    return _spec(data, layout)
 
 
-def week_headline_bars(report: Mapping[str, Any]) -> go.Figure:
+@chart
+def week_headline_bars(report: Mapping[str, Any]) -> Spec:
     """Created, resolved, closed and backlog: this week, the previous week and the 4-week average."""
     title = f"{report.get('week', 'The week')} against the previous week and the 4-week average"
     keys = [("created", "Created"), ("resolved", "Resolved"), ("closed", "Closed"), ("backlog_end", "Open at the end")]
     series = [("This week", report, "#9467bd"), ("Previous week", report.get("previous_week") or {}, "#17becf"),
               ("4-week average", report.get("four_week_avg") or {}, "#bcbd22")]
     if all(not (src.get(k) or 0) for _, src, _ in series for k, _ in keys):
-        return empty_figure(title)
+        return empty_figure.spec(title)
     data = [{"type": "bar", "x": [name for _, name in keys], "y": [float(src.get(k) or 0) for k, _ in keys],
              "name": label, "marker": {"color": colour},
              "hovertemplate": f"{label}, %{{x}}: %{{y:,.1f}} tickets<extra></extra>"}
             for label, src, colour in series]
     layout = _layout(title=title, x_title="Measure", y_title="Tickets")
     layout.update(barmode="group", bargap=0.25)
-    return _figure(data, layout)
+    return _spec(data, layout)
 
 
-def week_technician_bars(report: Mapping[str, Any]) -> go.Figure:
+@chart
+def week_technician_bars(report: Mapping[str, Any]) -> Spec:
     rows = report.get("by_technician") or []
     if isinstance(rows, Mapping):
         rows = [{"technician": k, **(v if isinstance(v, Mapping) else {})} for k, v in rows.items()]
     df = pd.DataFrame(list(rows))
     title = "Per technician: open at the end of the week and resolved in it"
     if df.empty:
-        return empty_figure(title, "No technicians")
+        return empty_figure.spec(title, "No technicians")
     name_col = next((c for c in ("technician", "name", "username") if c in df), None)
     if name_col is None:
-        return empty_figure(title, "No technicians")
+        return empty_figure.spec(title, "No technicians")
     for col in ("open", "resolved"):  # a count missing from every row is none
         df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0) if col in df else 0
     if (df["open"] + df["resolved"]).sum() == 0:
-        return empty_figure(title, "No open or resolved tickets")
+        return empty_figure.spec(title, "No open or resolved tickets")
     df = df.sort_values(["open", name_col], ascending=[True, False])
     names = [_py(n) for n in df[name_col]]
     data = [{"type": "bar", "y": names, "x": [int(v) for v in df[col]], "orientation": "h", "name": label,
@@ -636,10 +682,10 @@ def week_technician_bars(report: Mapping[str, Any]) -> go.Figure:
             for col, label, colour in (("open", "Open", WORKLOAD_COLOUR), ("resolved", "Resolved in the week", "#2ca02c"))]
     layout = _layout(title=title, x_title="Tickets", y_title="Technician", height=max(HEIGHT, 120 + 44 * len(df)))
     layout["barmode"] = "group"
-    return _figure(data, layout)
+    return _spec(data, layout)
 
 
-def _trend_figures(report: Mapping[str, Any], colours: Mapping[str, str]) -> list[go.Figure]:
+def _trend_figures(report: Mapping[str, Any], colours: Mapping[str, str]) -> list[Spec]:
     """Weekly trends when the report carries them (a ``trend`` mapping of lib.metrics.measures frames or row lists)."""
     trend = report.get("trend") or report.get("trends")
     if not isinstance(trend, Mapping):
@@ -647,22 +693,30 @@ def _trend_figures(report: Mapping[str, Any], colours: Mapping[str, str]) -> lis
     figs = []
     if trend.get("flow") is not None:
         flow = _frame(trend["flow"])
-        figs += [flow_by_priority(flow, measure="created"), flow_by_category(flow, measure="created", colours=colours)]
+        figs += [flow_by_priority.spec(flow, measure="created"),
+                 flow_by_category.spec(flow, measure="created", colours=colours)]
     if trend.get("backlog") is not None:
-        figs.append(backlog_line(_frame(trend["backlog"])))
+        figs.append(backlog_line.spec(_frame(trend["backlog"])))
     if trend.get("sla") is not None:
-        figs.append(sla_trend(_frame(trend["sla"])))
+        figs.append(sla_trend.spec(_frame(trend["sla"])))
     return figs
 
 
 def weekly_figures(report: Mapping[str, Any]) -> list[go.Figure]:
-    """The charts of the weekly report (for the self-contained HTML file), with a light template."""
+    """The charts of the weekly report with a light template, as figures (see :func:`weekly_specs`)."""
+    return [go.Figure(spec, _validate=False) for spec in weekly_specs(report)]
+
+
+def weekly_specs(report: Mapping[str, Any]) -> list[Spec]:
+    """The charts of the weekly report as plain dicts, with a light template: what the self-contained HTML file
+    writes."""
     # One colour per category across the report's charts.
     trend = cast(Mapping[str, Any], report.get("trend")) if isinstance(report.get("trend"), Mapping) else {}
     names = set(_name_counts(report.get("created_by_category")))
     names |= {str(r.get("category")) for r in (trend.get("flow") or []) if isinstance(r, Mapping)} - {"None"}
     colours = category_colours(names)
-    figs = [week_headline_bars(report), week_priority_bars(report), week_category_bars(report, colours=colours)]
+    figs = [week_headline_bars.spec(report), week_priority_bars.spec(report),
+            week_category_bars.spec(report, colours=colours)]
     figs += _trend_figures(report, colours)
-    figs.append(week_technician_bars(report))
+    figs.append(week_technician_bars.spec(report))
     return [for_export(f) for f in figs]

@@ -387,27 +387,11 @@ def write_report(session: Session, iso_week_: str, fmt: str, out_path: Path | st
 # --- HTML -----------------------------------------------------------------------------------------------
 
 
-def figures(report: Mapping[str, Any]) -> list:
-    """The report's charts: lib.metrics.charts.weekly_figures when it is there, else plain plotly.express bars."""
-    try:
-        from lib.metrics.charts import weekly_figures
-    except ImportError:
-        return _fallback_figures(report)
-    return list(weekly_figures(report))
+def figures(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The report's charts as plain Plotly specifications (lib.metrics.charts), with a light template."""
+    from lib.metrics.charts import weekly_specs
 
-
-def _fallback_figures(report: Mapping[str, Any]) -> list:
-    import plotly.express as px
-
-    t = tables(report)
-    figs = [px.bar(t["Created by priority"], x="priority", y=["this_week", "previous_week", "four_week_avg"],
-                   barmode="group", title=f"Created in {report['week']} by priority",
-                   labels={"value": "Tickets", "priority": "Priority", "variable": ""})]
-    trend = t["Trend"]
-    if not trend.empty:
-        figs.append(px.line(trend, x="week", y=["created", "resolved", "backlog_end"], markers=True,
-                            title="The last weeks", labels={"value": "Tickets", "week": "ISO week", "variable": ""}))
-    return figs
+    return weekly_specs(report)
 
 
 def _cell_html(value: Any) -> str:
@@ -449,10 +433,12 @@ def render_html(report: Mapping[str, Any]) -> str:
             "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in (
                 r["label"], _fmt(r["this_week"], r["unit"]), _fmt(r["previous_week"], r["unit"]),
                 _fmt(r["four_week_avg"], r["unit"]))) + "</tr>")
-    charts = []
-    for i, fig in enumerate(figures(report)):
-        charts.append(fig.to_html(full_html=False, include_plotlyjs="inline" if i == 0 else False,
-                                  default_width="100%", config={"displaylogo": False}))
+    import plotly.io as pio
+
+    # Written from the plain specifications as they are: no Plotly figure objects are built for the file.
+    charts = [pio.to_html(spec, validate=False, full_html=False, include_plotlyjs="inline" if i == 0 else False,
+                          default_width="100%", config={"displaylogo": False})
+              for i, spec in enumerate(figures(report))]
     sections = [
         ("By technician", "No technicians.", t["By technician"]),
         ("Trend", "No weeks.", t["Trend"]),

@@ -3,11 +3,13 @@ a clear empty state, transparent backgrounds that follow the app's theme."""
 
 from __future__ import annotations
 
+import copy
 import functools
 from datetime import date, timedelta
 
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 import pytest
 
 from lib.metrics import charts
@@ -289,6 +291,29 @@ def test_weekly_figures_for_the_html_report() -> None:
     assert list(prio.data[0].y) == [2, 1]  # this week, previous week (no 4-week split given)
     empty = charts.weekly_figures({"week": "2026-W01"})
     assert all(charts.is_empty(f) for f in empty)
+
+
+def test_a_chart_gives_its_plain_specification_and_the_same_figure() -> None:
+    spec = charts.flow_by_priority.spec(flow_frame(), measure="created")
+    assert isinstance(spec, dict) and set(spec) == {"data", "layout"}
+    fig = charts.flow_by_priority(flow_frame(), measure="created")
+    assert fig.to_dict()["data"] == go.Figure(spec, _validate=False).to_dict()["data"]
+    assert charts.flow_by_priority.__doc__ and charts.flow_by_priority.__name__ == "flow_by_priority"
+
+
+def test_the_report_file_writes_the_specifications_with_the_light_template_and_changes_nothing() -> None:
+    report = {**report_dict(), "trend": {"flow": flow_frame().to_dict("records")}}
+    specs = charts.weekly_specs(report)
+    assert [s["layout"]["title"]["text"] for s in specs] == [f.layout.title.text for f in charts.weekly_figures(report)]
+    white = pio.templates[charts.EXPORT_TEMPLATE].to_plotly_json()
+    assert all(s["layout"]["template"] == white and s["layout"]["paper_bgcolor"] == "white" for s in specs)
+    # A figure or a specification given for export (it may be cached and shared) is left as it was.
+    spec = charts.week_headline_bars.spec(report)
+    before = copy.deepcopy(spec)
+    fig = charts.week_headline_bars(report)
+    fig_before = fig.to_dict()
+    assert charts.for_export(spec)["layout"]["template"] == white and spec == before
+    assert charts.for_export(fig)["layout"]["template"] == white and fig.to_dict() == fig_before
 
 
 def test_weekly_figures_include_trends_when_the_report_has_them() -> None:
