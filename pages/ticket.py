@@ -338,11 +338,11 @@ with main:
         if ticket_view.allowed(user, t, Action.LOG_ACTION):
             with st.container(border=True, key="action_form"):
                 st.markdown("**Document an action** (diagnosis, reproduction, troubleshooting step)")
-                c1, c2 = st.columns([2, 1])
-                kind = c1.selectbox("Kind", [k.value for k in ActionKind], format_func=lambda v: v.capitalize(),
-                                    key="act_kind")
-                minutes = c2.number_input("Minutes spent", min_value=0, max_value=1440, value=0, step=5,
-                                          key="act_minutes")
+                row = st.container(horizontal=True, gap="small")  # one element where columns are three
+                kind = row.selectbox("Kind", [k.value for k in ActionKind], format_func=lambda v: v.capitalize(),
+                                     key="act_kind")
+                minutes = row.number_input("Minutes spent", min_value=0, max_value=1440, value=0, step=5,
+                                           key="act_minutes", width=170)
                 text = box.box("What you did and found", F.ACTION, key="act_text")
                 if st.button("Add to timeline", key="act_go"):
                     saved(write(box.sending(lambda s: tickets.log_action(

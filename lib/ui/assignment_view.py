@@ -129,12 +129,11 @@ def suggestions_list(found: assignment.Suggestions, *, key: str, can_assign: boo
         return None
     chosen = None
     for i, c in enumerate(found.candidates[:limit]):
-        with st.container(key=f"{key}_row_{c.user_id}"):
-            st.markdown(f"{i + 1}. {candidate_line(c)}")
-            if can_assign and not c.current:
-                if st.button(f"Assign to {core.escape_md(c.name)}", key=f"{key}_{c.user_id}", width="stretch",
-                             type="primary" if i == 0 and not c.full else "secondary"):
-                    chosen = c.user_id
+        st.markdown(f"{i + 1}. {candidate_line(c)}")
+        if can_assign and not c.current:
+            if st.button(f"Assign to {core.escape_md(c.name)}", key=f"{key}_{c.user_id}", width="stretch",
+                         type="primary" if i == 0 and not c.full else "secondary"):
+                chosen = c.user_id
     return chosen
 
 

@@ -109,8 +109,8 @@ def picker(ticket: Ticket | int, target_key: str, *, technician_id: int | None =
         return
     by_id = {r.id: r.title for r in rows}
     pick_key = f"{target_key}__canned"
-    c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
-    c1.selectbox("Canned reply", list(by_id), format_func=lambda i: by_id[i], key=pick_key)
-    c2.button("Insert", key=f"{target_key}__canned_insert", on_click=_insert,
-              args=(ticket_id, target_key, pick_key, technician_id), width="stretch",
+    row = st.container(horizontal=True, gap="small", vertical_alignment="bottom")  # one element, not three
+    row.selectbox("Canned reply", list(by_id), format_func=lambda i: by_id[i], key=pick_key)
+    row.button("Insert", key=f"{target_key}__canned_insert", on_click=_insert,
+              args=(ticket_id, target_key, pick_key, technician_id), width="content",
               help="Adds the reply, filled in for this ticket, to the text above; edit it before sending")

@@ -287,13 +287,20 @@ def fmt_age(value: datetime | None, *, now: datetime | None = None) -> str:
     return f"in {text}" if future else f"{text} ago"
 
 
-def priority_badge(p: Priority) -> None:
-    st.badge(p.label, icon=PRIORITY_ICONS[p], color=PRIORITY_COLOURS[p])
+def badge_md(label: str, *, icon: str | None = None, color: str = "blue") -> str:
+    """A badge as Markdown (what ``st.badge`` writes): several of them and other text in one element cost the page
+    run one message instead of one each."""
+    label = label.replace("[", "\\[").replace("]", "\\]")
+    return f":{color}-badge[{icon + ' ' if icon else ''}{label}]"
 
 
-def status_badge(s: Status) -> None:
+def priority_badge_md(p: Priority) -> str:
+    return badge_md(p.label, icon=PRIORITY_ICONS[p], color=PRIORITY_COLOURS[p])
+
+
+def status_badge_md(s: Status) -> str:
     info = STATUS_INFO[s]
-    st.badge(info.label, icon=info.icon, color="green" if info.open or info.resolved else "violet")
+    return badge_md(info.label, icon=info.icon, color="green" if info.open or info.resolved else "violet")
 
 
 def ticket_url(ticket_id: int) -> str:
@@ -321,8 +328,13 @@ def reveal_bidi(value: str | None) -> str:
     return (value or "").translate(_BIDI_MARKERS)
 
 
+def user_md(text: str) -> str:
+    """Text a user typed as Markdown that shows it as typed: wrapped, line breaks kept, never markup."""
+    return "  \n".join(escape_md(line) for line in text.split("\n"))
+
+
 def user_text(text: str | None) -> None:
     """Show text a user typed: wrapped, line breaks kept, never interpreted as markup."""
     if not text:
         return
-    st.markdown("  \n".join(escape_md(line) for line in text.split("\n")))
+    st.markdown(user_md(text))

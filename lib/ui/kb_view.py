@@ -67,10 +67,10 @@ def suggestions(summary: str, *, category_id: int | None, description: str = "",
         return search.Suggestions()
     found = _suggest(summary.strip(), (description or "")[:400], category_id, ticket_id)
     with st.container(border=True, key=f"suggestions_{ticket_id or 'new'}"):
-        st.markdown(f"#### {heading}")
-        if not found:
-            st.caption("No matching article or resolved ticket yet.")
+        if not found:  # the heading and "none" in one element: each element costs the page run
+            st.markdown(f"#### {heading}\n\n:gray[No matching article or resolved ticket yet.]")
             return found
+        st.markdown(f"#### {heading}")
         for hit in found.articles:
             st.markdown(f"📚 **{article_link(hit.ref, hit.id, hit.title)}**")
             if hit.resolution:
@@ -190,7 +190,8 @@ def follow_ups_panel(ticket_id: int, user) -> None:
     rows = _follow_ups(ticket_id, ticket_view.marker(ticket_id), clock.minute())
     now = clock.now()
     with st.container(border=True):
-        st.markdown("#### 🗓️ Follow-ups")
+        # The heading and "none" in one element: each element costs the page run.
+        st.markdown("#### 🗓️ Follow-ups" + ("" if rows else "\n\n:gray[None scheduled.]"))
         for r in rows:
             state = "✅ done" if r.completed_at else ("⏰ due" if r.due_at <= now else "scheduled")
             st.markdown(f"**{core.fmt_time(r.due_at)}** · {core.escape_md(r.owner)} · {state}")
@@ -207,8 +208,6 @@ def follow_ups_panel(ticket_id: int, user) -> None:
                                           success="Follow-up completed")
                         if done is not None:
                             st.rerun()
-        if not rows:
-            st.caption("None scheduled.")
         add = st.expander("➕ Schedule a follow-up", key=f"fu_add_{ticket_id}", on_change="rerun")
         if add.open:  # the form is drawn only while open
             with add:
@@ -256,9 +255,9 @@ def ticket_knowledge(t, user) -> None:
                     st.session_state["flash"] = f"Drafted {kb.kb_ref(article.id)}: edit and publish it"
                     st.rerun()
         with st.form(f"kb_link_{t.id}"):
-            c1, c2 = st.columns([2, 1])
-            ref = c1.text_input("Link an article", key=f"kb_link_ref_{t.id}", placeholder="KB-12")
-            solved = c2.checkbox("Solved it", key=f"kb_link_solved_{t.id}", value=True)
+            row = st.container(horizontal=True, gap="small", vertical_alignment="bottom")  # one element, not three
+            ref = row.text_input("Link an article", key=f"kb_link_ref_{t.id}", placeholder="KB-12")
+            solved = row.checkbox("Solved it", key=f"kb_link_solved_{t.id}", value=True, width="content")
             if st.form_submit_button("Link"):
                 aid = kb.parse_kb_ref(ref)
                 if aid is None:

@@ -190,18 +190,19 @@ def header(snap: Snapshot) -> None:
     now = clock.now()
     problem(snap)
     status = Status(t.status)
-    with st.container(horizontal=True, gap="small", key="state_badges", vertical_alignment="center"):
-        core.status_badge(status)
-        core.priority_badge(Priority(t.priority))
-        state = sla.state(t, now=now)
-        if state is not sla.SlaState.NONE:
-            colours: dict[str, core.BadgeColour] = {"ok": "green", "at_risk": "orange", "breached": "red"}
-            st.badge(f"SLA: {state.label}", icon=sla.SLA_ICONS[state] or None, color=colours.get(state.value, "gray"))
-        level = escalation_now(status, snap.timeline, level=t.escalation_level)
-        if level is not None:
-            st.badge(f"Escalated: {level.label}", icon="⬆️", color="violet")
-        st.markdown(f"**Assignee:** {core.escape_md(t.assignee.name) if t.assignee else '— unassigned —'}",
-                    width="content")
+    # One element for the badges and the assignee: each element costs the page run.
+    badges = [core.status_badge_md(status), core.priority_badge_md(Priority(t.priority))]
+    state = sla.state(t, now=now)
+    if state is not sla.SlaState.NONE:
+        colours: dict[str, core.BadgeColour] = {"ok": "green", "at_risk": "orange", "breached": "red"}
+        badges.append(core.badge_md(f"SLA: {state.label}", icon=sla.SLA_ICONS[state] or None,
+                                    color=colours.get(state.value, "gray")))
+    level = escalation_now(status, snap.timeline, level=t.escalation_level)
+    if level is not None:
+        badges.append(core.badge_md(f"Escalated: {level.label}", icon="⬆️", color="violet"))
+    badges.append(f"&nbsp;**Assignee:** {core.escape_md(t.assignee.name) if t.assignee else '— unassigned —'}")
+    with st.container(key="state_badges"):
+        st.markdown(" ".join(badges))
     parts = [f"Category: {core.escape_md(t.category.name)}"]
     if STATUS_INFO[status].open or STATUS_INFO[status].resolved:
         due = core.fmt_time(t.resolution_due_at) if t.resolution_due_at else ("paused" if t.sla_policy else "—")
@@ -229,24 +230,27 @@ def _related_list(title: str, rows: list[Related]) -> None:
 
 def side_panels(snap: Snapshot) -> None:
     t = snap.ticket
+    # Each panel's heading and facts are one element (each element costs the page run); what people typed is
+    # shown as typed (escaped), never as markup.
     with st.container(border=True):
-        st.markdown("#### 👤 Requester")
         if t.requester:
             r = t.requester
-            st.text(core.reveal_bidi("\n".join(x for x in (r.name, r.email, r.phone, r.department, r.location) if x)))
+            st.markdown("#### 👤 Requester\n\n" + core.user_md(core.reveal_bidi(
+                "\n".join(x for x in (r.name, r.email, r.phone, r.department, r.location) if x))))
             _related_list("Their other tickets", snap.requester_other)
         else:
-            st.caption("No requester (e.g. a monitoring alert).")
+            st.markdown("#### 👤 Requester\n\nNo requester (e.g. a monitoring alert).")
     with st.container(border=True):
-        st.markdown("#### 💻 Device")
+        facts = []
         if t.device:
             d = t.device
-            st.text("\n".join(x for x in (d.asset_tag, d.device_type, d.make_model, d.os, d.serial, d.location) if x))
-            _related_list("Other tickets for this device", snap.device_other)
+            facts.append("\n".join(x for x in (d.asset_tag, d.device_type, d.make_model, d.os, d.serial, d.location) if x))
         if t.device_details:
-            st.text(t.device_details)
-        if not t.device and not t.device_details:
-            st.caption("No device recorded.")
+            facts.append(t.device_details)
+        st.markdown("#### 💻 Device\n\n" + ("\n\n".join(core.user_md(core.reveal_bidi(f)) for f in facts)
+                                              if facts else "No device recorded."))
+        if t.device:
+            _related_list("Other tickets for this device", snap.device_other)
     if snap.children:
         with st.container(border=True):
             st.markdown(f"#### 🧩 Linked tickets ({len(snap.children)})")
@@ -327,10 +331,10 @@ def timeline(snap: Snapshot, *, show_internal: bool = True) -> None:
     st.html(_TIMELINE_CSS)
     for e in reversed(entries):
         with st.container(border=True, key=f"tl_{'pub' if e.public else 'int'}_{e.id}"):
+            # One element per entry (each element costs the page run); the body is user text: data, never markup.
             st.markdown(f"**{_headline(e)}**  \n{visibility_label(e, snap.ticket, snap.mailed_events)} · "
-                        f"{core.escape_md(core.reveal_bidi(e.actor))} · {core.fmt_time(e.occurred_at)}")
-            if e.body:
-                core.user_text(e.body)  # user text is data, never markup
+                        f"{core.escape_md(core.reveal_bidi(e.actor))} · {core.fmt_time(e.occurred_at)}"
+                        + (f"\n\n{core.user_md(e.body)}" if e.body else ""))
 
 
 # --- mail to the requester -------------------------------------------------------------------------------------
@@ -361,11 +365,11 @@ def requester_mail(ticket_id: int, ticket: Ticket | None = None) -> None:
         for m in mails:
             s.expunge(m)
     with st.container(border=True, key="requester_mail"):
-        st.markdown(f"#### 📨 Sent to the requester ({len(mails)})")
+        heading = f"#### 📨 Sent to the requester ({len(mails)})\n\n"
         if not mails:
-            st.caption("Nothing has been mailed to the requester about this ticket.")
+            st.markdown(heading + "Nothing has been mailed to the requester about this ticket.")
             return
-        st.markdown(_mail_lines(mails[:8]))  # one element for the list: each element costs the page run
+        st.markdown(heading + _mail_lines(mails[:8]))  # one element: each element costs the page run
         if len(mails) > 8:
             with st.expander(f"{len(mails) - 8} earlier"):
                 st.markdown(_mail_lines(mails[8:]))
@@ -391,9 +395,13 @@ def mail_preview(ticket: Ticket, kind: EventKind, *, message: str = "", to_statu
     if preview.subject is None:
         st.caption(f"✉️ {preview.reason}")
         return
-    with st.expander(f"✉️ The requester will get: {core.escape_md(core.reveal_bidi(preview.subject))}"):
-        st.caption(f"To {core.escape_md(core.reveal_bidi(preview.to))}")
-        st.text(core.reveal_bidi(preview.body))
+    # The mail is drawn only while its expander is open: a closed one costs the page run one element.
+    shown = st.expander(f"✉️ The requester will get: {core.escape_md(core.reveal_bidi(preview.subject))}",
+                        key=f"mail_preview_{ticket.id}_{kind.value}", on_change="rerun")
+    if shown.open:
+        with shown:
+            st.caption(f"To {core.escape_md(core.reveal_bidi(preview.to))}")
+            st.text(core.reveal_bidi(preview.body))
 
 
 @st.cache_data(max_entries=5000, show_spinner=False)

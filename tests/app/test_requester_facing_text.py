@@ -74,7 +74,8 @@ def test_ticket_page_shows_the_marker(desk: tuple[Engine, Staff]) -> None:
     at.run()
     assert not at.exception, at.exception
     assert any(h.value.endswith(" · " + escape_md(f"invoice{MARKER}gnp.exe")) for h in at.subheader)
-    assert any(f"Ann {MARKER}eoD" in t.value for t in at.text)  # the requester panel
+    assert any(s.value.startswith("#### 👤 Requester") and escape_md(f"Ann {MARKER}eoD") in s.value
+               for s in at.markdown)  # the requester panel
     _no_bidi(at)
 
 

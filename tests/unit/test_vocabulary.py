@@ -38,7 +38,7 @@ assert STATUS_LABELS[on_hold] == "On hold" and STATUS_ICONS[on_hold] == "⏸️"
 assert "'on_hold'" in models.BACKLOG_EVENT_PREDICATE
 assert sla.OPEN_STATUSES is OPEN_STATUSES and on_hold in sla.PAUSED_STATUSES
 assert {a.value for a in allowed_actions(on_hold)} >= {"resume", "close"}
-core.status_badge(on_hold)
+assert core.status_badge_md(on_hold) == ":green-badge[⏸️ On hold]"
 print("ok")
 '''
 
