@@ -112,5 +112,5 @@ def picker(ticket: Ticket | int, target_key: str, *, technician_id: int | None =
     row = st.container(horizontal=True, gap="small", vertical_alignment="bottom")  # one element, not three
     row.selectbox("Canned reply", list(by_id), format_func=lambda i: by_id[i], key=pick_key)
     row.button("Insert", key=f"{target_key}__canned_insert", on_click=_insert,
-              args=(ticket_id, target_key, pick_key, technician_id), width="content",
-              help="Adds the reply, filled in for this ticket, to the text above; edit it before sending")
+               args=(ticket_id, target_key, pick_key, technician_id), width="content",
+               help="Adds the reply, filled in for this ticket, to the text above; edit it before sending")
