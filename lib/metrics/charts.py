@@ -17,7 +17,7 @@ Every figure is written as plain dicts and lists (traces with a ``"type"``, the 
 Python values, and wrapped once with ``go.Figure(..., _validate=False)``: Plotly's property-by-property
 validation costs more than the rest of a page's charts together, and these specifications are known to be valid
 (tests/unit/test_charts.py checks that a validated copy of every figure is identical). A ``go.Figure`` is what
-Streamlit draws without validating again (a raw dict it would validate). Each chart function (``@chart``) also
+Streamlit draws without validating again (a raw dict it would validate). Each chart function (``@Chart``) also
 gives its plain specification, ``flow_by_priority.spec(...)``: the standalone HTML report writes those as they
 are, without building Plotly's objects at all (each ``go.Figure`` copies the default template into itself).
 """
@@ -99,9 +99,6 @@ class Chart(Generic[P]):
         return go.Figure(self.spec(*args, **kwargs), _validate=False)
 
 
-chart = Chart
-
-
 def _layout(*, title: str, x_title: str | None, y_title: str | None, height: int = HEIGHT,
             legend: bool = True) -> Layout:
     """The layout every chart shares: title at the top left, transparent backgrounds, legend below."""
@@ -121,7 +118,7 @@ def _layout(*, title: str, x_title: str | None, y_title: str | None, height: int
     }
 
 
-@chart
+@Chart
 def empty_figure(title: str, message: str = NO_DATA, *, height: int = 220) -> Spec:
     """A chart with nothing to draw: the title, a clear note, no axes or gridlines."""
     layout = _layout(title=title, x_title=None, y_title=None, height=height, legend=False)
@@ -221,7 +218,7 @@ def _priority(value: Any) -> Priority:
 # --- flow: created / resolved / closed per period ---------------------------------------------------------
 
 
-@chart
+@Chart
 def flow_by_priority(flow: pd.DataFrame | None, *, measure: str = "created", grain: str = "week",
                      periods: Sequence[Any] | None = None, title: str | None = None) -> Spec:
     """Stacked bars: ``measure`` per period, one colour per priority (Critical at the bottom)."""
@@ -264,7 +261,7 @@ def category_colours(names: Iterable[str]) -> dict[str, str]:
     return out
 
 
-@chart
+@Chart
 def flow_by_category(flow: pd.DataFrame | None, *, measure: str = "created", grain: str = "week",
                      periods: Sequence[Any] | None = None, top: int = 8, title: str | None = None,
                      colours: Mapping[str, str] | None = None) -> Spec:
@@ -305,7 +302,7 @@ def _escape(text: str) -> str:
 # --- backlog --------------------------------------------------------------------------------------------
 
 
-@chart
+@Chart
 def backlog_line(backlog: pd.DataFrame | None, *, grain: str = "week", periods: Sequence[Any] | None = None,
                  title: str | None = None) -> Spec:
     """Open tickets at the end of each period (a line)."""
@@ -349,7 +346,7 @@ def resolution_stats(hours: Iterable[float]) -> dict[str, float] | None:
             "q3": float(q[0.75]), "p90": float(q[0.9]), "mean": float(s.mean()), "max": float(s.max())}
 
 
-@chart
+@Chart
 def resolution_box(data: pd.DataFrame | None, *, title: str = "Resolution time by priority") -> Spec:
     """Resolution hours per priority: box = quartiles, whiskers = 10th–90th percentile, log scale.
 
@@ -410,7 +407,7 @@ def _alpha(hex_colour: str, alpha: float) -> str:
 # --- SLA compliance ---------------------------------------------------------------------------------------
 
 
-@chart
+@Chart
 def sla_trend(sla: pd.DataFrame | None, *, grain: str = "week", target_pct: float | None = 90.0,
               periods: Sequence[Any] | None = None, title: str = "SLA compliance") -> Spec:
     """% of targets met per period, one line per clock (response, resolution), with the target line."""
@@ -455,7 +452,7 @@ def sla_trend(sla: pd.DataFrame | None, *, grain: str = "week", target_pct: floa
 # --- workload -------------------------------------------------------------------------------------------
 
 
-@chart
+@Chart
 def workload_bars(workload: pd.DataFrame | None, *, weights: Mapping[Any, int] | None = None,
                   title: str = "Workload against capacity") -> Spec:
     """Per technician: open tickets weighted by priority (stacked, one colour per priority) against capacity.
@@ -525,7 +522,7 @@ def closure_label(reason: Any) -> str:
         return str(reason).replace("_", " ").capitalize()
 
 
-@chart
+@Chart
 def closures_bar(closures: pd.DataFrame | None, *, title: str = "Closures by reason") -> Spec:
     """Closed tickets per closure reason; resolved work apart from duplicates, cancellations, not applicable."""
     df = _frame(closures)
@@ -557,7 +554,7 @@ def closures_bar(closures: pd.DataFrame | None, *, title: str = "Closures by rea
     return _spec(data, layout)
 
 
-@chart
+@Chart
 def ageing_bar(ageing: pd.DataFrame | None, *, title: str = "Age of open tickets") -> Spec:
     """Open tickets by age bucket (buckets in the order given)."""
     df = _frame(ageing)
@@ -601,7 +598,7 @@ def _name_counts(value: Any, key: str = "category") -> dict[str, int]:
     return {}
 
 
-@chart
+@Chart
 def week_priority_bars(report: Mapping[str, Any]) -> Spec:
     """Created this week by priority, beside the previous week and the 4-week average."""
     title = f"Created in {report.get('week', 'the week')} by priority"
@@ -621,7 +618,7 @@ def week_priority_bars(report: Mapping[str, Any]) -> Spec:
     return _spec(data, layout)
 
 
-@chart
+@Chart
 def week_category_bars(report: Mapping[str, Any], *, top: int = 10,
                        colours: Mapping[str, str] | None = None) -> Spec:
     title = f"Created in {report.get('week', 'the week')} by category"
@@ -641,7 +638,7 @@ def week_category_bars(report: Mapping[str, Any], *, top: int = 10,
     return _spec(data, layout)
 
 
-@chart
+@Chart
 def week_headline_bars(report: Mapping[str, Any]) -> Spec:
     """Created, resolved, closed and backlog: this week, the previous week and the 4-week average."""
     title = f"{report.get('week', 'The week')} against the previous week and the 4-week average"
@@ -659,7 +656,7 @@ def week_headline_bars(report: Mapping[str, Any]) -> Spec:
     return _spec(data, layout)
 
 
-@chart
+@Chart
 def week_technician_bars(report: Mapping[str, Any]) -> Spec:
     rows = report.get("by_technician") or []
     if isinstance(rows, Mapping):
