@@ -189,10 +189,12 @@ def add_event(
 
 
 def action_count(session: Session, ticket_id: int) -> int:
+    # The kind is counted inside the aggregate, not tested in WHERE: with "kind = ?" there PostgreSQL may AND the
+    # ticket's index with the (kind, occurred_at) one and read every action of the desk (8 ms at 10,000 tickets
+    # for a ticket newer than its statistics).
     return session.scalar(
-        select(func.count()).select_from(TicketEvent).where(
-            TicketEvent.ticket_id == ticket_id, TicketEvent.kind == EventKind.ACTION.value
-        )
+        select(func.count(case((TicketEvent.kind == EventKind.ACTION.value, 1))))
+        .where(TicketEvent.ticket_id == ticket_id)
     ) or 0
 
 

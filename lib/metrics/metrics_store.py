@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -31,6 +31,7 @@ import numpy as np
 from sqlalchemy import Row, bindparam, text
 from sqlalchemy.orm import Session
 
+from lib import clock
 from lib.metrics import closed_cache
 from lib.models import BACKLOG_EVENT_PREDICATE, UTCDateTime
 from lib.workflow import OPEN_STATUSES, Priority
@@ -652,9 +653,21 @@ def backlog_deltas(session: Session, bounds: Sequence[datetime | None], scope: S
         return out
     if dialect == "postgresql":
         finite = [b for b in bounds if b is not None]
-        sql = (f"SELECT width_bucket(e.occurred_at, CAST(:bounds AS timestamptz[])) - 1 AS k{gsel}, sum({_DELTA}) "
-               f"FROM ticket_events e{join} WHERE {pred} AND e.occurred_at >= :lo"
-               + (" AND e.occurred_at < :hi" if bounds[-1] is not None else "") + f" GROUP BY 1{gby}")
+        bucket = "width_bucket(e.occurred_at, CAST(:bounds AS timestamptz[])) - 1"
+        until = " AND e.occurred_at < :hi" if bounds[-1] is not None else ""
+        if filtered and _short(bounds):
+            # A few days or weeks of events: PostgreSQL joined them to every ticket_metrics row with a hash of the
+            # whole table (a million rows: 340 ms for the 10,000 status events of nine days, the weekly report's
+            # open work per assignee). Taking the events first and looking their tickets up by key: 25-40 ms.
+            # Over months the hash join is the faster one (a year: 1.1 s against 1.7 s), so it stays for those.
+            sql = (f"WITH ev AS MATERIALIZED (SELECT e.ticket_id, {bucket} AS k, {_DELTA} AS d "
+                   f"FROM ticket_events e WHERE {pred} AND e.occurred_at >= :lo{until}) "
+                   f"SELECT ev.k{gsel}, sum(ev.d) FROM ev JOIN {TABLE} m ON m.ticket_id = ev.ticket_id "
+                   f"AND m.ticket_id = ANY(ARRAY(SELECT ticket_id FROM ev)) AND {filter_sql(scope, 'm')} "
+                   f"GROUP BY 1{gby}")
+        else:
+            sql = (f"SELECT {bucket} AS k{gsel}, sum({_DELTA}) "
+                   f"FROM ticket_events e{join} WHERE {pred} AND e.occurred_at >= :lo{until} GROUP BY 1{gby}")
         params: dict = {"bounds": finite, "lo": bounds[0]}
         if bounds[-1] is not None:
             params["hi"] = bounds[-1]
@@ -680,6 +693,18 @@ def backlog_deltas(session: Session, bounds: Sequence[datetime | None], scope: S
         key = (int(k), None if g is None else int(g))
         out[key] = out.get(key, 0) + int(delta)
     return out
+
+
+#: Event ranges up to this long are joined to their tickets by key on PostgreSQL (:func:`backlog_deltas`).
+SHORT_RANGE = timedelta(days=31)
+
+
+def _short(bounds: Sequence[datetime | None]) -> bool:
+    """Whether ``bounds`` span at most :data:`SHORT_RANGE` (an open end counts up to the clock's now)."""
+    lo, hi = bounds[0], bounds[-1]
+    if lo is None or lo.year < 1000:
+        return False
+    return (hi or clock.now()) - lo <= SHORT_RANGE
 
 
 def backlog_before(session: Session, moment: datetime, scope: Scope, *, group: str | None = None
