@@ -18,7 +18,10 @@ bench_pages.py, compiles the page on every rerun). For each page, signed in as t
   the browser marks the app's script as running until it marks it finished: the server's run of the page,
   compiled once, plus the transfer and the browser's own drawing of what arrives, since the browser notes the
   end only when its main thread is free), and after a write the **statements sent** (what the server's run sent
-  to the database, from the same log line);
+  to the database, from the same log line) and the run's **CPU time**: its own thread's, and the whole server
+  process's during the run (the event loop sending its elements to the browser included). The CPU times leave
+  out what the run waited for (the database, or a core taken by the browser on this same 2-core machine), so
+  they move less with the load than the server run's wall time;
 * another signed-in tab stays open on "My account" throughout (Streamlit empties its cache of compiled page
   scripts whenever no session is connected: a lone tab would make every load compile its page again, which no
   desk in use sees);
@@ -108,6 +111,7 @@ class ServerRuns:
     def __init__(self, log: Path) -> None:
         self.log, self.offset = log, 0
         self.queries = 0
+        self.cpu: tuple[float, float] | None = None
 
     def skip(self) -> None:
         """Forget what was logged so far."""
@@ -115,8 +119,9 @@ class ServerRuns:
 
     def last(self, page: str, timeout: float = 10.0) -> float:
         """The ms of the newest run of ``page`` logged since the last call (waiting for its line); the statements
-        that run sent are kept in ``self.queries``."""
-        from lib.page_timer import parse, queries
+        that run sent are kept in ``self.queries``, its CPU ms (its own thread's, the server process's) in
+        ``self.cpu``."""
+        from lib.page_timer import cpu, parse, queries
 
         deadline = time.monotonic() + timeout
         found: float | None = None
@@ -130,7 +135,7 @@ class ServerRuns:
             for line in whole.decode(errors="replace").splitlines():
                 run = parse(line)
                 if run is not None and run[0] == page:
-                    found, self.queries = run[1], queries(line) or 0
+                    found, self.queries, self.cpu = run[1], queries(line) or 0, cpu(line)
             if found is not None:
                 return found
             if time.monotonic() > deadline:
@@ -256,7 +261,9 @@ def measure(url: str, runs: int, port: int | None, pages: list[str], sign_in: bo
                 row = out.setdefault(name, {"cached: server run": [], "cached: shown": [],
                                             "cached: run (browser's view)": [], "after a write: server run": [],
                                             "after a write: shown": [], "after a write: run (browser's view)": [],
-                                            "after a write: statements sent": []})
+                                            "after a write: statements sent": [],
+                                            "after a write: server run's own CPU": [],
+                                            "after a write: server process CPU during the run": []})
                 tab.goto(server.url + path)  # once to warm the caches
                 _until(tab, is_ready)
                 for _ in range(runs):
@@ -275,6 +282,9 @@ def measure(url: str, runs: int, port: int | None, pages: list[str], sign_in: bo
                     row["after a write: shown"].append((time.perf_counter() - t0) * 1000)
                     row["after a write: server run"].append(runs_log.last(logged[name]))
                     row["after a write: statements sent"].append(runs_log.queries)
+                    if runs_log.cpu is not None:
+                        row["after a write: server run's own CPU"].append(runs_log.cpu[0])
+                        row["after a write: server process CPU during the run"].append(runs_log.cpu[1])
                 if name == "metrics":
                     first, every, switched, titled, charted, ratio = [], [], [], [], [], []
                     floor = Floor(browser)

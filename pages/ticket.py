@@ -293,13 +293,22 @@ with main:
                     s, actor=user.id, ticket_id=tid, parent_id=parse_ref(parent) if parent.strip() else None),
                     F.LINK_PARENT)), "Link saved", "link_parent")
 
-    # One panel at a time (only it is rendered, which keeps the page fast); the choice survives reruns. What is
-    # typed in a panel is a draft in the database, so switching panels (or reloading) never drops it.
-    panel = st.segmented_control("Panel", ["📝 Document", "✏️ Details"], key=f"panel_{tid}", default="📝 Document",
-                                 label_visibility="collapsed", required=True, wrap=True) or "📝 Document"
+    # One panel at a time, as a composer with tabs (only the open one is drawn, which keeps the page fast); the
+    # choice survives reruns. What is typed in a panel is a draft in the database, so switching panels (or
+    # reloading) never drops it, and a draft kept in another panel is named under the tabs.
+    panels = ticket_view.composer_panels(user, t)
+    names = list(panels)
+    panel_key = f"panel_{tid}"
+    if st.session_state.get(panel_key) not in names:  # a panel this person no longer has (the ticket moved on)
+        st.session_state.pop(panel_key, None)
+    panel = st.segmented_control("Panel", names, key=panel_key, default=names[0], label_visibility="collapsed",
+                                 required=True, wrap=True) or names[0]
+    kept_elsewhere = [name for name, fields in panels.items() if name != panel and any(f in box.held for f in fields)]
+    if kept_elsewhere:
+        st.caption("💾 Unsent draft in " + ", ".join(kept_elsewhere))
 
     # --- editable fields: an edit in progress is a draft too ---------------------------------------------------
-    if panel == "✏️ Details":
+    if panel == ticket_view.DETAILS:
         can_edit = ticket_view.allowed(user, t, Action.UPDATE_FIELDS)
         from lib.ui.queue_data import lookups
 
@@ -333,37 +342,37 @@ with main:
             st.caption("Only the assignee, a senior on an escalated ticket, or a lead edits these fields.")
 
     # --- documentation: appends, never refused for staleness -----------------------------------------
-    if panel == "📝 Document":
-        res: Ticket | Attachment | None  # the last write's result
-        if ticket_view.allowed(user, t, Action.LOG_ACTION):
-            with st.container(border=True, key="action_form"):
-                st.markdown("**Document an action** (diagnosis, reproduction, troubleshooting step)")
-                row = st.container(horizontal=True, gap="small")  # one element where columns are three
-                kind = row.selectbox("Kind", [k.value for k in ActionKind], format_func=lambda v: v.capitalize(),
-                                     key="act_kind")
-                minutes = row.number_input("Minutes spent", min_value=0, max_value=1440, value=0, step=5,
-                                           key="act_minutes", width=170)
-                text = box.box("What you did and found", F.ACTION, key="act_text")
-                if st.button("Add to timeline", key="act_go"):
-                    saved(write(box.sending(lambda s: tickets.log_action(
-                        s, actor=user.id, ticket_id=tid, kind=kind, text=text, minutes=minutes or None), F.ACTION)),
-                        "Action documented", "act_text", "act_minutes")
-        if ticket_view.allowed(user, t, Action.PUBLIC_REPLY):
-            with st.container(border=True, key="reply_form"):
-                st.markdown("**Reply to the requester** (public, e-mailed)")
-                text = box.box("Message", F.REPLY, key="reply_text")
-                canned_view.picker(t, "reply_text", technician_id=user.id)
-                workaround = st.checkbox("This is a workaround", key="reply_workaround")
-                ticket_view.mail_preview(t, EventKind.WORKAROUND if workaround else EventKind.PUBLIC_REPLY,
-                                         message=text)
-                if st.button("Send reply", key="reply_go"):
-                    if workaround:
-                        res = write(box.sending(lambda s: tickets.provide_workaround(
-                            s, actor=user.id, ticket_id=tid, text=text), F.REPLY))
-                    else:
-                        res = write(box.sending(lambda s: tickets.public_reply(
-                            s, actor=user.id, ticket_id=tid, text=text), F.REPLY))
-                    saved(res, "Reply sent", "reply_text", "reply_workaround")
+    res: Ticket | Attachment | None  # the last write's result
+    if panel == ticket_view.ACTION:
+        with st.container(border=True, key="action_form"):
+            st.markdown("**Document an action** (diagnosis, reproduction, troubleshooting step)")
+            row = st.container(horizontal=True, gap="small")  # one element where columns are three
+            kind = row.selectbox("Kind", [k.value for k in ActionKind], format_func=lambda v: v.capitalize(),
+                                 key="act_kind")
+            minutes = row.number_input("Minutes spent", min_value=0, max_value=1440, value=0, step=5,
+                                       key="act_minutes", width=170)
+            text = box.box("What you did and found", F.ACTION, key="act_text")
+            if st.button("Add to timeline", key="act_go"):
+                saved(write(box.sending(lambda s: tickets.log_action(
+                    s, actor=user.id, ticket_id=tid, kind=kind, text=text, minutes=minutes or None), F.ACTION)),
+                    "Action documented", "act_text", "act_minutes")
+    if panel == ticket_view.REPLY:
+        with st.container(border=True, key="reply_form"):
+            st.markdown("**Reply to the requester** (public, e-mailed)")
+            text = box.box("Message", F.REPLY, key="reply_text")
+            canned_view.picker(t, "reply_text", technician_id=user.id)
+            workaround = st.checkbox("This is a workaround", key="reply_workaround")
+            ticket_view.mail_preview(t, EventKind.WORKAROUND if workaround else EventKind.PUBLIC_REPLY,
+                                     message=text)
+            if st.button("Send reply", key="reply_go"):
+                if workaround:
+                    res = write(box.sending(lambda s: tickets.provide_workaround(
+                        s, actor=user.id, ticket_id=tid, text=text), F.REPLY))
+                else:
+                    res = write(box.sending(lambda s: tickets.public_reply(
+                        s, actor=user.id, ticket_id=tid, text=text), F.REPLY))
+                saved(res, "Reply sent", "reply_text", "reply_workaround")
+    if panel == ticket_view.NOTE:
         with st.container(border=True, key="note_form"):
             st.markdown("**Internal note** (staff only)")
             text = box.box("Note", F.NOTE, key="note_text")

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from lib.workflow import STATUS_INFO, Action, EscalationLevel, EventKind, Status
 
 #: Every action the ticket page's action area offers, in the order of the "More actions" menu. Replies, notes and
-#: documented actions are written in the Document panel; field edits in Details.
+#: documented actions are written in the composer's tabs below it (lib.ui.ticket_view.composer_panels).
 PAGE_ACTIONS: tuple[Action, ...] = (
     Action.TAKE, Action.ACKNOWLEDGE, Action.ASSIGN, Action.REQUEST_INFO, Action.ESCALATE_SENIOR,
     Action.ESCALATE_VENDOR, Action.RESUME, Action.RESOLVE, Action.REQUEST_CONFIRMATION, Action.RECORD_CONFIRMATION,

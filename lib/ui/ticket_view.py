@@ -8,6 +8,7 @@ import streamlit as st
 
 from lib import clock, queries, sla
 from lib.config import get_settings
+from lib.drafts import DraftField
 from lib.models import OutboxMail, Ticket, ticket_ref
 from lib.queries import Related, TimelineEntry
 from lib.sniff import safe_download_type
@@ -123,6 +124,24 @@ def allowed(user, ticket: Ticket, action: Action) -> bool:
         action, role=Role(user.role), actor_id=user.id, assignee_id=ticket.assignee_id,
         escalation=EscalationLevel(ticket.escalation_level),
     )
+
+
+#: The ticket page's composer tabs: one is drawn at a time.
+ACTION, REPLY, NOTE, DETAILS = "📝 Action", "✉️ Reply", "🗒️ Internal note", "✏️ Details"
+
+
+def composer_panels(user, ticket: Ticket) -> dict[str, tuple[DraftField, ...]]:
+    """The composer's tabs this user has on this ticket, in order, each with the drafts it holds: documenting an
+    action and replying to the requester where they are allowed now, an internal note and the ticket's details
+    always (a details edit may be refused; the tab says why)."""
+    panels: dict[str, tuple[DraftField, ...]] = {}
+    if allowed(user, ticket, Action.LOG_ACTION):
+        panels[ACTION] = (DraftField.ACTION,)
+    if allowed(user, ticket, Action.PUBLIC_REPLY):
+        panels[REPLY] = (DraftField.REPLY,)
+    panels[NOTE] = (DraftField.NOTE,)
+    panels[DETAILS] = (DraftField.SUMMARY, DraftField.DESCRIPTION, DraftField.DEVICE_DETAILS)
+    return panels
 
 
 def _clip(text: str, *, lines: int = 8, chars: int = 700) -> tuple[str, bool]:

@@ -10,6 +10,7 @@ from lib.config import get_settings
 from lib.db import transaction
 from lib.directory import RequesterInput
 from lib.tickets import TicketDraft
+from lib.ui import ticket_view
 from lib.ui.core import SESSION_TOKEN
 from tests.app.conftest import APP, page_test
 
@@ -191,7 +192,7 @@ def test_ticket_page_stale_field_save_is_refused_and_draft_kept(app_env, staff_a
         t = tickets.take(s, actor=staff_app.tech, ticket_id=t.id)
         tid, version = t.id, t.version
     at = page_test("ticket.py", "tech", query={"id": str(tid)})
-    at.session_state[f"panel_{tid}"] = "✏️ Details"
+    at.session_state[f"panel_{tid}"] = ticket_view.DETAILS
     at.run()
     assert not at.exception
     # Someone else changes the priority after this tab loaded.
@@ -207,7 +208,7 @@ def test_ticket_page_stale_field_save_is_refused_and_draft_kept(app_env, staff_a
     assert "Lena Lead" in shown
     assert at.text_input(key=f"ed_summary_{tid}").value == "Outlook crashes on start"
     # A note still goes through.
-    at.session_state[f"panel_{tid}"] = "📝 Document"
+    at.session_state[f"panel_{tid}"] = ticket_view.NOTE
     at.run()
     at.text_area(key="note_text").input("Called the user")
     next(b for b in at.button if b.label == "Add note").click().run()

@@ -13,6 +13,7 @@ from lib.directory import RequesterInput
 from lib.models import Notification, Ticket
 from lib.staff_notify import EmailMode
 from lib.tickets import TicketDraft
+from lib.ui import ticket_view
 from tests.app.conftest import APP, page_test, signed_in
 from tests.conftest import Staff
 
@@ -163,7 +164,7 @@ def test_the_ticket_page_offers_canned_replies_beside_the_reply_and_the_note(app
         tickets.acknowledge(s, actor=staff_app.tech, ticket_id=tid, expected_version=ticket.version)
         canned.create(s, actor=staff_app.lead, title="Looking", body="Hello {requester_name}, {technician} here.")
     at = page_test("ticket.py", "tech", query={"id": str(tid)})
-    at.session_state[f"panel_{tid}"] = "📝 Document"
+    at.session_state[f"panel_{tid}"] = ticket_view.REPLY
     at.run()
     assert not at.exception, at.exception
     at.button(key="reply_text__canned_insert").click().run()
@@ -172,6 +173,8 @@ def test_the_ticket_page_offers_canned_replies_beside_the_reply_and_the_note(app
     with transaction(app_env) as s:  # kept as a draft like anything typed there, until sent
         held = drafts.for_ticket(s, user_id=staff_app.tech, ticket_id=tid)
         assert {f.value: d.text for f, d in held.items()} == {"reply": "Hello Ann Smith, Tom Tech here."}
+    at.session_state[f"panel_{tid}"] = ticket_view.NOTE
+    at.run()
     at.text_area(key="note_text").input("Checked the tray.").run()
     at.button(key="note_text__canned_insert").click().run()
     assert at.text_area(key="note_text").value == "Checked the tray.\n\nHello Ann Smith, Tom Tech here."

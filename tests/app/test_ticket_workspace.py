@@ -13,6 +13,7 @@ from lib.db import read_session, transaction
 from lib.directory import RequesterInput
 from lib.drafts import DraftField
 from lib.tickets import TicketDraft
+from lib.ui import ticket_view
 from tests.app.conftest import page_test
 from tests.conftest import Staff
 
@@ -38,8 +39,9 @@ def _captions(at: AppTest) -> str:
     return "\n".join(str(c.value) for c in at.caption)
 
 
-def _document(at: AppTest, tid: int) -> AppTest:
-    at.session_state[f"panel_{tid}"] = "📝 Document"
+def _document(at: AppTest, tid: int, tab: str = ticket_view.REPLY) -> AppTest:
+    """The ticket page with one of the composer's tabs open."""
+    at.session_state[f"panel_{tid}"] = tab
     at.run()
     assert not at.exception, at.exception
     return at
@@ -52,11 +54,13 @@ def test_a_draft_is_kept_restored_in_a_new_session_and_cleared_when_sent(app_env
     at.text_area(key="reply_text").input("Dear Bo, please restart Outlook").run()
     assert _held(app_env, staff_app.tech, tid) == {"reply": "Dear Bo, please restart Outlook"}
     assert "Draft saved 10:00" in _captions(at)  # the test clock: 10:00 UTC, which is 10:00 in London in December
-    at.session_state[f"panel_{tid}"] = "✏️ Details"
+    at.session_state[f"panel_{tid}"] = ticket_view.DETAILS
     at.run()
-    at.session_state[f"panel_{tid}"] = "📝 Document"
+    assert "💾 Unsent draft in ✉️ Reply" in _captions(at)  # a draft left in another tab is named under the tabs
+    at.session_state[f"panel_{tid}"] = ticket_view.REPLY
     at.run()
     assert at.text_area(key="reply_text").value == "Dear Bo, please restart Outlook"
+    assert "Unsent draft" not in _captions(at)
     # Another browser (a new session, as after a crash or on another server) gets it back from the database.
     again = _document(page_test("ticket.py", "tech", query={"id": str(tid)}), tid)
     assert again.text_area(key="reply_text").value == "Dear Bo, please restart Outlook"
@@ -75,22 +79,26 @@ def test_a_draft_is_kept_restored_in_a_new_session_and_cleared_when_sent(app_env
 
 def test_discard_and_a_refused_send_keep_or_drop_as_asked(app_env, staff_app) -> None:
     tid, _ = _ticket(app_env, staff_app)
-    at = _document(page_test("ticket.py", "tech", query={"id": str(tid)}), tid)
+    at = _document(page_test("ticket.py", "tech", query={"id": str(tid)}), tid, ticket_view.ACTION)
     at.text_area(key="act_text").input("Swapped the profile").run()
+    at = _document(at, tid, ticket_view.NOTE)
     at.text_area(key="note_text").input("half a thought").run()
     assert set(_held(app_env, staff_app.tech, tid)) == {"action", "note"}
+    assert "💾 Unsent draft in 📝 Action" in _captions(at)
     at.button(key="discard_note_text").click().run()
     assert at.text_area(key="note_text").value == ""
     assert set(_held(app_env, staff_app.tech, tid)) == {"action"}
     # A send the service refuses (an empty reply) changes no draft.
+    at = _document(at, tid, ticket_view.REPLY)
     next(b for b in at.button if b.label == "Send reply").click().run()
     assert set(_held(app_env, staff_app.tech, tid)) == {"action"}
+    at = _document(at, tid, ticket_view.ACTION)
     assert at.text_area(key="act_text").value == "Swapped the profile"
 
 
 def test_a_draft_too_long_is_refused_with_a_message_and_the_text_stays(app_env, staff_app) -> None:
     tid, _ = _ticket(app_env, staff_app)
-    at = _document(page_test("ticket.py", "tech", query={"id": str(tid)}), tid)
+    at = _document(page_test("ticket.py", "tech", query={"id": str(tid)}), tid, ticket_view.NOTE)
     long_text = "x" * (drafts.MAX_CHARS + 1)
     at.text_area(key="note_text").input(long_text).run()
     assert not at.exception
@@ -102,7 +110,7 @@ def test_a_draft_too_long_is_refused_with_a_message_and_the_text_stays(app_env, 
 def test_details_edits_are_drafts_and_follow_the_ticket_after_a_save(app_env, staff_app) -> None:
     tid, _ = _ticket(app_env, staff_app)
     at = page_test("ticket.py", "tech", query={"id": str(tid)})
-    at.session_state[f"panel_{tid}"] = "✏️ Details"
+    at.session_state[f"panel_{tid}"] = ticket_view.DETAILS
     at.run()
     at.text_area(key=f"ed_desc_{tid}").input("Crashes when opening the calendar").run()
     assert _held(app_env, staff_app.tech, tid) == {"description": "Crashes when opening the calendar"}
@@ -124,7 +132,7 @@ def test_others_on_the_ticket_are_shown_and_a_stale_save_is_refused_once_in_desk
     with transaction(app_env) as s:
         presence.heartbeat(s, user_id=staff_app.lead, ticket_id=tid, writing=[DraftField.NOTE])
     at = page_test("ticket.py", "tech", query={"id": str(tid)})
-    at.session_state[f"panel_{tid}"] = "✏️ Details"
+    at.session_state[f"panel_{tid}"] = ticket_view.DETAILS
     at.run()
     shown = "\n".join(str(m.value) for m in at.markdown)
     assert "Lena Lead is writing an internal note" in shown

@@ -92,7 +92,7 @@ def test_first_run_to_closed_ticket(page, context, app_server) -> None:  # type:
     wait_idle(tab)
     tab.get_by_role("button", name="Acknowledge").click()
     wait_idle(tab)
-    pick(tab, "Document")
+    pick(tab, "Action")
     tab.get_by_role("textbox", name="What you did and found").fill("Worn pickup roller on tray 2.")
     tab.get_by_role("button", name="Add to timeline").click()
     wait_idle(tab)

@@ -101,7 +101,7 @@ def test_two_people_edit_one_ticket(browser, seeded) -> None:  # type: ignore[no
     pick(b, "Details")
     assert b.get_by_role("textbox", name="Summary").input_value() == "Laptop 0: no POST"  # the draft is kept
     # A note from the second person still goes through.
-    pick(b, "Document")
+    pick(b, "Internal note")
     b.get_by_role("textbox", name="Note").fill("Checked BIOS settings")
     b.get_by_role("button", name="Add note").click()
     wait_idle(b)

@@ -67,18 +67,19 @@ def test_a_reply_survives_panel_switches_and_reloads_and_goes_when_sent(browser,
     page = ctx.new_page()
     login(page, server.url, "tom", path=f"/ticket?id={tid}")
     page.get_by_role("heading", name=f"HD-{tid:06d}").wait_for()
-    pick(page, "Document")
+    pick(page, "Reply")
     text = "Hello Ann,\nthe scanner's glass was dirty; please try again."
     _reply_box(page).fill(text)
     pick(page, "Details")  # the click moves focus out of the box: it commits, and the draft is kept
-    pick(page, "Document")
+    expect(page.get_by_text("💾 Unsent draft in ✉️ Reply")).to_be_visible()  # named while its tab is closed
+    pick(page, "Reply")
     expect(_reply_box(page)).to_have_value(text)
     reply = page.get_by_test_id("stVerticalBlock").filter(has=_reply_box(page)).last
     expect(reply.get_by_text(re.compile(r"Draft saved \d\d:\d\d"))).to_be_visible()
     assert _drafts_in_db(server, "tom", tid) == {"reply": text}
     page.reload()
     wait_idle(page)
-    pick(page, "Document")
+    pick(page, "Reply")
     expect(_reply_box(page)).to_have_value(text)
     expect(page.get_by_text(re.compile(r"Draft saved \d\d:\d\d")).first).to_be_visible()
     _reply_box(page).scroll_into_view_if_needed()
@@ -87,7 +88,7 @@ def test_a_reply_survives_panel_switches_and_reloads_and_goes_when_sent(browser,
     other = ctx.new_page()
     other.goto(f"{server.url}/ticket?id={tid}")
     wait_idle(other)
-    pick(other, "Document")
+    pick(other, "Reply")
     expect(_reply_box(other)).to_have_value(text)
     other.close()
     page.get_by_role("button", name="Send reply").click()
@@ -97,6 +98,7 @@ def test_a_reply_survives_panel_switches_and_reloads_and_goes_when_sent(browser,
     expect(page.get_by_text(re.compile(r"Draft saved"))).to_have_count(0)
     assert _drafts_in_db(server, "tom", tid) == {}
     # Discard: the box empties and the draft is gone.
+    pick(page, "Internal note")
     page.get_by_role("textbox", name="Note", exact=True).fill("half a thought")
     page.get_by_role("textbox", name="Note", exact=True).press("Control+Enter")
     wait_idle(page)
@@ -125,14 +127,14 @@ def test_two_people_see_each_other_and_each_others_changes_live(browser, desk) -
     expect(_presence(b)).to_contain_text("Tom Tech is viewing", timeout=5_000)
 
     # Lena starts a reply: Tom sees what she is writing.
-    pick(b, "Document")
+    pick(b, "Reply")
     _reply_box(b).fill("We are on it")
     _reply_box(b).press("Control+Enter")
     wait_idle(b)
     expect(_presence(a)).to_contain_text("Lena Lead is writing a reply", timeout=5_000)
 
     # Tom types a note and has not left the box; Lena changes the priority and adds a note meanwhile.
-    pick(a, "Document")
+    pick(a, "Internal note")
     typing = a.get_by_role("textbox", name="Note", exact=True)
     typing.fill("Tom's unsent thought")
     pick(b, "Details")
@@ -141,7 +143,7 @@ def test_two_people_see_each_other_and_each_others_changes_live(browser, desk) -
     wait_idle(b)
     b.get_by_role("button", name="Save changes").click()
     wait_idle(b)
-    pick(b, "Document")
+    pick(b, "Internal note")
     b.get_by_role("textbox", name="Note", exact=True).fill("Vendor called back")
     b.get_by_role("button", name="Add note").click()
     wait_idle(b)

@@ -35,7 +35,7 @@ def test_a_draft_typed_on_a_is_restored_on_b_and_presence_on_a_shows_on_b(browse
         tid, tom_id = t.id, tom.id
 
     on_a = signed_in(browser, staff_cookies, "tom", pair.a, f"/ticket?id={tid}")
-    open_panel(on_a, "Document")
+    open_panel(on_a, "Internal note")
     box = on_a.get_by_role("textbox", name="Note", exact=True)
     box.fill(NOTE)
     box.press("Tab")  # the box commits on blur; the text is kept as a draft in the database
@@ -54,7 +54,7 @@ def test_a_draft_typed_on_a_is_restored_on_b_and_presence_on_a_shows_on_b(browse
 
     # Tom in another browser, on B: the same ticket shows his draft in the box.
     tom_on_b = signed_in(browser, staff_cookies, "tom", pair.b, f"/ticket?id={tid}")
-    open_panel(tom_on_b, "Document")
+    open_panel(tom_on_b, "Internal note")
     assert tom_on_b.get_by_role("textbox", name="Note", exact=True).input_value() == NOTE
     for page in (on_a, lena_on_b, tom_on_b):
         page.context.close()

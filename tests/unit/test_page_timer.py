@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 from streamlit.runtime.scriptrunner_utils.exceptions import RerunException
@@ -24,6 +25,25 @@ def test_a_run_over_the_threshold_is_logged_with_its_page_and_ms(lines) -> None:
     (record,) = lines.records
     page, ms = page_timer.parse(record.getMessage())
     assert page == "ticket" and 0 <= ms < 1000
+    assert page_timer.queries(record.getMessage()) == 0
+
+
+def test_the_line_carries_the_run_s_cpu_time_and_the_process_s() -> None:
+    line = "2026-12-04 09:00:00,000 helpdesk.pages page run: ticket 38.2 ms, 21 queries, 30.5 ms cpu, 36.0 ms process cpu"
+    assert page_timer.parse(line) == ("ticket", 38.2)
+    assert page_timer.queries(line) == 21
+    assert page_timer.cpu(line) == (30.5, 36.0)
+    assert page_timer.cpu("page run: ticket 38.2 ms, 21 queries") is None  # a line of an older server
+
+
+def test_a_busy_run_s_cpu_time_is_counted(lines) -> None:  # type: ignore[no-untyped-def]
+    with page_timer.timed(threshold_ms=0) as run:
+        run.page = "metrics"
+        deadline = time.thread_time() + 0.02
+        while time.thread_time() < deadline:  # 20 ms of this thread's own CPU, however busy the machine is
+            pass
+    own, process = page_timer.cpu(lines.records[0].getMessage())
+    assert 20 <= own <= process
 
 
 def test_a_run_under_the_threshold_is_not_logged(lines) -> None:  # type: ignore[no-untyped-def]
