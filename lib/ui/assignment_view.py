@@ -16,6 +16,7 @@ import streamlit as st
 from lib import acknowledge, assignment, board, board_snapshot, clock, sla
 from lib.models import Ticket, ticket_ref
 from lib.ui import core
+from lib.ui.kept import kept
 from lib.ui.queue_data import change_marker
 from lib.workflow import Action, Priority, Role, Status
 
@@ -39,7 +40,7 @@ def _weights() -> tuple[tuple[int, int], ...]:
     return core.per_run("weights", read)
 
 
-@st.cache_data(ttl=120, max_entries=200, show_spinner=False)
+@kept(ttl=120, max_entries=200)
 def _suggestions(loads: tuple, ticket: tuple, minute: int, weights: tuple, ticket_id: int, _marker: int
                  ) -> assignment.Suggestions:
     """Keyed on what the ranking reads that can change: everyone's open tickets by priority (``loads``), the

@@ -17,6 +17,7 @@ from lib.followups import FollowUpRequest
 from lib.models import ticket_ref
 from lib.repeats import RepeatNotice
 from lib.ui import core
+from lib.ui.kept import kept
 from lib.workflow import FollowUpSource, Role
 
 SUGGESTION_TTL = 30
@@ -41,7 +42,7 @@ def article_link(ref: str, article_id: int, title: str) -> str:
 # --- cached reads ------------------------------------------------------------------------------------------
 
 
-@st.cache_data(ttl=SUGGESTION_TTL, max_entries=500, show_spinner=False)
+@kept(ttl=SUGGESTION_TTL, max_entries=500)
 def _suggest(summary: str, description: str, category_id: int | None, exclude: int | None) -> search.Suggestions:
     with core.reading() as s:
         return search.suggest(s, summary=summary, description=description or None, category_id=category_id,
@@ -169,7 +170,7 @@ def schedule_form(ticket_id: int, user, *, key: str, source: FollowUpSource = Fo
                 st.rerun()
 
 
-@st.cache_data(ttl=600, max_entries=500, show_spinner=False)
+@kept(ttl=600, max_entries=500)
 def _follow_ups(ticket_id: int, marker: tuple, minute: int) -> list:
     """The ticket's follow-ups, read again when the ticket changes (scheduling, completing and reminding each
     add an event to it) or the minute turns (an owner renamed)."""
@@ -177,7 +178,7 @@ def _follow_ups(ticket_id: int, marker: tuple, minute: int) -> list:
         return followups.list_for_ticket(s, ticket_id)
 
 
-@st.cache_data(ttl=600, max_entries=500, show_spinner=False)
+@kept(ttl=600, max_entries=500)
 def _linked_articles(ticket_id: int, marker: tuple, minute: int) -> list:
     """The articles linked to the ticket (linking adds an event to it); titles and states as of the minute."""
     with core.reading() as s:
@@ -282,7 +283,7 @@ def ticket_repeats(ticket_id: int, user, *, marker: tuple | None = None) -> None
     repeat_notices(notices, ticket_id=ticket_id, user=user)
 
 
-@st.cache_data(ttl=120, max_entries=500, show_spinner=False)
+@kept(ttl=120, max_entries=500)
 def _ticket_repeats(ticket_id: int, marker: tuple, newest: int, minute: int) -> list:
     """A ticket's repeat notices, read again when the ticket changes, a ticket is added, or the minute turns (a
     change to another ticket that makes it count or not, e.g. marked as a duplicate, shows within the minute):

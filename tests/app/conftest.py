@@ -34,15 +34,19 @@ def app_env(tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(PagesManager, "__init__", init)
     import streamlit as st
 
+    from lib.ui import kept
+
     # Each test has a database of its own whose ids and change markers start again from 1: reads cached for an
     # earlier test's database (keyed on those) must not be served here.
     st.cache_data.clear()
+    kept.clear()  # keyed on the database's URL as well, so this is hygiene, not a need
     engine = fresh_sqlite(sqlite_template, tmp_path)
     monkeypatch.setenv("HELPDESK_DATABASE_URL", str(engine.url))
     monkeypatch.setenv("HELPDESK_QUEUE_REFRESH_SECONDS", "0")
     get_settings.cache_clear()
     yield engine
     st.cache_data.clear()
+    kept.clear()
     get_settings.cache_clear()
     engine.dispose()
 
