@@ -1,10 +1,11 @@
 """A small in-process cache for the ticket page's hottest reads, keyed on plain values.
 
 ``st.cache_data`` hashes every argument with its own recursive hasher, looks each positional argument's name up
-with ``inspect.signature`` on every call, and hands back a copy of the value (pickled, then unpickled). On the
-ticket page its calls were an eighth of the server's run (py-spy, 1M tickets), for values keyed on a few integers
-and short strings. :func:`kept` keys on the same arguments, hashed by Python itself, and returns the kept value
-itself: it is for reads whose values nobody changes (frozen dataclasses, lists that are only drawn).
+with ``inspect.signature`` on every call, and hands back a copy of the value (pickled, then unpickled): 0.69 ms a
+hit for the assignment suggestions' arguments, where a dict takes 0.005 ms (docs/performance.md). On the ticket
+page such calls were an eighth of the script thread's samples (py-spy, 1M tickets), for values keyed on a few
+integers and short strings. :func:`kept` keys on the same arguments, hashed by Python itself, and returns the kept
+value itself: it is for reads whose values nobody changes (frozen dataclasses, lists that are only drawn).
 
 Every key carries the database's URL, so one process serving (or testing against) several databases never hands
 one database's value to another; entries expire after ``ttl`` seconds, the oldest go beyond ``max_entries``, and
