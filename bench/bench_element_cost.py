@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.bench_server_pages import IDLE, machine_reference  # noqa: E402
+from bench.bench_server_pages import IDLE  # noqa: E402
+from bench.common import machine_reference  # noqa: E402
 
 LINE = re.compile(r"elements run n=(\d+) kind=(\w+) ([\d.]+) ms")
 

@@ -14,13 +14,16 @@
   same process with a new session (what the page costs when a write has moved the change marker and Streamlit's
   cache misses), then builds the page's 8 figures from that data (lib.metrics.charts).
 * **Report CLI**: ``python -m lib.cli report --week <last full week> --format json|html`` as cron runs it,
-  wall time including interpreter start-up.
+  wall time including interpreter start-up. Beside it, in the same runs, **its start-up alone**: a new
+  interpreter importing what the report command imports (``lib.cli``, ``lib.metrics.weekly_report``,
+  ``lib.metrics.charts``, ``plotly.io``) and nothing else, the part of every run no query can shorten.
 * **Naive**: a new process loads every ticket (``SELECT * FROM tickets``) into pandas and computes the same
   12-week figures there (its backlog from the ticket columns only, ignoring reopenings: cheaper than the
   exact one, so the ratio is if anything understated).
 
 Prints a table of medians with their targets (docs/performance.md); never fails on time. Load average before
-and after is printed with it.
+and after is printed with it, and a machine reference (bench.common.machine_reference: a fixed pure-Python loop),
+so that figures taken on different machines can be compared.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import machine_reference  # noqa: E402
 
 PAGE_CALLS = ("kpis", "flow", "backlog", "durations", "resolution_by_priority", "sla_compliance",
               "closures_by_reason", "rates", "workload", "repeat_issues")
@@ -243,13 +248,15 @@ def main() -> None:
 
     tz = get_settings().timezone
     data = _prepare(url, args.tickets)
+    reference = machine_reference()
     load_before = os.getloadavg()[0]
     weeks12, year = _range(12, tz), _range(52, tz)
     report_week = (weeks12[1] - timedelta(days=8)).isocalendar()
     week = f"{report_week[0]}-W{report_week[1]:02d}"
     keys = ("cold", "note", "note_page", "note_built", "ticket", "ticket_page", "ticket_built", "unkept_page")
     rows: dict[str, list[float]] = {f"{k}{w}": [] for k in keys for w in ("_12", "_52")}
-    rows.update({k: [] for k in ("cli_json", "cli_html", "naive", "naive_load")})
+    rows.update({k: [] for k in ("cli_json", "cli_html", "cli_start", "naive", "naive_load")})
+    start_only = [sys.executable, "-c", "import lib.cli, lib.metrics.weekly_report, lib.metrics.charts, plotly.io"]
     env_cli = [sys.executable, "-m", "lib.cli", "--database-url", url, "report", "--week", week]
     with tempfile.TemporaryDirectory() as folder:
         for i in range(args.runs):
@@ -263,6 +270,7 @@ def main() -> None:
                 rows["unkept_page" + w].append(r["unkept"] + r["unkept_charts"])
             rows["cli_json"].append(_wall([*env_cli, "--format", "json", "--out", os.path.join(folder, "r.json")]))
             rows["cli_html"].append(_wall([*env_cli, "--format", "html", "--out", os.path.join(folder, "r.html")]))
+            rows["cli_start"].append(_wall(start_only))
             if i < max(1, min(args.runs, 3)):  # the slow one: at most three runs
                 r = _spawn("--child", "naive", "--database-url", url, "--start", str(weeks12[0]),
                            "--end", str(weeks12[1]))
@@ -278,7 +286,8 @@ def main() -> None:
     engine_name = url.split(":", 1)[0].split("+")[0]
     print(f"load average before {load_before:.2f}, after {os.getloadavg()[0]:.2f}")
     print(f"\n{engine_name}: {data}; ranges {weeks12[0]}..{weeks12[1]} and {year[0]}..{year[1]} ({tz}); "
-          f"report week {week}; medians of {args.runs} runs ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n")
+          f"report week {week}; medians of {args.runs} runs ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC); "
+          f"machine reference (5M-step Python loop) {reference:.0f} ms\n")
     table = []
     for w, weeks, target in (("_12", 12, "<= 150 ms"), ("_52", 52, "<= 400 ms")):
         table += [
@@ -294,6 +303,7 @@ def main() -> None:
     table += [
         (f"report CLI {week} json (wall, with start-up)", ms(med["cli_json"]), "<= 2 s"),
         (f"report CLI {week} html (wall, with start-up)", ms(med["cli_html"]), "<= 2 s"),
+        ("  of which start-up: a new interpreter importing what the report imports", ms(med["cli_start"]), ""),
         ("naive: every ticket into pandas, 12 weeks", ms(med["naive"]), f"(of which loading {ms(med['naive_load'])})"),
         ("ratio naive / page after a new ticket, 12 weeks", f"{med['naive'] / med['ticket_page_12']:.0f}x", ">= 100x"),
     ]

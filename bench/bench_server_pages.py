@@ -57,7 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import DEMO_PASSWORD  # noqa: E402
+from bench.common import DEMO_PASSWORD, machine_reference  # noqa: E402
 
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 # Records, in every document, when the app's script run starts and ends (performance.now() ms): the end minus the
@@ -149,17 +149,6 @@ def _until(page, ready: Callable) -> float:  # type: ignore[no-untyped-def]
     page.wait_for_selector(IDLE, timeout=120_000)
     page.wait_for_function("() => window.__run && window.__run.end !== undefined", timeout=120_000)
     return float(page.evaluate("window.__run.end - window.__run.start"))
-
-
-def machine_reference(runs: int = 5) -> float:
-    """The median ms of a fixed pure-Python loop: this machine's speed, for comparing figures across machines."""
-    times = []
-    for _ in range(runs):
-        t0, total = time.perf_counter(), 0
-        for i in range(5_000_000):
-            total += i
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
 
 
 class Floor:

@@ -31,6 +31,17 @@ DEMO_PASSWORD = "bench password 123"
 BENCH_NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 
 
+def machine_reference(runs: int = 5) -> float:
+    """The median ms of a fixed pure-Python loop: this machine's speed, for comparing figures across machines."""
+    times = []
+    for _ in range(runs):
+        t0, total = time.perf_counter(), 0
+        for i in range(5_000_000):
+            total += i
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
 def median_ms(fn: Callable[[], object], runs: int) -> float:
     """Median wall time of ``runs`` calls, in ms, after one call that warms the caches."""
     fn()
