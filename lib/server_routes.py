@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from lib.config import get_settings
@@ -54,38 +54,37 @@ class SecurityHeaders:
 CHART_PAGES = frozenset({"metrics", "report"})
 
 
-def _chart_chunk() -> str | None:
-    """The file name of Streamlit's Plotly chart code in this Streamlit build (None when it cannot be found)."""
-    from importlib.util import find_spec
-    from pathlib import Path
-
-    spec = find_spec("streamlit")  # located, not imported
-    if spec is None or spec.origin is None:
-        return None
-    found = sorted((Path(spec.origin).parent / "static" / "static" / "js").glob("PlotlyChart.*.js"))
-    return found[0].name if len(found) == 1 else None
+def chart_code_early(src: str) -> bytes:
+    """The snippet put first in a chart page's document: load and run the pages' chart code (plotly.js's cartesian
+    bundle, lib.ui.plotly_chart) from the start, while the app starts and the server runs the page, instead of
+    when the first chart arrives (then the whole page waited for it). ``async``: it runs as soon as it is here,
+    without holding up the document; the charts' component finds it by its ``data-hd-plotly`` attribute and waits
+    for it rather than loading it again."""
+    return f'<script src="{src}" async data-hd-plotly="1"></script>'.encode()
 
 
-def chart_code_early(chunk: str) -> bytes:
-    """The snippet put first in a chart page's document: load and run Streamlit's Plotly chart code (4.7 MB) from
-    the start, while the app starts and the server runs the page, instead of when the first chart arrives (then
-    the whole page waited for it: about a second of the browser's time, with nothing drawn). A classic script, so
-    it runs as it is parsed (a module script would wait for Streamlit's own). The same URL as Streamlit's lazy
-    import, so the module runs once."""
-    return f'<script>import("./static/js/{chunk}");</script>'.encode()
+async def chart_bundle(_request: Request) -> Response:
+    """plotly.js's cartesian bundle (lib.ui.plotly_chart). Its address carries a hash of its content, so a browser
+    may keep it for a year without asking again."""
+    from lib.ui.plotly_chart import BUNDLE
+
+    return FileResponse(BUNDLE, media_type="text/javascript",
+                        headers={"cache-control": "public, max-age=31536000, immutable"})
 
 
 class ChartCodeEarly:
     """ASGI middleware: a chart page's document (GET /metrics, /report) asks for the chart code early
     (:func:`chart_code_early`); every other response passes untouched."""
 
-    def __init__(self, app: Callable, chunk: str | None = None) -> None:
+    def __init__(self, app: Callable, src: str | None = None) -> None:
+        from lib.ui.plotly_chart import asset_path
+
         self.app = app
-        self.snippet = chart_code_early(chunk) if (chunk := chunk or _chart_chunk()) else None
+        self.snippet = chart_code_early(src or asset_path())
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         path = scope.get("path", "")
-        if (scope.get("type") != "http" or self.snippet is None or scope.get("method") != "GET"
+        if (scope.get("type") != "http" or scope.get("method") != "GET"
                 or path.rstrip("/").rsplit("/", 1)[-1] not in CHART_PAGES):
             await self.app(scope, receive, send)
             return
@@ -124,8 +123,9 @@ class ChartCodeEarly:
 def routes() -> list[Route]:
     from lib.api import routes as api_routes
     from lib.auth_routes import routes as auth_routes
+    from lib.ui.plotly_chart import asset_path
 
-    found: list[Route] = [*api_routes, *auth_routes]
+    found: list[Route] = [*api_routes, *auth_routes, Route(asset_path(), chart_bundle, methods=["GET"])]
     if not any(getattr(r, "path", None) == "/api/health" for r in found):
         found.append(Route("/api/health", health, methods=["GET"]))
     return found

@@ -35,7 +35,9 @@ def run(page: str, who: str, **kw) -> AppTest:  # type: ignore[no-untyped-def]
 
 
 def specs(at: AppTest) -> list[dict]:
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    """The figures the page drew (lib.ui.plotly_chart: a component whose data carries the figure's JSON)."""
+    return [json.loads(json.loads(c.proto.json)["figure"]) for c in at.get("bidi_component")
+            if c.proto.component_name == "helpdesk_plotly_chart"]
 
 
 def by_title(at: AppTest) -> dict[str, dict]:
@@ -50,7 +52,7 @@ def links(at: AppTest) -> str:
 def test_technicians_are_refused(app_env, staff_app, page: str) -> None:
     at = run(page, "tech")
     assert any("senior technician or above" in e.value for e in at.error)
-    assert not at.get("plotly_chart") and not at.metric
+    assert not at.get("plotly_chart") and not at.get("bidi_component") and not at.metric
 
 
 @pytest.mark.parametrize("who", ["senior", "lead"])

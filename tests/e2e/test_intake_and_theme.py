@@ -63,7 +63,7 @@ def test_the_app_follows_the_os_colour_scheme(browser, desk, scheme: str) -> Non
     ctx, page = open_as(browser, desk, scheme, "lena", "/metrics")
     page.get_by_text("No tickets yet, so nothing to measure.").wait_for()
     wait_idle(page)
-    assert page.locator('[data-testid="stPlotlyChart"]').count() == 0
+    assert page.locator('[data-testid="hdPlotlyChart"]').count() == 0  # lib.ui.plotly_chart
     shot(page, f"72_metrics_no_tickets_{scheme}")
     ctx.close()
 

@@ -1,4 +1,5 @@
-"""Chart pages' documents ask for Streamlit's Plotly chart code early; nothing else is touched."""
+"""Chart pages' documents ask for the charts' code (plotly.js's cartesian bundle) early; nothing else is touched.
+The bundle is served at an address that changes with its content, kept by browsers for a year."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any
 
-from lib.server_routes import CHART_PAGES, ChartCodeEarly, _chart_chunk
+from lib.server_routes import CHART_PAGES, ChartCodeEarly, routes
+from lib.ui import plotly_chart
 
 PAGE = b"<html><head><title>x</title></head><body></body></html>"
 
@@ -48,7 +50,7 @@ def _serve(path: str, *, method: str = "GET", content_type: bytes = b"text/html"
     async def receive() -> dict:
         return {"type": "http.request"}
 
-    run(ChartCodeEarly(app, chunk="PlotlyChart.abc.js")(
+    run(ChartCodeEarly(app, src="/charts/plotly-cartesian.abc.min.js")(
         {"type": "http", "method": method, "path": path}, receive, send))
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return dict(sent[0]["headers"]), body
@@ -58,7 +60,8 @@ def test_a_chart_page_asks_for_the_chart_code_with_a_right_length() -> None:
     assert {"metrics", "report"} <= CHART_PAGES
     for path in ("/metrics", "/report", "/desk/metrics/"):
         headers, body = _serve(path)
-        assert b'import("./static/js/PlotlyChart.abc.js")' in body and body.endswith(b"</body></html>")
+        assert b'<script src="/charts/plotly-cartesian.abc.min.js" async data-hd-plotly="1"></script>' in body
+        assert body.endswith(b"</body></html>")
         assert int(headers[b"content-length"]) == len(body)
 
 
@@ -71,8 +74,27 @@ def test_other_pages_files_and_encoded_bodies_pass_untouched() -> None:
         assert int(headers[b"content-length"]) == len(PAGE)
 
 
-def test_this_streamlit_build_has_one_chart_chunk() -> None:
-    assert (_chart_chunk() or "").startswith("PlotlyChart.")
+def test_the_bundle_is_served_at_its_hashed_address_and_kept() -> None:
+    from starlette.responses import FileResponse
+
+    path = plotly_chart.asset_path()
+    assert path == f"/charts/plotly-cartesian.{plotly_chart.bundle_hash()}.min.js"
+    assert len(plotly_chart.bundle_hash()) == 12
+    found = [r for r in routes() if getattr(r, "path", None) == path]
+    assert len(found) == 1 and found[0].methods is not None and "GET" in found[0].methods
+    answers: list = []
+
+    async def ask() -> None:
+        answers.append(await found[0].endpoint(None))
+
+    run(ask())
+    r = answers[0]
+    assert isinstance(r, FileResponse) and r.path == plotly_chart.BUNDLE and r.media_type == "text/javascript"
+    assert "immutable" in r.headers["cache-control"] and "max-age=31536000" in r.headers["cache-control"]
+    # The file is plotly.js's cartesian bundle, with its licence beside it.
+    head = plotly_chart.BUNDLE.read_bytes()[:200].decode()
+    assert "plotly.js (cartesian - minified)" in head
+    assert "MIT" in plotly_chart.BUNDLE.with_name("plotly-cartesian.LICENSE").read_text()
 
 
 def test_a_chart_page_is_asked_for_uncompressed_and_others_keep_their_encoding() -> None:
@@ -91,7 +113,7 @@ def test_a_chart_page_is_asked_for_uncompressed_and_others_keep_their_encoding()
 
     headers = [(b"accept-encoding", b"gzip, deflate"), (b"accept", b"text/html")]
     for path in ("/metrics", "/queue"):
-        run(ChartCodeEarly(app, chunk="PlotlyChart.abc.js")(
+        run(ChartCodeEarly(app, src="/charts/plotly-cartesian.abc.min.js")(
             {"type": "http", "method": "GET", "path": path, "headers": headers}, receive, send))
     assert (b"accept-encoding", b"gzip, deflate") not in seen["/metrics"] and (b"accept", b"text/html") in seen["/metrics"]
     assert seen["/queue"] == headers
