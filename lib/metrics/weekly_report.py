@@ -444,12 +444,12 @@ def render_html(report: Mapping[str, Any]) -> str:
                 _fmt(r["four_week_avg"], r["unit"]))) + "</tr>")
     import plotly.io as pio
 
-    from lib.ui.plotly_chart import BUNDLE
+    from lib.metrics.charts import PLOTLY_BUNDLE
 
     # Written from the plain specifications as they are: no Plotly figure objects are built for the file. The charts
     # are bars and lines: plotly.js's cartesian bundle (1.5 MB, the app's own) draws them, inline, instead of the
     # whole of plotly.js (4.7 MB).
-    charts = [f'<script type="text/javascript">{BUNDLE.read_text(encoding="utf-8")}</script>']
+    charts = [f'<script type="text/javascript">{PLOTLY_BUNDLE.read_text(encoding="utf-8")}</script>']
     charts += [pio.to_html(spec, validate=False, full_html=False, include_plotlyjs=False, default_width="100%",
                            config={"displaylogo": False}) for spec in figures(report)]
     sections = [

@@ -4,8 +4,8 @@ Streamlit's own Plotly chart (``st.plotly_chart``) ships the whole of plotly.js,
 evaluates in one task of 0.7–0.9 s before it draws the first chart of a new tab: a bare Streamlit page with one
 bar chart took 1.36–1.5 s to draw it on the 2-core machine (docs/performance.md). The Metrics and weekly report
 pages draw bars, lines and box plots only, which plotly.js's cartesian bundle holds in 1.5 MB
-(``lib/ui/assets/plotly-cartesian.min.js``, plotly.js 4.1.1 as the Python ``plotly`` package ships it, MIT
-licence beside it). It is served by the app server at :data:`ASSET_PATH` with a content hash in its name, so
+(``lib/metrics/assets/plotly-cartesian.min.js``, plotly.js 4.1.1 as the Python ``plotly`` package ships
+it, MIT licence beside it). It is served by the app server at :data:`ASSET_PATH` with a content hash in its name, so
 browsers keep it, and a chart page's document asks for it first (:class:`lib.server_routes.ChartCodeEarly`).
 
 The figure is the same Plotly figure the pages built for ``st.plotly_chart``, sent as JSON; the component follows
@@ -19,10 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-BUNDLE = Path(__file__).with_name("assets") / "plotly-cartesian.min.js"
+from lib.metrics.charts import PLOTLY_BUNDLE as BUNDLE
 
 
 @cache
