@@ -4,14 +4,15 @@ Streamlit's own Plotly chart (``st.plotly_chart``) ships the whole of plotly.js,
 evaluates in one task of 0.7–0.9 s before it draws the first chart of a new tab: a bare Streamlit page with one
 bar chart took 1.36–1.5 s to draw it on the 2-core machine (docs/performance.md). The Metrics and weekly report
 pages draw bars, lines and box plots only, which plotly.js's cartesian bundle holds in 1.5 MB
-(``lib/metrics/assets/plotly-cartesian.min.js``, plotly.js 4.1.1 as the Python ``plotly`` package ships
-it, MIT licence beside it). It is served by the app server at :data:`ASSET_PATH` with a content hash in its name, so
-browsers keep it, and a chart page's document asks for it first (:class:`lib.server_routes.ChartCodeEarly`).
+(``lib/metrics/assets/plotly-cartesian.min.js``, plotly.js 4.1.1 as the Python ``plotly`` package ships it, MIT
+licence beside it). The app server serves it at :func:`asset_path`, whose name carries a hash of its content, so
+browsers keep it; a chart page's document asks for it first (:class:`lib.server_routes.ChartCodeEarly`).
 
-The figure is the same Plotly figure the pages built for ``st.plotly_chart``, sent as JSON; the component follows
-the app's light or dark theme the way Streamlit's chart did (the page's text colour and font for the text,
-gridlines of the same colour, faint). A selectable chart reports a click or a box selection as
-``{"points": [...]}`` with each point's ``customdata``, ``x`` and ``y``, which :func:`selection` reads.
+The figure is the Plotly figure the pages build (``lib.metrics.charts``), sent as JSON. The component follows the
+app's light or dark theme as Streamlit's own chart does: the page's text colour and font for the text, faint
+gridlines of the same colour, the title bold at the top left; the figure's own settings win. A selectable chart
+reports a click or a box selection as ``{"points": [...]}``, each point with its ``customdata``, ``x`` and ``y``,
+which :func:`selection` reads.
 """
 
 from __future__ import annotations
