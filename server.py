@@ -15,7 +15,7 @@ import streamlit as st
 from starlette.middleware import Middleware
 from streamlit.runtime.pages_manager import PagesManager
 
-from lib.server_routes import ChartCodeEarly, SecurityHeaders, routes, start_worker, warm_board
+from lib.server_routes import SecurityHeaders, routes, start_worker, warm_board
 
 # app.py routes with st.navigation. Without this, Streamlit's legacy handling of a pages/ folder would
 # serve a deep link of the very first session after start (e.g. /ticket?id=5) by running that page file
@@ -34,4 +34,4 @@ async def lifespan(_app: object) -> AsyncIterator[None]:
 
 
 app = st.App(str(Path(__file__).with_name("app.py")), routes=routes(), lifespan=lifespan,
-             middleware=[Middleware(SecurityHeaders), Middleware(ChartCodeEarly)])
+             middleware=[Middleware(SecurityHeaders)])

@@ -50,19 +50,6 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-#: Pages whose first screen is Plotly charts (their url paths, lib.ui.pages).
-CHART_PAGES = frozenset({"metrics", "report"})
-
-
-def chart_code_early(src: str) -> bytes:
-    """The snippet put first in a chart page's document: load and run the pages' chart code (plotly.js's cartesian
-    bundle, lib.ui.plotly_chart) from the start, while the app starts and the server runs the page, instead of
-    when the first chart arrives (then the whole page waited for it). ``async``: it runs as soon as it is here,
-    without holding up the document; the charts' component finds it by its ``data-hd-plotly`` attribute and waits
-    for it rather than loading it again."""
-    return f'<script src="{src}" async data-hd-plotly="1"></script>'.encode()
-
-
 async def chart_bundle(_request: Request) -> Response:
     """plotly.js's cartesian bundle (lib.ui.plotly_chart). Its address carries a hash of its content, so a browser
     may keep it for a year without asking again."""
@@ -70,54 +57,6 @@ async def chart_bundle(_request: Request) -> Response:
 
     return FileResponse(BUNDLE, media_type="text/javascript",
                         headers={"cache-control": "public, max-age=31536000, immutable"})
-
-
-class ChartCodeEarly:
-    """ASGI middleware: a chart page's document (GET /metrics, /report) asks for the chart code early
-    (:func:`chart_code_early`); every other response passes untouched."""
-
-    def __init__(self, app: Callable, src: str | None = None) -> None:
-        from lib.ui.plotly_chart import asset_path
-
-        self.app = app
-        self.snippet = chart_code_early(src or asset_path())
-
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        path = scope.get("path", "")
-        if (scope.get("type") != "http" or scope.get("method") != "GET"
-                or path.rstrip("/").rsplit("/", 1)[-1] not in CHART_PAGES):
-            await self.app(scope, receive, send)
-            return
-        # The document is a few KB: ask the app for it uncompressed (a browser's gzip answer could not be edited).
-        scope = {**scope, "headers": [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"accept-encoding"]}
-        start: dict | None = None
-        body = bytearray()
-        snippet = self.snippet
-
-        async def rewrite(message: dict) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                start = message
-                return
-            if message["type"] != "http.response.body" or start is None:
-                await send(message)
-                return
-            body.extend(message.get("body", b""))
-            if message.get("more_body"):
-                return
-            headers = list(start.get("headers", []))
-            html = any(k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers)
-            encoded = any(k.lower() == b"content-encoding" for k, _ in headers)
-            out = bytes(body)
-            if html and not encoded and b"</head>" in out:
-                out = out.replace(b"<head>", b"<head>" + snippet, 1) if b"<head>" in out else \
-                    out.replace(b"</head>", snippet + b"</head>", 1)
-                headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]
-                headers.append((b"content-length", str(len(out)).encode()))
-            await send({**start, "headers": headers})
-            await send({"type": "http.response.body", "body": out, "more_body": False})
-
-        await self.app(scope, receive, rewrite)
 
 
 def routes() -> list[Route]:

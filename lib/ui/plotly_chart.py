@@ -6,7 +6,9 @@ bar chart took 1.36–1.5 s to draw it on the 2-core machine (docs/performance.m
 pages draw bars, lines and box plots only, which plotly.js's cartesian bundle holds in 1.5 MB
 (``lib/metrics/assets/plotly-cartesian.min.js``, plotly.js 4.1.1 as the Python ``plotly`` package ships it, MIT
 licence beside it). The app server serves it at :func:`asset_path`, whose name carries a hash of its content, so
-browsers keep it; a chart page's document asks for it first (:class:`lib.server_routes.ChartCodeEarly`).
+browsers keep it. The first chart of a page loads it: asked for earlier (first thing in the page's document,
+ahead of Streamlit's own start), it held up the KPI tiles by 0.3 s and drew the first chart no sooner
+(docs/performance.md).
 
 The figure is the Plotly figure the pages build (``lib.metrics.charts``), sent as JSON. The component follows the
 app's light or dark theme as Streamlit's own chart does: the page's text colour and font for the text, faint
