@@ -93,8 +93,10 @@ export default function (component) {
     Plotly.react(box, fig.data || [], layout, config);
     if (data.selectable && !box.__hdEvents) {
       box.__hdEvents = true;
+      // A click selects the bar under the pointer (clickmode "event+select") and a drag selects a box: both end
+      // in plotly_selected with the selected points only (plotly_click would carry every bar the unified hover
+      // shows at that x). A double click clears the selection.
       box.on('plotly_selected', (ev) => { if (ev) setStateValue('selection', { points: points(ev) }); });
-      box.on('plotly_click', (ev) => setStateValue('selection', { points: points(ev) }));
       box.on('plotly_deselect', () => setStateValue('selection', { points: [] }));
     }
   };

@@ -90,6 +90,7 @@ def test_metrics_page(browser, servers, scheme: str) -> None:  # type: ignore[no
     link.wait_for(timeout=15_000)
     href = link.get_attribute("href") or ""
     assert href.startswith("/?view=All+tickets") and "created_from=" in href and "priority=" in href
+    assert href.count("priority=") == 1, href  # the clicked bar's priority only, not every bar of its week
     counted = int(re.search(r"Open these ([\d,]+) tickets", link.inner_text()).group(1).replace(",", ""))
     shot(page, f"61_metrics_selection_{scheme}")
     if scheme == "light":
