@@ -30,11 +30,12 @@ bench_pages.py, compiles the page on every rerun). For each page, signed in as t
 * for the Metrics page also **new tab → first chart** (a new tab opened on the page until the first Plotly
   chart is drawn), **the open section's charts** (until both charts of the section it opens on are drawn), and
   **a section's tab clicked → its charts** (the tab of another section clicked until its two charts are drawn);
-* **the floor**: a new tab on a bare Streamlit page with a title and one small Plotly chart
-  (bench/floor_chart_app.py, served by a second `streamlit run` beside the app's), right after each of the
-  Metrics page's new tabs (so both see the same load), until the title is shown and until the chart is drawn, and
-  the Metrics page's first chart ÷ the floor's chart per pair: what any Streamlit page (with a Plotly chart) costs this machine's
-  browser, Streamlit's start-up and its Plotly code, which no page of the app can beat;
+* **the floor**: a new tab on a bare Streamlit page with a title and one small chart drawn by Streamlit's own
+  Plotly chart (bench/floor_chart_app.py, served by a second `streamlit run` beside the app's), right after each of
+  the Metrics page's new tabs (so both see the same load), until the title is shown and until the chart is drawn,
+  and the Metrics page's first chart ÷ the floor's chart per pair: what any Streamlit page with Streamlit's Plotly
+  chart costs this machine's browser. The app's chart pages draw with plotly.js's smaller cartesian bundle instead
+  (lib/ui/plotly_chart.py), so they come close to it with a whole page;
 * **machine reference**: a fixed pure-Python loop (5 million additions), timed before the pages, so that figures
   taken on different machines can be compared.
 

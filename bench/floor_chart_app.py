@@ -1,7 +1,8 @@
-"""The floor for "new tab → first chart": a bare Streamlit page with one small Plotly chart and nothing else (no
-sign-in, no database). bench_server_pages.py serves it beside the app and measures it in the same run, so the
-Metrics page's figure reads against what any Streamlit page with a Plotly chart costs this machine's browser.
-Not part of the app."""
+"""The floor for "new tab → first chart": a bare Streamlit page with one small chart drawn by Streamlit's own
+Plotly chart and nothing else (no sign-in, no database). bench_server_pages.py serves it beside the app and
+measures it in the same run, so the Metrics page's figure reads against what any Streamlit page with Streamlit's
+Plotly chart costs this machine's browser (the app's chart pages draw with plotly.js's cartesian bundle instead,
+lib/ui/plotly_chart.py). Not part of the app."""
 
 import plotly.graph_objects as go
 import streamlit as st
