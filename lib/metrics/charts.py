@@ -105,6 +105,7 @@ class Chart(Generic[P]):
 #: plotly.js 4.1.1, the version the Python ``plotly`` package ships; its MIT licence is beside it.
 PLOTLY_BUNDLE = Path(__file__).with_name("assets") / "plotly-cartesian.min.js"
 
+
 def _layout(*, title: str, x_title: str | None, y_title: str | None, height: int = HEIGHT,
             legend: bool = True) -> Layout:
     """The layout every chart shares: title at the top left, transparent backgrounds, legend below."""

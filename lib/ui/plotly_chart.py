@@ -108,14 +108,10 @@ export default function (component) {
     script.setAttribute('data-hd-plotly', '1');
     document.head.appendChild(script);
   }
-  const failed = () => {
-    if (window.Plotly) return;
+  script.addEventListener('load', draw, { once: true });
+  script.addEventListener('error', () => {
     box.textContent = 'The chart could not be drawn: its code did not load. Reload the page to try again.';
-  };
-  if (window.Plotly) { draw(); } else {
-    script.addEventListener('load', draw, { once: true });
-    script.addEventListener('error', failed, { once: true });
-  }
+  }, { once: true });
 }
 """
 
